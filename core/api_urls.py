@@ -1,0 +1,37 @@
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+
+from core import apis
+
+urlpatterns = [
+    path("token/", obtain_auth_token, name="api_token"),
+    path("projects/", apis.ProjectListApi.as_view(), name="api_projects"),
+    path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="api_project"),
+    path(
+        "projects/<int:project_id>/classes/", apis.LabelClassListApi.as_view(), name="api_classes"
+    ),
+    path("projects/<int:project_id>/items/", apis.ItemListApi.as_view(), name="api_items"),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/",
+        apis.ItemDetailApi.as_view(),
+        name="api_item",
+    ),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/submit/",
+        apis.SubmitApi.as_view(),
+        name="api_submit",
+    ),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/skip/",
+        apis.SkipApi.as_view(),
+        name="api_skip",
+    ),
+    path(
+        "projects/<int:project_id>/annotations/",
+        apis.AnnotationListApi.as_view(),
+        name="api_annotations",
+    ),
+    path(
+        "projects/<int:project_id>/lease-next/", apis.LeaseNextApi.as_view(), name="api_lease_next"
+    ),
+]

@@ -1,0 +1,278 @@
+"""REST API (DRF). Each view: parse → authorize → call a service → serialize.
+
+Every lookup starts from `Project.objects.for_user(user)`, so a project the user is not a
+member of answers 404, exactly like one that does not exist.
+"""
+
+from django.db import IntegrityError
+from django.db.models import Exists, OuterRef
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core import selectors
+from core.models import Annotation, Item, LabelClass, Membership, Prediction, Project, Role, Skip
+from core.serializers import (
+    AnnotationSerializer,
+    ImportReportSerializer,
+    ItemSerializer,
+    LabelClassSerializer,
+    LeaseSerializer,
+    ProjectSerializer,
+    SubmitSerializer,
+)
+from core.services.classes import label_class_create
+from core.services.imports import items_import
+from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
+from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
+from core.services.uploads import sources_from_uploads
+
+
+def project_for(request: Request, project_id: int, *, admin: bool = False) -> Project:
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
+    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
+        raise PermissionDenied("Only project admins can do this.")
+    return project
+
+
+def _roles(user) -> dict[int, str]:
+    return dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+
+
+class ProjectListApi(generics.ListCreateAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return Project.objects.for_user(self.request.user).prefetch_related("classes")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "roles": _roles(self.request.user)}
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        class_names = data.pop("class_names", [])
+        serializer.instance = project_create(
+            created_by=self.request.user, class_names=class_names, **data
+        )
+        serializer.context["roles"] = {serializer.instance.pk: Role.ADMIN}
+
+
+class ProjectDetailApi(generics.RetrieveUpdateAPIView):
+    serializer_class = ProjectSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_object(self):
+        return project_for(
+            self.request,
+            self.kwargs["project_id"],
+            admin=self.request.method not in ("GET", "HEAD", "OPTIONS"),
+        )
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "roles": _roles(self.request.user)}
+
+    def perform_update(self, serializer):
+        changes = {k: v for k, v in serializer.validated_data.items() if k in SETTINGS_FIELDS}
+        project_settings_update(project=serializer.instance, **changes)
+
+
+class LabelClassListApi(generics.ListCreateAPIView):
+    serializer_class = LabelClassSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return project_for(self.request, self.kwargs["project_id"]).classes.all()
+
+    def perform_create(self, serializer):
+        project = project_for(self.request, self.kwargs["project_id"], admin=True)
+        try:
+            serializer.instance = label_class_create(
+                project=project,
+                name=serializer.validated_data["name"],
+                hotkey=serializer.validated_data.get("hotkey"),
+            )
+        except ValueError as exc:
+            raise ValidationError({"name": [str(exc)]}) from exc
+        except IntegrityError as exc:
+            raise ValidationError({"name": ["That name or hotkey is already used."]}) from exc
+
+
+ITEM_STATUSES = ("unlabeled", "labeled", "done", "open", "skipped")
+
+
+class ItemListApi(generics.ListCreateAPIView):
+    """List items (filter by status and class); POST multipart files to import them."""
+
+    serializer_class = ItemSerializer
+
+    def get_parsers(self):
+        if getattr(self, "request", None) is not None and self.request.method == "POST":
+            return [MultiPartParser()]
+        return super().get_parsers()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", enum=ITEM_STATUSES),
+            OpenApiParameter(
+                "label", int, description="Items with a current answer of this class."
+            ),
+            OpenApiParameter("split", str),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["project_id"])
+        items = Item.objects.filter(project=project).order_by("id")
+        params = self.request.query_params
+        item_status = params.get("status")
+        if item_status and item_status not in ITEM_STATUSES:
+            raise ValidationError({"status": [f"One of {', '.join(ITEM_STATUSES)}."]})
+        if item_status == "unlabeled":
+            items = items.filter(annotation_count=0)
+        elif item_status == "labeled":
+            items = items.filter(annotation_count__gt=0)
+        elif item_status == "done":
+            items = items.filter(is_done=True)
+        elif item_status == "open":
+            items = items.filter(is_done=False)
+        elif item_status == "skipped":
+            items = items.filter(Exists(Skip.objects.filter(item=OuterRef("pk"))))
+        if params.get("label"):
+            items = items.filter(
+                Exists(
+                    Annotation.objects.filter(
+                        item=OuterRef("pk"), is_current=True, label_class_id=params["label"]
+                    )
+                )
+            )
+        if params.get("split") is not None and "split" in params:
+            items = items.filter(split=params["split"])
+        return items
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "labels_as": {"type": "string", "enum": ["ground-truth", "annotations"]},
+                },
+            }
+        },
+        responses={201: ImportReportSerializer},
+    )
+    def post(self, request, *args, **kwargs):
+        project = project_for(request, kwargs["project_id"], admin=True)
+        labels_as = request.data.get("labels_as") or None
+        if labels_as not in (None, "ground-truth", "annotations"):
+            raise ValidationError({"labels_as": ["ground-truth or annotations"]})
+        files = request.FILES.getlist("files")
+        if not files:
+            raise ValidationError({"files": ["Send one or more files in the 'files' field."]})
+        unreadable: list[tuple[str, str]] = []
+        report = items_import(
+            project=project,
+            sources=sources_from_uploads(files, unreadable),
+            labels_as=labels_as,
+            annotator=request.user,
+        )
+        report.rejected.extend(unreadable)
+        code = status.HTTP_201_CREATED if report.imported else status.HTTP_200_OK
+        return Response(report.as_dict(), status=code)
+
+
+class ItemDetailApi(generics.RetrieveAPIView):
+    serializer_class = ItemSerializer
+
+    def get_object(self):
+        project = project_for(self.request, self.kwargs["project_id"])
+        return get_object_or_404(Item, pk=self.kwargs["item_id"], project=project)
+
+
+class AnnotationListApi(generics.ListAPIView):
+    """Current and past answers. Admins see everyone's; annotators see their own."""
+
+    serializer_class = AnnotationSerializer
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["project_id"])
+        annotations = Annotation.objects.filter(item__project=project).select_related("annotator")
+        if not selectors.user_is_project_admin(project=project, user=self.request.user):
+            annotations = annotations.filter(annotator=self.request.user)
+        if self.request.query_params.get("current") == "true":
+            annotations = annotations.filter(is_current=True)
+        return annotations.order_by("id")
+
+
+def _lease_payload(project: Project, lease, refreshed: bool) -> dict:
+    return LeaseSerializer(
+        {
+            "pk": lease.pk,
+            "expires_at": lease.expires_at,
+            "item": lease.item,
+            "suggestion": selectors.suggestion_for_item(item=lease.item, project=project),
+            "refreshed": refreshed,
+        }
+    ).data
+
+
+class LeaseNextApi(APIView):
+    @extend_schema(request=None, responses={200: LeaseSerializer, 204: None})
+    def post(self, request: Request, project_id: int) -> Response:
+        """Lease the next item to label (or return the one you hold). 204 when none is left."""
+        project = project_for(request, project_id)
+        result = item_lease_next(project=project, user=request.user)
+        if result is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(_lease_payload(project, result.lease, refreshed=not result.created))
+
+
+class SubmitApi(APIView):
+    @extend_schema(
+        request=SubmitSerializer, responses={201: AnnotationSerializer, 200: AnnotationSerializer}
+    )
+    def post(self, request: Request, project_id: int, item_id: int) -> Response:
+        """Answer an item you hold (or change your answer). The same answer twice stores one."""
+        project = project_for(request, project_id)
+        item = get_object_or_404(Item, pk=item_id, project=project)
+        data = SubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        label_class = LabelClass.objects.filter(
+            pk=data.validated_data["label_class"], project=project
+        ).first()
+        if label_class is None:
+            raise ValidationError({"label_class": ["Not a class of this project."]})
+        prediction = Prediction.objects.filter(
+            pk=data.validated_data.get("prediction") or None, item=item
+        ).first()
+        try:
+            annotation, created = annotation_submit(
+                item=item,
+                user=request.user,
+                label_class=label_class,
+                duration_ms=data.validated_data.get("duration_ms"),
+                shown_prediction=prediction,
+            )
+        except QueueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            AnnotationSerializer(annotation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class SkipApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, project_id: int, item_id: int) -> Response:
+        """Give the item back; it will not be offered to you again."""
+        project = project_for(request, project_id)
+        item = get_object_or_404(Item, pk=item_id, project=project)
+        item_skip(item=item, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,351 @@
+"""The domain: projects, their classes and images, who labels what, and model outputs.
+
+Queue rules that must hold under concurrency live in constraints here, not only in
+Python: one lease per (item, slot), one slot per (item, annotator), one current
+annotation per (item, annotator). See core/services/queue.py for how they are used.
+"""
+
+import random
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from core.querysets import ItemQuerySet, ProjectQuerySet
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Strategy(models.TextChoices):
+    """Acquisition strategies; the scoring lives in models_ml.strategies under the same names."""
+
+    RANDOM = "random", "Random"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Margin"
+    ENTROPY = "entropy", "Entropy"
+    BALD = "bald", "BALD (MC dropout)"
+    CORESET = "coreset", "Core-set (k-center greedy)"
+    BADGE = "badge", "BADGE"
+    TYPICLUST = "typiclust", "TypiClust (cold start)"
+    HYBRID = "hybrid", "Uncertain candidates, then diversity"
+
+
+class SuggestionSource(models.TextChoices):
+    NONE = "", "None"
+    MODEL = "model", "Trained model"
+    ZERO_SHOT = "zero_shot", "CLIP zero-shot"
+    NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
+
+
+class AnnotationSource(models.TextChoices):
+    HUMAN = "human", "Labeled in the app"
+    IMPORT = "import", "Imported with the images"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.ENTROPY)
+    retrain_every = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="Start a training run after this many new labels.",
+    )
+    encoder_name = models.CharField(
+        max_length=200,
+        default="vit_small_patch14_dinov2.lvd142m",
+        help_text="timm name with pretrained tag, 'pixels', or a local weights path.",
+    )
+    annotators_per_item = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(10), MaxValueValidator(86_400)]
+    )
+    current_model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotators_per_item__gte=1, annotators_per_item__lte=10),
+                name="project_annotators_per_item_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=10), name="project_lease_seconds_min"
+            ),
+            models.CheckConstraint(
+                condition=Q(retrain_every__gte=1), name="project_retrain_every_min"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=100)
+    order = models.PositiveIntegerField(default=0)
+    hotkey = models.CharField(max_length=1, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="labelclass_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"],
+                condition=~Q(hotkey=""),
+                name="labelclass_unique_hotkey",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def random_queue_key() -> float:
+    return random.random()
+
+
+def item_image_path(item: "Item", filename: str) -> str:
+    # Server-chosen names only: the uploaded name is kept in original_name, never on disk.
+    return f"projects/{item.project_id}/items/{item.content_hash[:2]}/{filename}"
+
+
+class Item(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    image = models.FileField(upload_to=item_image_path, max_length=300)
+    thumbnail = models.FileField(upload_to=item_image_path, max_length=300)
+    content_hash = models.CharField(
+        max_length=64, help_text="SHA-256 of the decoded, normalised RGB pixels."
+    )
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    original_name = models.CharField(max_length=500)
+    split = models.CharField(
+        max_length=16, blank=True, help_text="train/test/val folder it was imported from."
+    )
+    ground_truth = models.ForeignKey(
+        LabelClass,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Label known at import; for evaluation only, never shown to annotators.",
+    )
+    # A stored random key gives a stable random queue order without ORDER BY RANDOM().
+    random_key = models.FloatField(default=random_queue_key)
+    annotation_count = models.PositiveIntegerField(default=0)
+    is_done = models.BooleanField(
+        default=False, help_text="annotation_count has reached the project's annotators_per_item."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ItemQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="item_unique_hash")
+        ]
+        indexes = [models.Index(fields=["project", "is_done", "random_key"], name="item_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} (#{self.pk})"
+
+
+class ModelVersion(models.Model):
+    """One set of predictions over a project's pool, made by one recipe.
+
+    CLIP zero-shot suggestions are a version too (kind zero_shot), so every prediction
+    names what made it and the queue reads one version only.
+    """
+
+    class Kind(models.TextChoices):
+        MODEL = "model", "Trained model"
+        ZERO_SHOT = "zero_shot", "CLIP zero-shot"
+        NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MODEL)
+    encoder_key = models.CharField(max_length=300, blank=True)
+    recipe = models.JSONField(default=dict, blank=True)
+    class_ids = models.JSONField(
+        default=list, help_text="LabelClass ids in the column order of the probabilities."
+    )
+    labels_count = models.PositiveIntegerField(default=0)
+    estimated_accuracy = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="modelversion_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.number} ({self.kind})"
+
+
+class Prediction(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="predictions"
+    )
+    probabilities = models.JSONField(help_text="Aligned with model_version.class_ids.")
+    predicted_class = models.ForeignKey(
+        LabelClass, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    confidence = models.FloatField()
+    acquisition_score = models.FloatField(help_text="Higher = ask first.")
+    source = models.CharField(
+        max_length=16, choices=SuggestionSource.choices, default=SuggestionSource.MODEL
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "item"], name="prediction_unique_per_version"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["model_version", "-acquisition_score", "item"],
+                name="prediction_queue_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} → {self.predicted_class_id} ({self.confidence:.2f})"
+
+
+class Lease(models.Model):
+    """An item handed to one annotator until `expires_at`; kept (completed) once answered.
+
+    With annotators_per_item = k, an item has slots 0..k-1. The unique (item, slot)
+    constraint is what guarantees no two annotators ever hold the same slot, on every
+    database; completed leases keep their slot so an item is never served k+1 times.
+    """
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="leases")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases"
+    )
+    slot = models.PositiveSmallIntegerField(default=0)
+    token = models.UUIDField(default=uuid.uuid4, editable=False)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "slot"], name="lease_unique_slot"),
+            models.UniqueConstraint(fields=["item", "annotator"], name="lease_unique_annotator"),
+        ]
+        indexes = [
+            models.Index(fields=["annotator", "completed_at", "expires_at"], name="lease_user_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"lease item={self.item_id} slot={self.slot} user={self.annotator_id}"
+
+
+class Skip(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="skips")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skips"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="skip_unique")]
+
+    def __str__(self) -> str:
+        return f"skip item={self.item_id} user={self.annotator_id}"
+
+
+class Annotation(models.Model):
+    """One answer. Changing an answer adds a row and marks the old one not current."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    label_class = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(
+        max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.HUMAN
+    )
+    suggested_class = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    suggestion_source = models.CharField(
+        max_length=16, choices=SuggestionSource.choices, default=SuggestionSource.NONE, blank=True
+    )
+    suggestion_confidence = models.FloatField(null=True, blank=True)
+    suggestion_model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    is_current = models.BooleanField(default=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="superseded_by"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "annotator"],
+                condition=Q(is_current=True),
+                name="annotation_one_current_per_annotator",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["annotator", "is_current", "created_at"], name="annotation_user_idx"
+            ),
+            models.Index(fields=["item", "is_current"], name="annotation_item_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.label_class_id} by {self.annotator_id}"
+
+    @property
+    def accepted_suggestion(self) -> bool | None:
+        if self.suggested_class_id is None:
+            return None
+        return self.suggested_class_id == self.label_class_id

@@ -1,0 +1,27 @@
+"""QuerySet methods for the simple, reusable filters (Django's own `published()` style)."""
+
+from django.db import models
+
+
+class ProjectQuerySet(models.QuerySet):
+    def for_user(self, user) -> "ProjectQuerySet":
+        """Projects the user is a member of. Every project lookup goes through this."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+    def administered_by(self, user) -> "ProjectQuerySet":
+        from core.models import Role
+
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user, memberships__role=Role.ADMIN)
+
+
+class ItemQuerySet(models.QuerySet):
+    def open(self) -> "ItemQuerySet":
+        """Items that still need answers."""
+        return self.filter(is_done=False)
+
+    def done(self) -> "ItemQuerySet":
+        return self.filter(is_done=True)

@@ -1,0 +1,123 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from core.models import Annotation, Item, LabelClass, Prediction, Project, Role
+from core.services.projects import SETTINGS_FIELDS
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "order", "hotkey"]
+        read_only_fields = ["id", "order"]
+        extra_kwargs = {"hotkey": {"required": False}}
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    classes = LabelClassSerializer(many=True, read_only=True)
+    class_names = serializers.ListField(
+        child=serializers.CharField(max_length=100), write_only=True, required=False
+    )
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            *SETTINGS_FIELDS,
+            "created_at",
+            "current_model_version",
+            "classes",
+            "class_names",
+            "role",
+        ]
+        read_only_fields = ["id", "created_at", "current_model_version", "classes", "role"]
+
+    def get_role(self, project: Project) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk)
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "original_name",
+            "width",
+            "height",
+            "split",
+            "annotation_count",
+            "is_done",
+            "created_at",
+            "image_url",
+            "thumbnail_url",
+        ]
+
+    def get_image_url(self, item: Item) -> str:
+        return reverse("core:item_image", args=[item.project_id, item.pk])
+
+    def get_thumbnail_url(self, item: Item) -> str:
+        return reverse("core:item_thumbnail", args=[item.project_id, item.pk])
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username", read_only=True)
+    accepted_suggestion = serializers.BooleanField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "item",
+            "annotator",
+            "label_class",
+            "source",
+            "suggested_class",
+            "suggestion_source",
+            "suggestion_confidence",
+            "suggestion_model_version",
+            "accepted_suggestion",
+            "duration_ms",
+            "created_at",
+            "is_current",
+            "supersedes",
+        ]
+        read_only_fields = fields
+
+
+class SuggestionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Prediction
+        fields = ["id", "predicted_class", "confidence", "source", "model_version"]
+
+
+class LeaseSerializer(serializers.Serializer):
+    lease_id = serializers.IntegerField(source="pk")
+    expires_at = serializers.DateTimeField()
+    item = ItemSerializer()
+    suggestion = SuggestionSerializer(allow_null=True)
+    refreshed = serializers.BooleanField(help_text="True when an existing lease was returned.")
+
+
+class SubmitSerializer(serializers.Serializer):
+    label_class = serializers.IntegerField()
+    duration_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+    prediction = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Id of the suggestion that was shown."
+    )
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ImportReportSerializer(serializers.Serializer):
+    imported = serializers.IntegerField()
+    duplicates = serializers.ListField(child=serializers.DictField())
+    rejected = serializers.ListField(child=serializers.DictField())
+    created_classes = serializers.ListField(child=serializers.CharField())

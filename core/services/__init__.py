@@ -1,0 +1,1 @@
+"""Writes. Each public function is `<thing>_<verb>(*, ...)` and owns its transaction."""

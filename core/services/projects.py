@@ -1,0 +1,68 @@
+"""Projects, their settings and their members."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
+
+from core.models import Item, Membership, Project, Role
+from core.services.classes import label_class_create
+
+SETTINGS_FIELDS = (
+    "name",
+    "description",
+    "strategy",
+    "retrain_every",
+    "encoder_name",
+    "annotators_per_item",
+    "lease_seconds",
+)
+
+
+@transaction.atomic
+def project_create(
+    *, name: str, created_by: AbstractBaseUser, class_names: Iterable[str] = (), **settings
+) -> Project:
+    """Create a project with its classes; the creator becomes its admin."""
+    unknown = set(settings) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown project settings: {sorted(unknown)}")
+    project = Project(name=name, created_by=created_by, **settings)
+    project.full_clean()
+    project.save()
+    Membership.objects.create(user=created_by, project=project, role=Role.ADMIN)
+    for class_name in class_names:
+        if class_name.strip():
+            label_class_create(project=project, name=class_name)
+    return project
+
+
+@transaction.atomic
+def project_settings_update(*, project: Project, **changes) -> Project:
+    """Change settings; when annotators_per_item changes, recompute which items are done."""
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown project settings: {sorted(unknown)}")
+    old_k = project.annotators_per_item
+    for key, value in changes.items():
+        setattr(project, key, value)
+    project.full_clean()
+    project.save()
+    if project.annotators_per_item != old_k:
+        k = project.annotators_per_item
+        Item.objects.filter(project=project).filter(
+            Q(is_done=True, annotation_count__lt=k) | Q(is_done=False, annotation_count__gte=k)
+        ).update(is_done=ExpressionWrapper(Q(annotation_count__gte=k), output_field=BooleanField()))
+    return project
+
+
+@transaction.atomic
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add `user` to the project or change their role."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}")
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership

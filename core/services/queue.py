@@ -1,0 +1,233 @@
+"""The labeling queue: lease the next item, submit an answer, skip, import an answer.
+
+How the database keeps the promises (SQLite and PostgreSQL alike):
+- an item with annotators_per_item = k has lease slots 0..k-1; `Lease(item, slot)` is
+  unique, so two annotators racing for a slot cannot both insert it;
+- an expired lease is taken over with a conditional UPDATE (`expires_at <= now`), which
+  only one of two racing annotators can win;
+- `Lease(item, annotator)` is unique, so nobody holds two slots of one item;
+- one current annotation per (item, annotator) is a partial unique constraint, so a
+  double submit cannot store two answers.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Case, F, Value, When
+from django.utils import timezone
+
+from core.models import (
+    Annotation,
+    AnnotationSource,
+    Item,
+    LabelClass,
+    Lease,
+    Prediction,
+    Project,
+    Skip,
+)
+from core.selectors import queue_candidate_ids
+
+CANDIDATES_PER_ATTEMPT = 20
+
+
+class QueueError(Exception):
+    """A queue operation that cannot be done; the message is shown to the annotator."""
+
+
+class LeaseLost(QueueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LeaseResult:
+    lease: Lease
+    created: bool  # False when an existing lease was returned (page refresh)
+
+
+def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult | None:
+    """Lease the best open item to `user`, or return the lease they already hold.
+
+    Returns None when nothing is left for this annotator.
+    """
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    held = (
+        Lease.objects.filter(
+            item__project=project, annotator=user, completed_at__isnull=True, expires_at__gt=now
+        )
+        .select_related("item")
+        .order_by("leased_at")
+        .first()
+    )
+    if held is not None:
+        Lease.objects.filter(pk=held.pk).update(expires_at=expires_at)
+        held.expires_at = expires_at
+        return LeaseResult(held, created=False)
+
+    tried: set[int] = set()
+    for _ in range(5):
+        candidates = [
+            i
+            for i in queue_candidate_ids(
+                project=project, user=user, now=now, limit=CANDIDATES_PER_ATTEMPT + len(tried)
+            )
+            if i not in tried
+        ]
+        if not candidates:
+            return None
+        for item_id in candidates:
+            tried.add(item_id)
+            lease = _claim(
+                project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
+            )
+            if lease is not None:
+                return LeaseResult(lease, created=True)
+    return None
+
+
+def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | None:
+    """Try to take one slot of `item_id` for `user`; None if somebody else got there first."""
+    with transaction.atomic():
+        leases = list(Lease.objects.filter(item_id=item_id))
+        mine = next((lease for lease in leases if lease.annotator_id == user.pk), None)
+        expired = [
+            lease for lease in leases if lease.completed_at is None and lease.expires_at <= now
+        ]
+        if mine is not None:
+            # One slot per annotator (a DB constraint): only my own expired lease can be taken.
+            expired = [mine] if mine in expired else []
+        # 1. Take over an expired lease with a conditional update: one racer wins.
+        for lease in expired:
+            try:
+                with transaction.atomic():
+                    taken = Lease.objects.filter(
+                        pk=lease.pk, completed_at__isnull=True, expires_at__lte=now
+                    ).update(annotator=user, leased_at=now, expires_at=expires_at)
+            except IntegrityError:  # the same user claiming from two tabs at once
+                continue
+            if taken == 1:
+                return Lease.objects.select_related("item").get(pk=lease.pk)
+        if mine is not None:
+            return None
+        # 2. Insert into a free slot; the unique (item, slot) constraint settles races.
+        used = {lease.slot for lease in leases}
+        free = [s for s in range(project.annotators_per_item) if s not in used]
+        if not free:
+            return None
+        try:
+            with transaction.atomic():
+                lease = Lease.objects.create(
+                    item_id=item_id,
+                    annotator=user,
+                    slot=free[0],
+                    leased_at=now,
+                    expires_at=expires_at,
+                )
+        except IntegrityError:
+            return None
+        return Lease.objects.select_related("item").get(pk=lease.pk)
+
+
+@transaction.atomic
+def annotation_submit(
+    *,
+    item: Item,
+    user: AbstractBaseUser,
+    label_class: LabelClass,
+    duration_ms: int | None = None,
+    shown_prediction: Prediction | None = None,
+) -> tuple[Annotation, bool]:
+    """Store `user`'s answer for `item`. Returns (annotation, created).
+
+    The same answer twice stores one annotation. A different answer from the same
+    annotator (going back to change it) adds a row and keeps the old one as history.
+    A first answer needs the annotator's lease on the item (even if it has expired,
+    as long as nobody else has taken it over).
+    """
+    if label_class.project_id != item.project_id:
+        raise QueueError("That class belongs to another project.")
+    current = (
+        Annotation.objects.select_for_update()
+        .filter(item=item, annotator=user, is_current=True)
+        .first()
+    )
+    if current is not None:
+        if current.label_class_id == label_class.pk:
+            return current, False
+        Annotation.objects.filter(pk=current.pk).update(is_current=False)
+        return _annotation_create(
+            item, user, label_class, duration_ms, shown_prediction, current
+        ), True
+
+    completed = Lease.objects.filter(item=item, annotator=user, completed_at__isnull=True).update(
+        completed_at=timezone.now()
+    )
+    if completed != 1:
+        raise LeaseLost(
+            "This image is no longer leased to you (the lease expired and it went to "
+            "someone else). Your answer was not stored; here is the next image."
+        )
+    annotation = _annotation_create(item, user, label_class, duration_ms, shown_prediction, None)
+    _count_answer(item)
+    return annotation, True
+
+
+def _annotation_create(item, user, label_class, duration_ms, prediction, supersedes) -> Annotation:
+    suggestion = {}
+    if prediction is not None and prediction.item_id == item.pk:
+        suggestion = {
+            "suggested_class_id": prediction.predicted_class_id,
+            "suggestion_source": prediction.source,
+            "suggestion_confidence": prediction.confidence,
+            "suggestion_model_version_id": prediction.model_version_id,
+        }
+    if duration_ms is not None:
+        duration_ms = max(0, min(int(duration_ms), 24 * 3600 * 1000))
+    return Annotation.objects.create(
+        item=item,
+        annotator=user,
+        label_class=label_class,
+        duration_ms=duration_ms,
+        supersedes=supersedes,
+        **suggestion,
+    )
+
+
+def _count_answer(item: Item) -> None:
+    k = item.project.annotators_per_item
+    Item.objects.filter(pk=item.pk).update(
+        annotation_count=F("annotation_count") + 1,
+        is_done=Case(
+            When(annotation_count__gte=k - 1, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+@transaction.atomic
+def item_skip(*, item: Item, user: AbstractBaseUser) -> None:
+    """Give the item back to the queue and never serve it to this annotator again."""
+    Skip.objects.get_or_create(item=item, annotator=user)
+    Lease.objects.filter(item=item, annotator=user, completed_at__isnull=True).delete()
+
+
+@transaction.atomic
+def annotation_import(
+    *, item: Item, annotator: AbstractBaseUser, label_class: LabelClass
+) -> Annotation:
+    """Record a label that came with the images, taking a completed slot like any answer."""
+    now = timezone.now()
+    used = set(Lease.objects.filter(item=item).values_list("slot", flat=True))
+    slot = next(s for s in range(len(used) + 1) if s not in used)
+    Lease.objects.create(
+        item=item, annotator=annotator, slot=slot, leased_at=now, expires_at=now, completed_at=now
+    )
+    annotation = Annotation.objects.create(
+        item=item, annotator=annotator, label_class=label_class, source=AnnotationSource.IMPORT
+    )
+    _count_answer(item)
+    return annotation

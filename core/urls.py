@@ -1,0 +1,29 @@
+from django.urls import path
+
+from core import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("", views.project_list, name="project_list"),
+    path("projects/new/", views.project_new, name="project_new"),
+    path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/settings/", views.project_settings, name="project_settings"),
+    path("projects/<int:project_id>/members/", views.project_member_set, name="project_member_set"),
+    path("projects/<int:project_id>/classes/", views.label_class_add, name="label_class_add"),
+    path("projects/<int:project_id>/import/", views.item_import, name="item_import"),
+    path("projects/<int:project_id>/label/", views.label_session, name="label_session"),
+    path("projects/<int:project_id>/label/submit/", views.label_submit, name="label_submit"),
+    path("projects/<int:project_id>/label/skip/", views.label_skip, name="label_skip"),
+    path("projects/<int:project_id>/label/previous/", views.label_previous, name="label_previous"),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/image/",
+        views.item_image,
+        name="item_image",
+    ),
+    path(
+        "projects/<int:project_id>/items/<int:item_id>/thumbnail/",
+        views.item_thumbnail,
+        name="item_thumbnail",
+    ),
+]

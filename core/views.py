@@ -1,0 +1,299 @@
+"""HTML pages (htmx). Views parse, authorize, call one service, render. No ML here."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from core import selectors
+from core.forms import (
+    ImportForm,
+    LabelClassForm,
+    MemberForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+)
+from core.models import Item, LabelClass, Lease, Prediction, Project
+from core.services.classes import label_class_create
+from core.services.imports import ImportReport, items_import
+from core.services.projects import membership_set, project_create, project_settings_update
+from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
+from core.services.uploads import sources_from_uploads
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -> Project:
+    """The project if the user is a member (404 otherwise); PermissionDenied if admin is needed."""
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
+    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
+        raise PermissionDenied("Only project admins can do this.")
+    return project
+
+
+@require_GET
+@login_required
+def project_list(request: HtmxHttpRequest) -> HttpResponse:
+    projects = Project.objects.for_user(request.user).annotate(
+        total=Count("items", distinct=True),
+        done=Count("items", filter=Q(items__is_done=True), distinct=True),
+    )
+    return render(request, "core/project_list.html", {"projects": projects})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_new(request: HtmxHttpRequest) -> HttpResponse:
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = project_create(
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            created_by=request.user,
+            class_names=form.cleaned_class_names(),
+        )
+        return redirect("core:project_detail", project_id=project.pk)
+    return render(request, "core/project_new.html", {"form": form})
+
+
+@require_GET
+@login_required
+def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id)
+    is_admin = selectors.user_is_project_admin(project=project, user=request.user)
+    context = {
+        "project": project,
+        "is_admin": is_admin,
+        "progress": selectors.project_progress(project=project),
+        "classes": project.classes.all(),
+        "members": project.memberships.select_related("user").order_by("user__username"),
+        "settings_form": ProjectSettingsForm(instance=project) if is_admin else None,
+        "member_form": MemberForm() if is_admin else None,
+        "class_form": LabelClassForm() if is_admin else None,
+        "current_version": project.current_model_version,
+    }
+    return render(request, "core/project_detail.html", context)
+
+
+@require_POST
+@login_required
+def project_settings(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    form = ProjectSettingsForm(request.POST, instance=Project.objects.get(pk=project.pk))
+    if form.is_valid():
+        project_settings_update(
+            project=project, **{f: form.cleaned_data[f] for f in form.Meta.fields}
+        )
+        messages.success(request, "Settings saved.")
+    else:
+        messages.error(request, f"Settings not saved: {form.errors.as_text()}")
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def project_member_set(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        membership_set(
+            project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+        )
+        messages.success(
+            request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
+        )
+    else:
+        messages.error(request, form.errors.as_text())
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    form = LabelClassForm(request.POST)
+    if form.is_valid():
+        try:
+            label_class_create(
+                project=project,
+                name=form.cleaned_data["name"],
+                hotkey=form.cleaned_data["hotkey"] or None,
+            )
+        except (ValueError, ValidationError) as exc:
+            messages.error(request, str(exc))
+        except IntegrityError:
+            messages.error(request, "Class not added: that name or hotkey is already used.")
+    else:
+        messages.error(request, form.errors.as_text())
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    report: ImportReport | None = None
+    if request.method == "POST" and form.is_valid():
+        unreadable: list[tuple[str, str]] = []
+        report = items_import(
+            project=project,
+            sources=sources_from_uploads(form.cleaned_data["files"], unreadable),
+            labels_as=form.cleaned_data["labels_as"] or None,
+            annotator=request.user,
+        )
+        report.rejected.extend(unreadable)
+    context = {"project": project, "form": form, "report": report}
+    if request.htmx and request.method == "POST":
+        return render(request, "core/import.html#report", context)
+    return render(request, "core/import.html", context)
+
+
+# --- labeling -----------------------------------------------------------------------
+
+
+def _card_context(request, project: Project, lease: Lease | None, *, editing: bool = False) -> dict:
+    context: dict = {
+        "project": project,
+        "classes": list(project.classes.all()),
+        "progress": selectors.project_progress(project=project),
+        "mine": selectors.annotator_progress(project=project, user=request.user),
+        "lease": lease,
+        "editing": editing,
+    }
+    if lease is None:
+        return context
+    item = lease.item
+    suggestion = selectors.suggestion_for_item(item=item, project=project)
+    answer = selectors.current_annotation(item=item, user=request.user) if editing else None
+    selected = (
+        answer.label_class_id if answer else (suggestion.predicted_class_id if suggestion else None)
+    )
+    upcoming = [
+        i
+        for i in selectors.queue_candidate_ids(project=project, user=request.user, limit=2)
+        if i != item.pk
+    ]
+    context.update(
+        item=item,
+        suggestion=suggestion,
+        answer=answer,
+        selected_class_id=selected,
+        preload_item_id=upcoming[0] if upcoming else None,
+        pixelated=max(item.width, item.height) < 256,
+    )
+    return context
+
+
+def _render_card(request: HtmxHttpRequest, context: dict) -> HttpResponse:
+    template = "core/label_session.html#card" if request.htmx else "core/label_session.html"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id)
+    result = item_lease_next(project=project, user=request.user)
+    return _render_card(request, _card_context(request, project, result.lease if result else None))
+
+
+@require_POST
+@login_required
+def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id)
+    item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
+    label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
+    prediction = Prediction.objects.filter(
+        pk=request.POST.get("prediction") or None, item=item
+    ).first()
+    try:
+        duration_ms = int(request.POST.get("duration_ms") or 0) or None
+    except ValueError:
+        duration_ms = None
+    try:
+        annotation_submit(
+            item=item,
+            user=request.user,
+            label_class=label_class,
+            duration_ms=duration_ms,
+            shown_prediction=prediction,
+        )
+    except QueueError as exc:
+        messages.warning(request, str(exc))
+    if not request.htmx:
+        return redirect("core:label_session", project_id=project.pk)
+    result = item_lease_next(project=project, user=request.user)
+    return _render_card(request, _card_context(request, project, result.lease if result else None))
+
+
+@require_POST
+@login_required
+def label_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id)
+    item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
+    item_skip(item=item, user=request.user)
+    if not request.htmx:
+        return redirect("core:label_session", project_id=project.pk)
+    result = item_lease_next(project=project, user=request.user)
+    return _render_card(request, _card_context(request, project, result.lease if result else None))
+
+
+@require_GET
+@login_required
+def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """The annotator's previous answer, to change it (Backspace)."""
+    project = _project_for(request, project_id)
+    before = None
+    if request.GET.get("before"):
+        before = Lease.objects.filter(
+            pk=request.GET["before"], annotator=request.user, item__project=project
+        ).first()
+    lease = selectors.answered_lease_before(project=project, user=request.user, before=before)
+    if lease is None:
+        messages.info(request, "No earlier answer to go back to.")
+        url = reverse("core:label_session", args=[project.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _render_card(request, _card_context(request, project, lease, editing=True))
+
+
+# --- images ---------------------------------------------------------------------------
+
+
+def _image_response(
+    request: HttpRequest, project_id: int, item_id: int, field: str
+) -> FileResponse:
+    project = _project_for(request, project_id)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    file = getattr(item, field)
+    try:
+        handle = file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("Image file is missing from storage.") from exc
+    content_type = "image/png" if file.name.endswith(".png") else "image/jpeg"
+    response = FileResponse(handle, content_type=content_type)
+    # We re-encoded the file ourselves, and still never let a browser treat it as a page.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@require_GET
+@login_required
+def item_image(request: HttpRequest, project_id: int, item_id: int) -> FileResponse:
+    return _image_response(request, project_id, item_id, "image")
+
+
+@require_GET
+@login_required
+def item_thumbnail(request: HttpRequest, project_id: int, item_id: int) -> FileResponse:
+    return _image_response(request, project_id, item_id, "thumbnail")

@@ -1,0 +1,29 @@
+import os
+
+import pytest
+
+
+def _postgres_unreachable_reason() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return None
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure to connect means: skip, with the reason
+        return f"PostgreSQL at {url} is not reachable ({exc.__class__.__name__}: {exc})"
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _postgres_unreachable_reason()
+    if reason:
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"

@@ -1,0 +1,171 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from core.models import Annotation, Project
+from tests.factories import ItemFactory, project_with_members
+from tests.images import rgb_png
+
+pytestmark = pytest.mark.django_db
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_token_auth_lists_my_projects_only():
+    project, _, (annotator,) = project_with_members()
+    project_with_members()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    response = client.get("/api/projects/")
+    assert response.status_code == 200
+    assert [p["id"] for p in response.json()["results"]] == [project.pk]
+    assert response.json()["results"][0]["role"] == "annotator"
+
+
+def test_anonymous_requests_are_refused():
+    assert APIClient().get("/api/projects/").status_code in (401, 403)
+
+
+def test_create_project_makes_me_admin_with_classes():
+    project, admin, _ = project_with_members()
+    response = api(admin).post(
+        "/api/projects/", {"name": "Birds", "class_names": ["owl", "crow"]}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert [c["name"] for c in response.json()["classes"]] == ["owl", "crow"]
+    assert response.json()["role"] == "admin"
+
+
+def test_lease_submit_flow_and_refresh():
+    project, _, (annotator,) = project_with_members()
+    ItemFactory.create_batch(2, project=project)
+    client = api(annotator)
+    url = f"/api/projects/{project.pk}/lease-next/"
+    first = client.post(url).json()
+    again = client.post(url).json()
+    assert again["lease_id"] == first["lease_id"] and again["refreshed"] is True
+    item_id = first["item"]["id"]
+    cat = project.classes.get(name="cat")
+    submit = f"/api/projects/{project.pk}/items/{item_id}/submit/"
+    assert client.post(submit, {"label_class": cat.pk, "duration_ms": 900}).status_code == 201
+    assert client.post(submit, {"label_class": cat.pk}).status_code == 200  # idempotent
+    assert Annotation.objects.count() == 1
+    assert client.post(url).json()["item"]["id"] != item_id
+    client.post(f"/api/projects/{project.pk}/items/{client.post(url).json()['item']['id']}/skip/")
+    assert client.post(url).status_code == 204  # nothing left
+
+
+def test_submit_without_a_lease_is_a_conflict():
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    response = api(annotator).post(
+        f"/api/projects/{project.pk}/items/{item.pk}/submit/",
+        {"label_class": project.classes.first().pk},
+    )
+    assert response.status_code == 409 and "no longer leased" in response.json()["detail"]
+
+
+def test_items_filter_by_status_and_class_and_paginate():
+    project, admin, (annotator,) = project_with_members()
+    items = ItemFactory.create_batch(60, project=project)
+    client = api(annotator)
+    cat = project.classes.get(name="cat")
+    lease = client.post(f"/api/projects/{project.pk}/lease-next/").json()
+    client.post(
+        f"/api/projects/{project.pk}/items/{lease['item']['id']}/submit/", {"label_class": cat.pk}
+    )
+
+    base = f"/api/projects/{project.pk}/items/"
+    page = client.get(base).json()
+    assert page["count"] == 60 and len(page["results"]) == 50 and page["next"]
+    assert client.get(base, {"status": "labeled"}).json()["count"] == 1
+    assert client.get(base, {"status": "unlabeled"}).json()["count"] == 59
+    assert [i["id"] for i in client.get(base, {"label": cat.pk}).json()["results"]] == [
+        lease["item"]["id"]
+    ]
+    assert client.get(base, {"status": "bogus"}).status_code == 400
+    assert items
+
+
+def test_item_list_query_count_does_not_grow_with_items():
+    project, _, (annotator,) = project_with_members()
+    client = api(annotator)
+    ItemFactory.create_batch(5, project=project)
+    with CaptureQueriesContext(connection) as small:
+        client.get(f"/api/projects/{project.pk}/items/")
+    ItemFactory.create_batch(40, project=project)
+    with CaptureQueriesContext(connection) as large:
+        client.get(f"/api/projects/{project.pk}/items/")
+    assert len(large) == len(small)
+
+
+def test_upload_through_the_api_reports_rejections():
+    project, admin, _ = project_with_members()
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/",
+        {
+            "files": [
+                SimpleUploadedFile("a.png", rgb_png(1)),
+                SimpleUploadedFile("b.exe", b"MZ\x90"),
+            ]
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["imported"] == 1 and body["rejected"][0]["file"] == "b.exe"
+
+
+def test_annotators_cannot_change_settings_or_upload_via_api():
+    project, _, (annotator,) = project_with_members()
+    client = api(annotator)
+    assert (
+        client.patch(f"/api/projects/{project.pk}/", {"name": "x"}, format="json").status_code
+        == 403
+    )
+    assert client.post(f"/api/projects/{project.pk}/classes/", {"name": "x"}).status_code == 403
+    upload = client.post(
+        f"/api/projects/{project.pk}/items/",
+        {"files": [SimpleUploadedFile("a.png", rgb_png(1))]},
+        format="multipart",
+    )
+    assert upload.status_code == 403
+    assert Project.objects.get(pk=project.pk).name != "x"
+
+
+def test_member_of_project_a_gets_404_on_every_endpoint_of_project_b():
+    _, _, (member_of_a,) = project_with_members()
+    project_b, _, _ = project_with_members()
+    item = ItemFactory(project=project_b)
+    client = api(member_of_a)
+    b = project_b.pk
+    for url in [
+        f"/api/projects/{b}/",
+        f"/api/projects/{b}/classes/",
+        f"/api/projects/{b}/items/",
+        f"/api/projects/{b}/items/{item.pk}/",
+        f"/api/projects/{b}/annotations/",
+    ]:
+        assert client.get(url).status_code == 404, url
+    for url in [
+        f"/api/projects/{b}/lease-next/",
+        f"/api/projects/{b}/items/{item.pk}/submit/",
+        f"/api/projects/{b}/items/{item.pk}/skip/",
+        f"/api/projects/{b}/classes/",
+        f"/api/projects/{b}/items/",
+    ]:
+        assert client.post(url, {"label_class": 1, "name": "x"}).status_code == 404, url
+    assert client.patch(f"/api/projects/{b}/", {"name": "x"}, format="json").status_code == 404
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/projects/{project_id}/lease-next/" in schema.content
+    assert client.get("/api/docs/").status_code == 200

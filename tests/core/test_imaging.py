@@ -1,0 +1,90 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.imaging import ImageRejected, normalise_image
+from tests.images import encode, png_header_only, rgb_jpeg, rgb_png
+
+CAP = 10_000_000
+
+
+def decoded(result) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(result.content)))
+
+
+def test_png_is_kept_lossless_and_rgb():
+    result = normalise_image(rgb_png(1), max_pixels=CAP)
+    original = np.asarray(Image.open(io.BytesIO(rgb_png(1))))
+    assert result.extension == "png"
+    assert (result.width, result.height) == (16, 16)
+    np.testing.assert_array_equal(decoded(result), original)
+
+
+def test_jpeg_stays_jpeg_with_thumbnail():
+    result = normalise_image(rgb_jpeg(2, size=600), max_pixels=CAP, thumbnail_size=128)
+    assert result.extension == "jpg" and result.source_format == "JPEG"
+    assert max(Image.open(io.BytesIO(result.thumbnail)).size) == 128
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped_to_white():
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    data = encode(Image.fromarray(ramp))
+    pixels = decoded(normalise_image(data, max_pixels=CAP))
+    assert pixels.shape == (64, 64, 3)
+    # A clipped conversion would make nearly everything 255; a scaled one keeps the ramp.
+    assert pixels[..., 0].min() == 0 and pixels[..., 0].max() == 255
+    assert 100 < pixels[..., 0].mean() < 155
+
+
+def test_cmyk_becomes_rgb():
+    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # pure red in CMYK
+    pixels = decoded(normalise_image(encode(cmyk, "JPEG"), max_pixels=CAP))
+    red, green, blue = pixels[..., 0].mean(), pixels[..., 1].mean(), pixels[..., 2].mean()
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_transparent_pixels_become_white_not_black():
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    pixels = decoded(normalise_image(encode(rgba), max_pixels=CAP))
+    assert pixels.min() == 255
+
+
+def test_palette_image_with_transparency_is_converted():
+    palette = Image.new("P", (8, 8), 1)
+    palette.putpalette([0, 0, 0, 0, 128, 0] + [0] * 762)
+    result = normalise_image(encode(palette, transparency=0), max_pixels=CAP)
+    assert decoded(result)[0, 0].tolist() == [0, 128, 0]
+
+
+def test_exif_orientation_is_applied():
+    wide = Image.new("RGB", (40, 20), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    result = normalise_image(encode(wide, "JPEG", exif=exif), max_pixels=CAP)
+    assert (result.width, result.height) == (20, 40)
+
+
+def test_same_pixels_with_other_metadata_have_the_same_hash():
+    image = Image.new("RGB", (8, 8), (1, 2, 3))
+    a = normalise_image(encode(image), max_pixels=CAP)
+    b = normalise_image(encode(image, pnginfo=None, optimize=True), max_pixels=CAP)
+    assert a.content_hash == b.content_hash
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"%PDF-1.4 definitely not an image", "not an image"),
+        (rgb_png(3)[:-60], "truncated"),
+        (encode(Image.new("RGB", (16, 16)), "ICO"), "format ICO is not allowed"),
+        (png_header_only(40_000, 40_000), "decompression bomb"),
+        (png_header_only(5_000, 5_000), "too large"),
+    ],
+    ids=["empty", "not-image", "truncated", "disallowed-format", "bomb", "pixel-cap"],
+)
+def test_bad_files_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(ImageRejected, match=reason):
+        normalise_image(data, max_pixels=CAP)

@@ -1,0 +1,196 @@
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from core.models import Annotation, Item, Lease, Skip
+from core.services.projects import project_settings_update
+from core.services.queue import LeaseLost, annotation_submit, item_lease_next, item_skip
+from tests.factories import (
+    ItemFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    project_with_members,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def lease(project, user):
+    result = item_lease_next(project=project, user=user)
+    return result.lease if result else None
+
+
+def test_without_scores_items_come_in_stored_random_order():
+    project, _, (annotator,) = project_with_members()
+    items = [ItemFactory(project=project, random_key=key) for key in (0.9, 0.1, 0.5)]
+    assert lease(project, annotator).item == items[1]
+
+
+def test_highest_acquisition_score_of_the_current_version_comes_first():
+    project, _, (annotator,) = project_with_members()
+    old, current = ModelVersionFactory(project=project), ModelVersionFactory(project=project)
+    low, high, other = (ItemFactory(project=project) for _ in range(3))
+    PredictionFactory(item=low, model_version=current, acquisition_score=0.2)
+    PredictionFactory(item=high, model_version=current, acquisition_score=0.8)
+    PredictionFactory(item=other, model_version=old, acquisition_score=99)  # ignored: old version
+    project.current_model_version = current
+    project.save()
+    assert lease(project, annotator).item == high
+
+
+def test_refresh_returns_the_same_lease():
+    project, _, (annotator,) = project_with_members()
+    ItemFactory.create_batch(3, project=project)
+    first = item_lease_next(project=project, user=annotator)
+    again = item_lease_next(project=project, user=annotator)
+    assert again.lease.pk == first.lease.pk and again.created is False
+    assert Lease.objects.count() == 1
+
+
+def test_two_annotators_get_different_items():
+    project, _, (a, b) = project_with_members(annotators=2)
+    ItemFactory.create_batch(2, project=project)
+    assert lease(project, a).item != lease(project, b).item
+
+
+@pytest.mark.dbcompat
+def test_expired_lease_goes_back_to_the_queue():
+    project, _, (a, b) = project_with_members(annotators=2)
+    item = ItemFactory(project=project)
+    held = lease(project, a)
+    assert lease(project, b) is None
+    Lease.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    taken = lease(project, b)
+    assert taken.item == item and taken.annotator == b
+    with pytest.raises(LeaseLost):
+        annotation_submit(item=item, user=a, label_class=project.classes.first())
+
+
+def test_late_answer_on_an_expired_lease_nobody_took_is_kept():
+    project, _, (a,) = project_with_members()
+    item = ItemFactory(project=project)
+    held = lease(project, a)
+    Lease.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    annotation, created = annotation_submit(item=item, user=a, label_class=project.classes.first())
+    assert created and Item.objects.get(pk=item.pk).is_done
+
+
+def test_double_submit_stores_one_annotation():
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    lease(project, annotator)
+    cat = project.classes.get(name="cat")
+    first, created_first = annotation_submit(item=item, user=annotator, label_class=cat)
+    second, created_second = annotation_submit(item=item, user=annotator, label_class=cat)
+    assert (created_first, created_second) == (True, False) and first.pk == second.pk
+    assert Annotation.objects.count() == 1
+    assert Item.objects.get(pk=item.pk).annotation_count == 1
+
+
+def test_changing_an_answer_keeps_history_and_counts_once():
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    lease(project, annotator)
+    cat, dog = project.classes.get(name="cat"), project.classes.get(name="dog")
+    first, _ = annotation_submit(item=item, user=annotator, label_class=cat)
+    changed, created = annotation_submit(item=item, user=annotator, label_class=dog)
+    assert created and changed.supersedes == first
+    assert list(Annotation.objects.filter(is_current=True)) == [changed]
+    assert Annotation.objects.count() == 2
+    assert Item.objects.get(pk=item.pk).annotation_count == 1
+
+
+@pytest.mark.dbcompat
+def test_one_current_annotation_is_enforced_by_the_database():
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    cat = project.classes.get(name="cat")
+    Annotation.objects.create(item=item, annotator=annotator, label_class=cat)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Annotation.objects.create(item=item, annotator=annotator, label_class=cat)
+
+
+@pytest.mark.dbcompat
+def test_lease_slot_is_unique_in_the_database():
+    project, _, (a, b) = project_with_members(annotators=2)
+    item = ItemFactory(project=project)
+    now = timezone.now()
+    Lease.objects.create(item=item, annotator=a, slot=0, leased_at=now, expires_at=now)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Lease.objects.create(item=item, annotator=b, slot=0, leased_at=now, expires_at=now)
+
+
+def test_annotators_per_item_serves_an_item_to_that_many_different_annotators():
+    project, _, (a, b, c) = project_with_members(annotators=3, annotators_per_item=2)
+    item = ItemFactory(project=project)
+    cat = project.classes.get(name="cat")
+    assert lease(project, a).item == item
+    assert lease(project, b).item == item
+    assert lease(project, c) is None
+    annotation_submit(item=item, user=a, label_class=cat)
+    assert not Item.objects.get(pk=item.pk).is_done
+    annotation_submit(item=item, user=b, label_class=cat)
+    assert Item.objects.get(pk=item.pk).is_done
+    assert lease(project, c) is None
+    assert lease(project, a) is None  # already answered it
+
+
+def test_lowering_annotators_per_item_marks_items_done():
+    project, _, (a,) = project_with_members(annotators_per_item=2)
+    item = ItemFactory(project=project)
+    lease(project, a)
+    annotation_submit(item=item, user=a, label_class=project.classes.first())
+    project_settings_update(project=project, annotators_per_item=1)
+    assert Item.objects.get(pk=item.pk).is_done
+
+
+def test_skip_returns_the_item_to_others_but_not_to_me():
+    project, _, (a, b) = project_with_members(annotators=2)
+    item = ItemFactory(project=project)
+    lease(project, a)
+    item_skip(item=item, user=a)
+    assert Skip.objects.filter(item=item, annotator=a).exists()
+    assert lease(project, a) is None
+    assert lease(project, b).item == item
+
+
+@pytest.mark.dbcompat
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_annotators_never_hold_the_same_item():
+    project, _, annotators = project_with_members(annotators=20)
+    ItemFactory.create_batch(200, project=project)
+    cat = project.classes.get(name="cat")
+    served: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(annotators))
+
+    def annotate(user):
+        try:
+            start.wait()
+            while True:
+                result = item_lease_next(project=project, user=user)
+                if result is None:
+                    return
+                served.append((result.lease.item_id, user.pk))
+                annotation_submit(item=result.lease.item, user=user, label_class=cat)
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=annotate, args=(u,)) for u in annotators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    per_item = Counter(item_id for item_id, _ in served)
+    assert len(per_item) == 200 and max(per_item.values()) == 1  # nobody shared an item
+    assert Annotation.objects.count() == 200
+    assert Item.objects.filter(project=project, is_done=True).count() == 200
+    assert len({user for _, user in served}) > 1  # the work really was spread

@@ -1,0 +1,192 @@
+import re
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from core.models import Annotation, Item, Project
+from tests.factories import (
+    ItemFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    project_with_members,
+)
+from tests.images import rgb_png
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def with_image(item: Item) -> Item:
+    item.image.save(f"{item.content_hash}.png", ContentFile(rgb_png(item.pk)), save=True)
+    return item
+
+
+def test_pages_need_login(client):
+    response = client.get(reverse("core:project_list"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_project_list_shows_only_my_projects(client):
+    mine, _, (me,) = project_with_members()
+    other, _, _ = project_with_members()
+    client.force_login(me)
+    body = client.get(reverse("core:project_list")).content.decode()
+    assert mine.name in body and other.name not in body
+
+
+def test_label_page_preselects_the_suggestion(client):
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    dog = project.classes.get(name="dog")
+    version = ModelVersionFactory(project=project)
+    PredictionFactory(item=item, model_version=version, predicted_class=dog, confidence=0.87)
+    Project.objects.filter(pk=project.pk).update(current_model_version=version)
+    client.force_login(annotator)
+
+    body = client.get(reverse("core:label_session", args=[project.pk])).content.decode()
+
+    selected = re.findall(r'<button[^>]*class="cls selected"[^>]*>', body)
+    assert len(selected) == 1 and f'value="{dog.pk}"' in selected[0] and "autofocus" in selected[0]
+    assert "Suggested: <strong>dog</strong>" in body
+    assert 'name="prediction"' in body
+
+
+def test_label_page_without_a_suggestion_selects_nothing(client):
+    project, _, (annotator,) = project_with_members()
+    ItemFactory(project=project)
+    client.force_login(annotator)
+    body = client.get(reverse("core:label_session", args=[project.pk])).content.decode()
+    assert "cls selected" not in body and 'data-hotkey="1"' in body
+
+
+def test_submit_over_htmx_stores_answer_with_suggestion_and_returns_next_card(client):
+    project, _, (annotator,) = project_with_members()
+    first, second = (
+        ItemFactory(project=project, random_key=0.1),
+        ItemFactory(project=project, random_key=0.2),
+    )
+    version = ModelVersionFactory(project=project)
+    cat = project.classes.get(name="cat")
+    prediction = PredictionFactory(
+        item=first, model_version=version, predicted_class=cat, acquisition_score=1
+    )
+    PredictionFactory(
+        item=second, model_version=version, predicted_class=cat, acquisition_score=0.5
+    )
+    Project.objects.filter(pk=project.pk).update(current_model_version=version)
+    client.force_login(annotator)
+    client.get(reverse("core:label_session", args=[project.pk]))
+
+    response = client.post(
+        reverse("core:label_submit", args=[project.pk]),
+        {"item": first.pk, "label_class": cat.pk, "prediction": prediction.pk, "duration_ms": 1234},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="card"' in body and "<html" not in body  # a partial, not the whole page
+    assert f'data-item="{second.pk}"' in body
+    annotation = Annotation.objects.get()
+    assert annotation.duration_ms == 1234 and annotation.accepted_suggestion is True
+    assert annotation.suggestion_model_version == version
+
+
+def test_back_shows_my_previous_answer_selected(client):
+    project, _, (annotator,) = project_with_members()
+    item = ItemFactory(project=project)
+    ItemFactory(project=project)
+    dog = project.classes.get(name="dog")
+    client.force_login(annotator)
+    client.get(reverse("core:label_session", args=[project.pk]))
+    leased = Item.objects.get(leases__annotator=annotator)
+    client.post(
+        reverse("core:label_submit", args=[project.pk]), {"item": leased.pk, "label_class": dog.pk}
+    )
+    body = client.get(reverse("core:label_previous", args=[project.pk]), **HTMX).content.decode()
+    assert f'data-item="{leased.pk}"' in body and "changing your earlier answer" in body
+    assert re.search(rf'value="{dog.pk}"[^>]*class="cls selected"', body)
+    assert item is not None
+
+
+def test_image_is_served_as_an_image_never_as_html(client):
+    project, _, (annotator,) = project_with_members()
+    item = with_image(ItemFactory(project=project))
+    client.force_login(annotator)
+    response = client.get(reverse("core:item_image", args=[project.pk, item.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
+
+
+def test_import_page_uploads_files_and_reports_each_rejection(client):
+    project, admin, _ = project_with_members()
+    client.force_login(admin)
+    files = [
+        SimpleUploadedFile("good.png", rgb_png(1), content_type="image/png"),
+        SimpleUploadedFile("evil.html", b"<script>alert(1)</script>", content_type="text/html"),
+    ]
+    response = client.post(reverse("core:item_import", args=[project.pk]), {"files": files}, **HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<strong>1</strong> imported" in body and "evil.html" in body and "not an image" in body
+    assert "&lt;script&gt;" not in body  # the file's content is never echoed
+    assert Item.objects.filter(project=project).count() == 1
+
+
+def test_annotators_cannot_change_settings_or_import(client):
+    project, _, (annotator,) = project_with_members()
+    client.force_login(annotator)
+    settings_url = reverse("core:project_settings", args=[project.pk])
+    assert client.post(settings_url, {"name": "hijacked"}).status_code == 403
+    assert client.get(reverse("core:item_import", args=[project.pk])).status_code == 403
+    assert Project.objects.get(pk=project.pk).name != "hijacked"
+
+
+def test_admin_changes_settings(client):
+    project, admin, _ = project_with_members()
+    client.force_login(admin)
+    data = {
+        "name": "Renamed",
+        "description": "",
+        "strategy": "margin",
+        "retrain_every": 5,
+        "encoder_name": "pixels",
+        "annotators_per_item": 2,
+        "lease_seconds": 120,
+    }
+    client.post(reverse("core:project_settings", args=[project.pk]), data)
+    project.refresh_from_db()
+    assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
+
+
+def test_member_of_project_a_gets_404_on_every_page_of_project_b(client):
+    _, _, (member_of_a,) = project_with_members()
+    project_b, _, _ = project_with_members()
+    item_b = with_image(ItemFactory(project=project_b))
+    client.force_login(member_of_a)
+    b = project_b.pk
+    gets = [
+        reverse("core:project_detail", args=[b]),
+        reverse("core:item_import", args=[b]),
+        reverse("core:label_session", args=[b]),
+        reverse("core:label_previous", args=[b]),
+        reverse("core:item_image", args=[b, item_b.pk]),
+        reverse("core:item_thumbnail", args=[b, item_b.pk]),
+    ]
+    posts = [
+        reverse("core:project_settings", args=[b]),
+        reverse("core:project_member_set", args=[b]),
+        reverse("core:label_class_add", args=[b]),
+        reverse("core:item_import", args=[b]),
+        reverse("core:label_submit", args=[b]),
+        reverse("core:label_skip", args=[b]),
+    ]
+    for url in gets:
+        assert client.get(url).status_code == 404, url
+    for url in posts:
+        assert client.post(url, {"item": item_b.pk}).status_code == 404, url
+    assert not item_b.leases.exists()
