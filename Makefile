@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/b
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test venv install lint bench clean
+.PHONY: run test venv install lint bench clean browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
@@ -28,7 +28,14 @@ run: $(VENV)/.installed
 	@echo ""
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) annotator.asgi:application
 
-test: $(VENV)/.installed
+# Browser tests drive Debian's Chromium through Playwright (no browser download). Install it
+# when we can (root with apt); otherwise those tests are skipped and say why.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1; } || \
+		echo "Chromium is not installed: the browser tests will be skipped."
+
+test: $(VENV)/.installed browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 	@echo "--- database-dependent tests again on PostgreSQL ($(TEST_DATABASE_URL)); skipped with a reason if it does not answer"

@@ -179,7 +179,9 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "content_hash"], name="item_unique_hash")
         ]
-        indexes = [models.Index(fields=["project", "is_done", "random_key"], name="item_queue_idx")]
+        indexes = [
+            models.Index(fields=["project", "is_done", "random_key", "id"], name="item_queue_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} (#{self.pk})"

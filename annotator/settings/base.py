@@ -78,8 +78,24 @@ def database_from_env(default_sqlite_path: Path) -> dict:
     """
     url = os.environ.get("DATABASE_URL")
     if url:
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        return postgres_database(url)
     return sqlite_database(default_sqlite_path)
+
+
+def postgres_database(url: str) -> dict:
+    """PostgreSQL with psycopg's connection pool.
+
+    Under ASGI every request runs in its own thread, so persistent per-thread connections
+    (CONN_MAX_AGE > 0) pile up until the server refuses clients; a pool bounds them.
+    """
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DATABASE_POOL_MIN", 2)),
+            "max_size": int(os.environ.get("DATABASE_POOL_MAX", 20)),
+            "timeout": 10,
+        }
+    return config
 
 
 def sqlite_database(path: Path) -> dict:

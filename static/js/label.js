@@ -39,7 +39,8 @@
   // Time taken: from the card being shown to the answer being sent.
   document.addEventListener("htmx:configRequest", function (event) {
     const el = card();
-    if (!el || !event.detail.parameters || !("duration_ms" in event.detail.parameters)) return;
+    // htmx 2 passes the form data as a proxy without an `in` trap: test the element instead.
+    if (!el || !event.detail.elt || !event.detail.elt.closest("#answer-form")) return;
     const shown = parseFloat(el.dataset.shownAt || "0");
     if (shown) event.detail.parameters.duration_ms = Math.round(performance.now() - shown);
   });

@@ -1,0 +1,276 @@
+"""Benchmark: lease-next + submit round trips over HTTP with concurrent annotators.
+
+Starts the real ASGI server (daphne) against a fresh database filled with a pool of
+items, runs N annotators in parallel (each: lease-next, then submit, repeated), and
+prints one JSON object with latency percentiles, errors and double assignments per
+database (SQLite always; PostgreSQL when it answers) and per queue mode (random order
+before any model; ordered by a model version's acquisition scores).
+
+    .venv/bin/python bench/next_item.py [--items 100000] [--annotators 10] [--rounds 100]
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+BENCH_DB = "annotator_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_url() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    except Exception as exc:
+        print(f"PostgreSQL not reachable ({exc}); benchmarking SQLite only", file=sys.stderr)
+        return None
+
+
+FILL_SCRIPT = r"""
+import random, sys
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from core.models import Item, ModelVersion, Prediction, Project
+from core.services.projects import project_create, membership_set
+
+n_items, n_users, scored = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+User = get_user_model()
+admin = User.objects.create_user("bench-admin", password="x")
+project = project_create(name="bench", created_by=admin, class_names=["a", "b", "c", "d"],
+                         lease_seconds=600)
+rng = random.Random(0)
+Item.objects.bulk_create(
+    (Item(project=project, image=f"bench/{i}.png", thumbnail=f"bench/{i}-t.jpg",
+          content_hash=f"{i:064x}", width=32, height=32, original_name=f"{i}.png",
+          random_key=rng.random()) for i in range(n_items)),
+    batch_size=5000,
+)
+if scored:
+    class_ids = list(project.classes.values_list("id", flat=True))
+    version = ModelVersion.objects.create(project=project, number=1, class_ids=class_ids)
+    first_class = project.classes.first()
+    Prediction.objects.bulk_create(
+        (Prediction(item_id=item_id, model_version=version, probabilities=[0.25] * 4,
+                    predicted_class=first_class, confidence=0.25, acquisition_score=rng.random())
+         for item_id in Item.objects.filter(project=project).values_list("id", flat=True)),
+        batch_size=5000,
+    )
+    Project.objects.filter(pk=project.pk).update(current_model_version=version)
+from django.db import connection
+with connection.cursor() as cursor:  # fresh statistics, as autovacuum would have them
+    cursor.execute("ANALYZE")
+tokens = []
+for u in range(n_users):
+    user = User.objects.create_user(f"bench-{u}", password="x")
+    membership_set(project=project, user=user, role="annotator")
+    tokens.append(Token.objects.create(user=user).key)
+print(project.pk, first_class_id := project.classes.first().pk, *tokens)
+"""
+
+
+def prepare(env: dict, items: int, annotators: int, scored: bool) -> tuple[int, int, list[str]]:
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    out = subprocess.run(
+        [PYTHON, "-c", FILL_SCRIPT, str(items), str(annotators), "1" if scored else "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return int(out[0]), int(out[1]), out[2:]
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/schema/", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def annotate(
+    base: str, project: int, label: int, token: str, rounds: int, think_s: float, out: dict
+) -> None:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    for _ in range(rounds):
+        time.sleep(think_s)  # the time a person looks at the image before answering
+        t0 = time.perf_counter()
+        try:
+            r = session.post(f"{base}/api/projects/{project}/lease-next/", timeout=30)
+            t1 = time.perf_counter()
+            out["lease_ms"].append((t1 - t0) * 1000)
+            if r.status_code != 200:
+                out["errors"].append(f"lease {r.status_code}")
+                continue
+            item = r.json()["item"]["id"]
+            out["items"].append((item, token))
+            s = session.post(
+                f"{base}/api/projects/{project}/items/{item}/submit/",
+                json={"label_class": label, "duration_ms": 500},
+                timeout=30,
+            )
+            t2 = time.perf_counter()
+            out["submit_ms"].append((t2 - t1) * 1000)
+            out["pair_ms"].append((t2 - t0) * 1000)
+            if s.status_code != 201:
+                out["errors"].append(f"submit {s.status_code}")
+        except requests.RequestException as exc:
+            out["errors"].append(type(exc).__name__)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
+
+
+def run_load(
+    port: int, project: int, label: int, tokens: list[str], rounds: int, think_s: float, log: Path
+) -> dict:
+    results = [
+        {"lease_ms": [], "submit_ms": [], "pair_ms": [], "items": [], "errors": []} for _ in tokens
+    ]
+    base = f"http://127.0.0.1:{port}"
+    threads = [
+        threading.Thread(target=annotate, args=(base, project, label, tok, rounds, think_s, res))
+        for tok, res in zip(tokens, results, strict=True)
+    ]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+
+    def every(key: str) -> list:
+        return [v for r in results for v in r[key]]
+
+    request_ms = every("lease_ms") + every("submit_ms")
+    annotators_per_item: dict[int, set] = {}
+    for item, token in every("items"):
+        annotators_per_item.setdefault(item, set()).add(token)
+    return {
+        "think_ms": round(think_s * 1000),
+        "requests": len(request_ms),
+        "errors": len(every("errors")),
+        "error_kinds": dict(Counter(every("errors"))),
+        "server_errors": [line for line in log.read_text().splitlines() if "Error" in line][-5:],
+        # items handed to more than one annotator (a refresh returning my own lease is fine)
+        "double_assigned": sum(1 for users in annotators_per_item.values() if len(users) > 1),
+        "p50_ms": percentile(request_ms, 50),
+        "p95_ms": percentile(request_ms, 95),
+        "lease_next_p50_ms": percentile(every("lease_ms"), 50),
+        "lease_next_p95_ms": percentile(every("lease_ms"), 95),
+        "submit_p50_ms": percentile(every("submit_ms"), 50),
+        "submit_p95_ms": percentile(every("submit_ms"), 95),
+        "throughput_requests_per_s": round(len(request_ms) / wall, 1),
+    }
+
+
+def run_case(db_env: dict, args, scored: bool) -> dict:
+    env = {
+        **os.environ,
+        **db_env,
+        "DJANGO_SETTINGS_MODULE": "annotator.settings.dev",
+        "DJANGO_DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    t = time.perf_counter()
+    project, label, tokens = prepare(env, args.items, args.annotators, scored)
+    case: dict = {
+        "pool_items": args.items,
+        "annotators": args.annotators,
+        "setup_seconds": round(time.perf_counter() - t, 1),
+        "loads": [],
+    }
+    port = free_port()
+    log = Path(db_env["ANNOTATOR_VAR_DIR"]) / "server.log"
+    daphne = str(Path(PYTHON).parent / "daphne")
+    server = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "annotator.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    try:
+        wait_for(port)
+        for think_ms in args.think_ms:
+            case["loads"].append(
+                run_load(port, project, label, tokens, args.rounds, think_ms / 1000, log)
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return case
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--annotators", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=100, help="lease+submit pairs per annotator")
+    parser.add_argument(
+        "--think-ms",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[0, 1000],
+        help="pause before each answer; 0 = back-to-back requests (saturation)",
+    )
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+
+    report: dict = {"benchmark": "next_item", "cpu_count": os.cpu_count(), "databases": {}}
+    wanted = args.databases.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        databases = {}
+        if "sqlite" in wanted:
+            databases["sqlite"] = lambda mode: {"ANNOTATOR_VAR_DIR": f"{tmp}/{mode}"}
+        if "postgresql" in wanted and postgres_url():
+            databases["postgresql"] = lambda mode: {
+                "DATABASE_URL": postgres_url() or "",
+                "ANNOTATOR_VAR_DIR": f"{tmp}/pg-{mode}",
+            }
+        for name, env_for in databases.items():
+            report["databases"][name] = {
+                mode: run_case(env_for(mode), args, scored=(mode == "scored"))
+                for mode in ("random_order", "scored")
+            }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
