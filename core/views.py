@@ -199,12 +199,18 @@ def _render_card(request: HtmxHttpRequest, context: dict) -> HttpResponse:
     return render(request, template, context)
 
 
+def _next_card(request: HtmxHttpRequest, project: Project) -> HttpResponse:
+    """After an answer or a skip: the next card over htmx, a redirect to the page otherwise."""
+    if request.method == "POST" and not request.htmx:
+        return redirect("core:label_session", project_id=project.pk)
+    result = item_lease_next(project=project, user=request.user)
+    return _render_card(request, _card_context(request, project, result.lease if result else None))
+
+
 @require_GET
 @login_required
 def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id)
-    result = item_lease_next(project=project, user=request.user)
-    return _render_card(request, _card_context(request, project, result.lease if result else None))
+    return _next_card(request, _project_for(request, project_id))
 
 
 @require_POST
@@ -230,10 +236,7 @@ def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         )
     except QueueError as exc:
         messages.warning(request, str(exc))
-    if not request.htmx:
-        return redirect("core:label_session", project_id=project.pk)
-    result = item_lease_next(project=project, user=request.user)
-    return _render_card(request, _card_context(request, project, result.lease if result else None))
+    return _next_card(request, project)
 
 
 @require_POST
@@ -242,10 +245,7 @@ def label_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = _project_for(request, project_id)
     item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
     item_skip(item=item, user=request.user)
-    if not request.htmx:
-        return redirect("core:label_session", project_id=project.pk)
-    result = item_lease_next(project=project, user=request.user)
-    return _render_card(request, _card_context(request, project, result.lease if result else None))
+    return _next_card(request, project)
 
 
 @require_GET
