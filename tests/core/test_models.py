@@ -1,0 +1,43 @@
+import pytest
+from django.db import IntegrityError, transaction
+
+from core.models import LabelClass, Project
+from core.services.classes import label_class_create
+from tests.factories import ItemFactory, ProjectFactory, project_with_members
+
+pytestmark = [pytest.mark.django_db, pytest.mark.dbcompat]
+
+
+def test_same_image_twice_in_one_project_is_refused_but_allowed_in_another():
+    first = ItemFactory(content_hash="a" * 64)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ItemFactory(project=first.project, content_hash="a" * 64)
+    assert ItemFactory(project=ProjectFactory(), content_hash="a" * 64).pk
+
+
+def test_class_names_and_hotkeys_are_unique_per_project():
+    project, _, _ = project_with_members(classes=("cat",))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LabelClass.objects.create(project=project, name="cat")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LabelClass.objects.create(project=project, name="dog", hotkey="1")
+    # several classes without a hotkey are fine
+    LabelClass.objects.create(project=project, name="x")
+    LabelClass.objects.create(project=project, name="y")
+
+
+def test_new_classes_get_the_next_free_hotkey_and_never_s():
+    project, _, _ = project_with_members(classes=())
+    keys = [label_class_create(project=project, name=f"c{i}").hotkey for i in range(19)]
+    assert keys[:10] == list("1234567890") and keys[10:] == list("abcdefghi")
+    assert "s" not in [label_class_create(project=project, name=f"d{i}").hotkey for i in range(15)]
+    with pytest.raises(ValueError, match="reserved for Skip"):
+        label_class_create(project=project, name="skip", hotkey="s")
+
+
+def test_project_settings_ranges_are_checked_by_the_database():
+    project = ProjectFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(annotators_per_item=0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(lease_seconds=1)
