@@ -38,17 +38,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def postgres_url() -> str | None:
+def postgres_unreachable_reason() -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-    except Exception as exc:
-        print(f"PostgreSQL not reachable ({exc}); benchmarking SQLite only", file=sys.stderr)
-        return None
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure to connect: benchmark SQLite only, and say why
+        return str(exc)
+
+
+def fresh_postgres_database() -> str:
+    """Drop and recreate the bench database; return its URL."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 
 
 FILL_SCRIPT = r"""
@@ -91,7 +98,7 @@ for u in range(n_users):
     user = User.objects.create_user(f"bench-{u}", password="x")
     membership_set(project=project, user=user, role="annotator")
     tokens.append(Token.objects.create(user=user).key)
-print(project.pk, first_class_id := project.classes.first().pk, *tokens)
+print(project.pk, project.classes.first().pk, *tokens)
 """
 
 
@@ -259,11 +266,15 @@ def main() -> None:
         databases = {}
         if "sqlite" in wanted:
             databases["sqlite"] = lambda mode: {"ANNOTATOR_VAR_DIR": f"{tmp}/{mode}"}
-        if "postgresql" in wanted and postgres_url():
-            databases["postgresql"] = lambda mode: {
-                "DATABASE_URL": postgres_url() or "",
-                "ANNOTATOR_VAR_DIR": f"{tmp}/pg-{mode}",
-            }
+        if "postgresql" in wanted:
+            reason = postgres_unreachable_reason()
+            if reason is None:
+                databases["postgresql"] = lambda mode: {
+                    "DATABASE_URL": fresh_postgres_database(),  # a new, empty one per case
+                    "ANNOTATOR_VAR_DIR": f"{tmp}/pg-{mode}",
+                }
+            else:
+                report["databases"]["postgresql"] = {"skipped": f"not reachable: {reason}"}
         for name, env_for in databases.items():
             report["databases"][name] = {
                 mode: run_case(env_for(mode), args, scored=(mode == "scored"))
