@@ -1,0 +1,337 @@
+"""Classifier heads on frozen embeddings, scikit-learn style: `__init__` stores parameters,
+`fit(X, y)` returns self, learned state ends in `_`, `predict_proba` is `(n, n_classes_)` over
+`classes_` (the labels seen in `fit`, sorted).
+
+* `LinearHead`: logistic regression on L2-normalised embeddings, temperature-calibrated.
+* `MLPHead`: one hidden layer with dropout; `sample_proba` gives MC-dropout samples for BALD.
+* `PrototypeHead`: nearest class mean (ProtoNet) for the first few labels per class.
+
+`cross_validated_accuracy` estimates accuracy from the labels alone; `SelfTrainingHead` refits
+with confident pseudo-labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+
+from models_ml.device import best_device
+
+_EPS = 1e-12
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, y_index: np.ndarray) -> float:
+    """The temperature T minimising the NLL of softmax(logits / T) (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / np.exp(log_t))
+        return float(-np.log(p[np.arange(len(y_index)), y_index] + _EPS).mean())
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+class _SingleClassMixin:
+    """With one class labeled so far there is nothing to learn: predict it with probability 1."""
+
+    def _fit_single(self, y: np.ndarray) -> bool:
+        self.classes_ = np.unique(y)
+        return len(self.classes_) == 1
+
+
+class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression on L2-normalised embeddings.
+
+    `C` is the inverse L2 strength; `class_weight="balanced"` counters skewed label counts.
+    With `calibrate=True` and ≥ 2 labels in every class, a temperature is fitted on
+    cross-validated logits so the confidence shown to annotators means what it says.
+    """
+
+    def __init__(
+        self,
+        C: float = 10.0,
+        class_weight: str | dict | None = None,
+        calibrate: bool = True,
+        max_iter: int = 300,
+        random_state: int = 0,
+    ):
+        self.C = C
+        self.class_weight = class_weight
+        self.calibrate = calibrate
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _model(self) -> LogisticRegression:
+        return LogisticRegression(
+            C=self.C,
+            class_weight=self.class_weight,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LinearHead:
+        X, y = l2_normalise(X), np.asarray(y)
+        self.temperature_ = 1.0
+        if self._fit_single(y):
+            self.model_ = None
+            return self
+        self.model_ = self._model().fit(X, y)
+        counts = np.unique(y, return_counts=True)[1]
+        if self.calibrate and counts.min() >= 2:
+            folds = int(min(5, counts.min()))
+            logits = np.zeros((len(y), len(self.classes_)))
+            covered = np.zeros(len(y), dtype=bool)
+            for train, test in _stratified_folds(y, folds, self.random_state):
+                if len(np.unique(y[train])) < len(self.classes_):
+                    continue  # a fold without some class cannot give logits in our columns
+                fold_model = self._model().fit(X[train], y[train])
+                logits[test] = _as_2d_logits(fold_model.decision_function(X[test]))
+                covered[test] = True
+            if covered.any():
+                y_index = np.searchsorted(self.classes_, y[covered])
+                self.temperature_ = fit_temperature(logits[covered], y_index)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return _as_2d_logits(self.model_.decision_function(l2_normalise(X)))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            return np.ones((len(X), 1))
+        return softmax(self.decision_function(X) / self.temperature_)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _as_2d_logits(logits: np.ndarray) -> np.ndarray:
+    """sklearn gives binary problems one logit column; softmax needs two."""
+    if logits.ndim == 1:
+        return np.stack([-logits / 2, logits / 2], axis=1)
+    return logits
+
+
+class PrototypeHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
+    """Nearest class mean on normalised embeddings (ProtoNet, Snell et al. 2017).
+
+    Probabilities are softmax(cosine / temperature). Works from one label per class, where a
+    logistic regression is still guessing.
+    """
+
+    def __init__(self, temperature: float = 0.05):
+        self.temperature = temperature
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> PrototypeHead:
+        X, y = l2_normalise(X), np.asarray(y)
+        self._fit_single(y)
+        self.prototypes_ = l2_normalise(np.stack([X[y == c].mean(axis=0) for c in self.classes_]))
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax((l2_normalise(X) @ self.prototypes_.T) / self.temperature)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class MLPHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
+    """A one-hidden-layer MLP with dropout, trained full-batch with AdamW.
+
+    `predict_proba` is the deterministic (dropout off) prediction; `sample_proba` keeps dropout
+    on and returns `(mc_samples, n, k)` draws for BALD (Gal & Ghahramani 2016).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        dropout: float = 0.3,
+        epochs: int = 200,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        mc_samples: int = 20,
+        random_state: int = 0,
+        device: str | None = None,
+    ):
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.mc_samples = mc_samples
+        self.random_state = random_state
+        self.device = device
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MLPHead:
+        y = np.asarray(y)
+        self._fit_single(y)
+        self.device_ = best_device(self.device)
+        generator = torch.Generator().manual_seed(self.random_state)
+        torch.manual_seed(self.random_state)
+        X_t = torch.from_numpy(l2_normalise(X)).to(self.device_)
+        y_t = torch.from_numpy(np.searchsorted(self.classes_, y)).to(self.device_)
+        self.network_ = nn.Sequential(
+            nn.Linear(X_t.shape[1], self.hidden),
+            nn.GELU(),
+            nn.Dropout(self.dropout),
+            nn.Linear(self.hidden, len(self.classes_)),
+        ).to(self.device_)
+        optimiser = torch.optim.AdamW(
+            self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        batch = 512
+        self.network_.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(y_t), generator=generator).to(self.device_)
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                loss = nn.functional.cross_entropy(self.network_(X_t[rows]), y_t[rows])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        self.network_.eval()
+        return self
+
+    @torch.no_grad()
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        self.network_.eval()
+        logits = self.network_(torch.from_numpy(l2_normalise(X)).to(self.device_))
+        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def sample_proba(self, X: np.ndarray, samples: int | None = None) -> np.ndarray:
+        """MC-dropout: `(samples, n, k)` probabilities with dropout active."""
+        torch.manual_seed(self.random_state)
+        self.network_.train()
+        X_t = torch.from_numpy(l2_normalise(X)).to(self.device_)
+        draws = [
+            torch.softmax(self.network_(X_t).float(), dim=1).cpu().numpy()
+            for _ in range(samples or self.mc_samples)
+        ]
+        self.network_.eval()
+        return np.stack(draws).astype(np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+HEADS: dict[str, type[BaseEstimator]] = {
+    "linear": LinearHead,
+    "mlp": MLPHead,
+    "prototype": PrototypeHead,
+}
+
+
+class SelfTrainingHead(ClassifierMixin, BaseEstimator):
+    """Fit `head`, add the unlabeled items it predicts with probability ≥ `threshold` as
+    pseudo-labels (at most `max_pseudo`, the most confident first), and fit again."""
+
+    def __init__(self, head: BaseEstimator, threshold: float = 0.95, max_pseudo: int | None = None):
+        self.head = head
+        self.threshold = threshold
+        self.max_pseudo = max_pseudo
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_unlabeled: np.ndarray | None = None):
+        first = clone(self.head).fit(X, y)
+        self.pseudo_labeled_ = 0
+        self.head_ = first
+        self.classes_ = first.classes_
+        if X_unlabeled is None or len(X_unlabeled) == 0:
+            return self
+        probs = first.predict_proba(X_unlabeled)
+        confidence = probs.max(axis=1)
+        confident = np.flatnonzero(confidence >= self.threshold)
+        confident = confident[np.argsort(-confidence[confident], kind="stable")]
+        if self.max_pseudo is not None:
+            confident = confident[: self.max_pseudo]
+        if len(confident):
+            pseudo = first.classes_[probs[confident].argmax(axis=1)]
+            X_all = np.concatenate([np.asarray(X), np.asarray(X_unlabeled)[confident]])
+            self.head_ = clone(self.head).fit(X_all, np.concatenate([np.asarray(y), pseudo]))
+            self.pseudo_labeled_ = len(confident)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.head_.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.head_.predict(X)
+
+
+def proba_for_classes(head: BaseEstimator, X: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """`head.predict_proba` spread over every project class (`class_ids` order): classes with no
+    label yet get probability 0, so rows still sum to 1."""
+    proba = head.predict_proba(X)
+    full = np.zeros((len(X), len(class_ids)))
+    order = np.argsort(class_ids)
+    columns = order[np.searchsorted(class_ids[order], head.classes_)]
+    full[:, columns] = proba
+    return full
+
+
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    accuracy: float | None
+    std: float | None
+    folds: int
+    labels: int
+
+
+def _stratified_folds(
+    y: np.ndarray, folds: int, random_state: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds where classes with a single label stay in every training split."""
+    rng = np.random.default_rng(random_state)
+    assignment = np.full(len(y), -1)
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        if len(rows) < 2:
+            continue
+        rows = rng.permutation(rows)
+        assignment[rows] = (np.arange(len(rows)) + rng.integers(folds)) % folds
+    return [
+        (np.flatnonzero(assignment != f), np.flatnonzero(assignment == f))
+        for f in range(folds)
+        if (assignment == f).any()
+    ]
+
+
+def cross_validated_accuracy(
+    head: BaseEstimator, X: np.ndarray, y: np.ndarray, folds: int = 5, random_state: int = 0
+) -> AccuracyEstimate:
+    """Accuracy of `head` estimated from the labels alone by stratified k-fold.
+
+    None while no class has two labels. The number of folds drops to the largest class count
+    when that is below `folds`. The estimate is over labeled items, which an active learner
+    picked for being hard, so it tends to understate accuracy on the whole pool.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    counts = np.unique(y, return_counts=True)[1]
+    folds = int(min(folds, counts.max()))
+    if folds < 2 or len(counts) < 2:
+        return AccuracyEstimate(None, None, 0, len(y))
+    scores = []
+    for train, test in _stratified_folds(y, folds, random_state):
+        if len(np.unique(y[train])) < 2:
+            continue
+        model = clone(head).fit(X[train], y[train])
+        scores.append(float((model.predict(X[test]) == y[test]).mean()))
+    if not scores:
+        return AccuracyEstimate(None, None, 0, len(y))
+    return AccuracyEstimate(float(np.mean(scores)), float(np.std(scores)), len(scores), len(y))

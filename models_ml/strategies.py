@@ -1,0 +1,402 @@
+"""Active-learning query strategies: which unlabeled items to ask about first.
+
+Two layers, kept apart as in baal and small-text:
+
+* **score functions** are pure ``probs (n, k) -> scores (n,)`` with one direction everywhere:
+  **higher = ask first**. They are looked up by name in `SCORE_FUNCTIONS`.
+* **selection** picks a batch of `k` pool indices. Score-based strategies take the top `k`
+  scores; batch selectors (`coreset`, `badge`, `typiclust`, `hybrid`) also use the embeddings to
+  keep the batch diverse. All input is validated once, in `_validate`, and ties are broken by the
+  lower index so the same input always gives the same batch.
+
+`pool_scores` turns either kind into one score per pool item, which is what the queue stores: the
+selected batch first (in selection order), then the rest by uncertainty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+ScoreFunction = Callable[[np.ndarray], np.ndarray]
+
+_EPS = 1e-12
+
+
+# --- score functions: probs (n, k) -> (n,), higher = ask first ---------------------------------
+
+
+def least_confidence(probs: np.ndarray) -> np.ndarray:
+    """1 - p(top class): 0 for a certain prediction, up to 1 - 1/k for a uniform one."""
+    return 1.0 - probs.max(axis=1)
+
+
+def margin(probs: np.ndarray) -> np.ndarray:
+    """1 - (p1 - p2), the gap between the two most likely classes turned so small gaps rank high."""
+    if probs.shape[1] < 2:
+        return np.zeros(probs.shape[0])
+    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy of the predicted distribution in nats (0 to log k)."""
+    p = np.clip(probs, _EPS, 1.0)
+    return np.maximum(-(probs * np.log(p)).sum(axis=1), 0.0)
+
+
+def bald(mc_probs: np.ndarray) -> np.ndarray:
+    """BALD mutual information from MC-dropout samples ``(T, n, k)``: H[mean p] - mean H[p_t].
+
+    High where the samples disagree with each other (model uncertainty), not merely where each
+    sample is unsure (noise); Houlsby et al. 2011, Gal et al. 2017.
+    """
+    mean = mc_probs.mean(axis=0)
+    expected = np.stack([entropy(sample) for sample in mc_probs]).mean(axis=0)
+    return np.maximum(entropy(mean) - expected, 0.0)
+
+
+def random_scores(n: int, seed: int = 0) -> np.ndarray:
+    """Uniform random scores: the baseline every strategy has to beat."""
+    return np.random.default_rng(seed).random(n)
+
+
+SCORE_FUNCTIONS: dict[str, ScoreFunction] = {
+    "least_confidence": least_confidence,
+    "margin": margin,
+    "entropy": entropy,
+}
+
+
+# --- selection ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolInput:
+    """What a strategy may look at, validated: pool probabilities and embeddings, labeled ones."""
+
+    n: int
+    probs: np.ndarray | None
+    mc_probs: np.ndarray | None
+    embeddings: np.ndarray | None
+    labeled_embeddings: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    needs: frozenset[str]
+    select: Callable[[PoolInput, int, int], np.ndarray]
+    description: str
+
+
+def _validate(
+    k: int,
+    probs: np.ndarray | None,
+    mc_probs: np.ndarray | None,
+    embeddings: np.ndarray | None,
+    labeled_embeddings: np.ndarray | None,
+    needs: frozenset[str],
+    strategy: str,
+) -> PoolInput:
+    """The one place that checks shapes, finiteness and what a strategy needs."""
+    arrays = {"probs": probs, "mc_probs": mc_probs, "embeddings": embeddings}
+    missing = sorted(name for name in needs if arrays.get(name) is None)
+    if missing:
+        raise ValueError(f"strategy {strategy!r} needs {', '.join(missing)}")
+    if not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k must be a non-negative integer, got {k!r}")
+    sizes = set()
+    if probs is not None:
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.ndim != 2 or probs.shape[1] < 1:
+            raise ValueError(f"probs must be (n, k), got shape {probs.shape}")
+        if not np.isfinite(probs).all() or (probs < -1e-6).any():
+            raise ValueError("probs must be finite and non-negative")
+        if probs.shape[0] and not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError("each row of probs must sum to 1")
+        sizes.add(probs.shape[0])
+    if mc_probs is not None:
+        mc_probs = np.asarray(mc_probs, dtype=np.float64)
+        if mc_probs.ndim != 3:
+            raise ValueError(f"mc_probs must be (samples, n, k), got shape {mc_probs.shape}")
+        if not np.isfinite(mc_probs).all():
+            raise ValueError("mc_probs must be finite")
+        sizes.add(mc_probs.shape[1])
+    if embeddings is not None:
+        embeddings = _normalised(embeddings, "embeddings")
+        sizes.add(embeddings.shape[0])
+    if labeled_embeddings is not None:
+        labeled_embeddings = _normalised(labeled_embeddings, "labeled_embeddings")
+        if embeddings is not None and labeled_embeddings.shape[1] != embeddings.shape[1]:
+            raise ValueError("labeled_embeddings and embeddings differ in width")
+    if len(sizes) > 1:
+        raise ValueError(f"inputs disagree on the pool size: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
+    return PoolInput(n, probs, mc_probs, embeddings, labeled_embeddings)
+
+
+def _normalised(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be (n, d), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite")
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, highest first; equal scores keep index order."""
+    return np.argsort(-scores, kind="stable")[:k]
+
+
+def _score_select(score: ScoreFunction) -> Callable[[PoolInput, int, int], np.ndarray]:
+    def select(pool: PoolInput, k: int, seed: int) -> np.ndarray:
+        return top_k(score(pool.probs), k)
+
+    return select
+
+
+def _select_random(pool: PoolInput, k: int, seed: int) -> np.ndarray:
+    return top_k(random_scores(pool.n, seed), k)
+
+
+def _select_bald(pool: PoolInput, k: int, seed: int) -> np.ndarray:
+    return top_k(bald(pool.mc_probs), k)
+
+
+def k_center_greedy(
+    embeddings: np.ndarray,
+    k: int,
+    centers: np.ndarray | None = None,
+) -> np.ndarray:
+    """Core-set selection (Sener & Savarese 2018): repeatedly take the point farthest from every
+    center so far. `embeddings` and `centers` are L2-normalised rows; distance is 1 - cosine.
+
+    With no centers (cold start) the first pick is the point farthest from the pool's mean.
+    """
+    n = embeddings.shape[0]
+    k = min(k, n)
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if centers is not None and len(centers):
+        nearest = np.full(n, np.inf, dtype=np.float32)
+        for start in range(0, len(centers), 4096):  # bounded memory for big labeled sets
+            sims = embeddings @ centers[start : start + 4096].T
+            nearest = np.minimum(nearest, 1.0 - sims.max(axis=1))
+    else:
+        mean = embeddings.mean(axis=0)
+        nearest = 1.0 - embeddings @ (mean / max(np.linalg.norm(mean), _EPS))
+    chosen = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        pick = int(np.argmax(nearest))
+        chosen[i] = pick
+        nearest = np.minimum(nearest, 1.0 - embeddings @ embeddings[pick])
+        nearest[chosen[: i + 1]] = -np.inf
+    return chosen
+
+
+def _select_coreset(pool: PoolInput, k: int, seed: int) -> np.ndarray:
+    return k_center_greedy(pool.embeddings, k, pool.labeled_embeddings)
+
+
+def _select_badge(pool: PoolInput, k: int, seed: int) -> np.ndarray:
+    """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings g = (p - onehot(ŷ)) ⊗ x.
+
+    g is never materialised: <g_i, g_j> = <a_i, a_j> · <x_i, x_j> with a = p - onehot(ŷ), so each
+    new center costs O(n (k + d)) instead of O(n k d) memory.
+    """
+    probs, x = pool.probs, pool.embeddings
+    n = pool.n
+    k = min(k, n)
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    a = probs.copy()
+    a[np.arange(n), probs.argmax(axis=1)] -= 1.0
+    a_sq = (a * a).sum(axis=1)
+    x_sq = (x * x).sum(axis=1).astype(np.float64)
+    g_sq = a_sq * x_sq
+    rng = np.random.default_rng(seed)
+    first = int(np.argmax(g_sq))
+    chosen = [first]
+    dist = np.maximum(g_sq + g_sq[first] - 2.0 * (a @ a[first]) * (x @ x[first]), 0.0)
+    dist[first] = 0.0
+    while len(chosen) < k:
+        total = dist.sum()
+        if total <= _EPS:  # every gradient is the same: fall back to the most uncertain left
+            rest = np.setdiff1d(top_k(g_sq, n), chosen, assume_unique=True)
+            chosen.extend(int(i) for i in rest[: k - len(chosen)])
+            break
+        pick = int(rng.choice(n, p=dist / total))
+        chosen.append(pick)
+        new = np.maximum(g_sq + g_sq[pick] - 2.0 * (a @ a[pick]) * (x @ x[pick]), 0.0)
+        dist = np.minimum(dist, new)
+        dist[pick] = 0.0
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def typicality(embeddings: np.ndarray, neighbours: int = 20) -> np.ndarray:
+    """Inverse mean cosine distance to the `neighbours` nearest points (TypiClust's density)."""
+    n = embeddings.shape[0]
+    if n == 1:
+        return np.ones(1)
+    m = min(neighbours, n - 1)
+    dist = 1.0 - embeddings @ embeddings.T
+    np.fill_diagonal(dist, np.inf)
+    nearest = np.partition(dist, m - 1, axis=1)[:, :m]
+    return 1.0 / (np.maximum(nearest, 0.0).mean(axis=1) + 1e-6)
+
+
+def _select_typiclust(
+    pool: PoolInput, k: int, seed: int, max_clusters: int = 500, max_cluster_points: int = 2000
+) -> np.ndarray:
+    """TypiClust (Hacohen et al. 2022), for the cold start: cluster the pool into about
+    labeled + k clusters, then take the most typical point of the largest uncovered clusters.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    x = pool.embeddings
+    n = pool.n
+    k = min(k, n)
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    labeled = pool.labeled_embeddings if pool.labeled_embeddings is not None else x[:0]
+    n_clusters = int(min(len(labeled) + k, max_clusters, n))
+    kmeans_class = KMeans if n <= 20_000 else MiniBatchKMeans
+    kmeans = kmeans_class(n_clusters=n_clusters, random_state=seed, n_init=1).fit(x)
+    assignment = kmeans.labels_
+    sizes = np.bincount(assignment, minlength=n_clusters)
+    covered = np.zeros(n_clusters, dtype=np.int64)
+    if len(labeled):
+        np.add.at(covered, kmeans.predict(labeled), 1)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(assignment == c) for c in range(n_clusters)]
+    ranked: dict[int, list[int]] = {}
+    chosen: list[int] = []
+    while len(chosen) < k:
+        open_clusters = [c for c in range(n_clusters) if len(members[c]) > 0]
+        # fewest labeled first, then the largest: stable by cluster id
+        c = min(open_clusters, key=lambda c: (covered[c], -sizes[c], c))
+        if c not in ranked:
+            idx = members[c]
+            if len(idx) > max_cluster_points:
+                idx = np.sort(rng.choice(idx, max_cluster_points, replace=False))
+            order = np.argsort(-typicality(x[idx]), kind="stable")
+            ranked[c] = [int(i) for i in idx[order]]
+        pick = ranked[c].pop(0)
+        chosen.append(pick)
+        members[c] = members[c][members[c] != pick]
+        if not ranked[c]:
+            members[c] = members[c][:0]
+        covered[c] += 1
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _select_hybrid(pool: PoolInput, k: int, seed: int, candidates_per_pick: int = 10) -> np.ndarray:
+    """Uncertainty, then diversity: the top `candidates_per_pick * k` items by entropy, then
+    k-center greedy among them (against the labeled set) so the batch is not k near-duplicates.
+    """
+    k = min(k, pool.n)
+    candidates = top_k(entropy(pool.probs), min(pool.n, max(k, candidates_per_pick * k)))
+    picked = k_center_greedy(pool.embeddings[candidates], k, pool.labeled_embeddings)
+    return candidates[picked]
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in [
+        Strategy("random", frozenset(), _select_random, "uniform at random (baseline)"),
+        Strategy(
+            "least_confidence",
+            frozenset({"probs"}),
+            _score_select(least_confidence),
+            "lowest top-class probability",
+        ),
+        Strategy("margin", frozenset({"probs"}), _score_select(margin), "smallest top-2 gap"),
+        Strategy("entropy", frozenset({"probs"}), _score_select(entropy), "highest entropy"),
+        Strategy("bald", frozenset({"mc_probs"}), _select_bald, "MC-dropout mutual information"),
+        Strategy("coreset", frozenset({"embeddings"}), _select_coreset, "k-center greedy"),
+        Strategy(
+            "badge",
+            frozenset({"probs", "embeddings"}),
+            _select_badge,
+            "k-means++ on gradient embeddings",
+        ),
+        Strategy(
+            "typiclust",
+            frozenset({"embeddings"}),
+            _select_typiclust,
+            "most typical point per cluster (cold start)",
+        ),
+        Strategy(
+            "hybrid",
+            frozenset({"probs", "embeddings"}),
+            _select_hybrid,
+            "top uncertain candidates, then k-center diversity",
+        ),
+    ]
+}
+
+
+def select_batch(
+    strategy: str,
+    k: int,
+    *,
+    probs: np.ndarray | None = None,
+    mc_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    labeled_embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Pool indices to ask about next, best first: `min(k, n)` distinct indices."""
+    spec = strategy_named(strategy)
+    pool = _validate(k, probs, mc_probs, embeddings, labeled_embeddings, spec.needs, strategy)
+    if pool.n == 0 or k == 0:
+        return np.empty(0, dtype=np.int64)
+    chosen = np.asarray(spec.select(pool, min(int(k), pool.n), seed), dtype=np.int64)
+    assert len(np.unique(chosen)) == len(chosen), "a selector returned a duplicate"
+    return chosen
+
+
+def pool_scores(
+    strategy: str,
+    k: int,
+    *,
+    probs: np.ndarray | None = None,
+    mc_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    labeled_embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """One acquisition score per pool item (higher = ask first), for a queue that stores scores.
+
+    Score functions give their scores as they are. Batch selectors give their batch of `k` scores
+    in (1, 2], in selection order, and everything else its normalised entropy in [0, 1) (or 0
+    without probabilities), so the queue asks the diverse batch first and then the uncertain rest.
+    """
+    spec = strategy_named(strategy)
+    pool = _validate(k, probs, mc_probs, embeddings, labeled_embeddings, spec.needs, strategy)
+    if strategy in SCORE_FUNCTIONS:
+        return SCORE_FUNCTIONS[strategy](pool.probs)
+    if strategy == "random":
+        return random_scores(pool.n, seed)
+    if strategy == "bald":
+        return bald(pool.mc_probs)
+    scores = np.zeros(pool.n)
+    if pool.probs is not None and pool.probs.shape[1] > 1:
+        scores = 0.999 * entropy(pool.probs) / np.log(pool.probs.shape[1])
+    chosen = np.asarray(spec.select(pool, min(int(k), pool.n), seed), dtype=np.int64)
+    if len(chosen):
+        scores[chosen] = 1.0 + (len(chosen) - np.arange(len(chosen))) / len(chosen)
+    return scores
+
+
+def strategy_named(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}"
+        ) from None

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models_ml.embed import EmbeddingStore, embed_images
+from models_ml.encoders import RANDOM_WEIGHTS, load_encoder
+
+
+def test_embed_images_keeps_input_order_and_reports_unreadable_files(tmp_path):
+    encoder = load_encoder("pixels:4", device="cpu")
+    arrays = [np.full((8, 8, 3), v, dtype=np.uint8) for v in (10, 200, 90)]
+    path = tmp_path / "good.png"
+    Image.fromarray(arrays[1]).save(path)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    result = embed_images(encoder, [arrays[0], path, broken, arrays[2]], [5, 6, 7, 8], batch_size=3)
+    assert result.vectors.dtype == np.float16
+    assert result.ids.tolist() == [5, 6, 8]
+    np.testing.assert_allclose(result.vectors[:, 0], [10 / 255, 200 / 255, 90 / 255], atol=1e-3)
+    assert list(result.failed) == [7] and "UnidentifiedImageError" in result.failed[7]
+
+
+def test_embed_images_with_a_timm_model_matches_a_direct_forward():
+    encoder = load_encoder(
+        "vit_small_patch16_224.dino",
+        RANDOM_WEIGHTS,
+        "cpu",
+        model_kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2, "img_size": 32},
+    )
+    images = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+        for i in range(5)
+    ]
+    progress = []
+    result = embed_images(
+        encoder, images, range(5), batch_size=2, progress=lambda d, t: progress.append((d, t))
+    )
+    direct = encoder.embed(torch.stack([encoder.preprocess(im) for im in images]))
+    np.testing.assert_allclose(result.vectors, direct.numpy(), atol=1e-2, rtol=1e-2)
+    assert progress[-1] == (5, 5)
+
+
+def test_ids_and_images_must_match_in_number():
+    with pytest.raises(ValueError, match="2 images but 1 ids"):
+        embed_images(
+            load_encoder("pixels:4", device="cpu"), [np.zeros((4, 4, 3), np.uint8)] * 2, [1]
+        )
+
+
+def test_store_appends_new_ids_and_reads_them_back_by_id(tmp_path):
+    store = EmbeddingStore(tmp_path, "enc@abc", 4)
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert store.append([10, 11, 12], vectors) == 3
+    assert store.append([12, 13], np.ones((2, 4))) == 1  # 12 is stored already
+    assert len(store) == 4
+    np.testing.assert_array_equal(store.get([12, 10]), vectors[[2, 0]])
+    np.testing.assert_array_equal(store.get([13]), np.ones((1, 4)))
+    assert store.missing([10, 14, 13, 15]) == [14, 15]
+    assert store.contains([11, 99]).tolist() == [True, False]
+    assert store.vectors().dtype == np.float16 and isinstance(store.vectors(), np.memmap)
+
+
+def test_store_survives_reopening_and_ignores_a_half_written_append(tmp_path):
+    store = EmbeddingStore(tmp_path, "enc", 2)
+    store.append([1, 2], np.array([[1, 2], [3, 4]]))
+    with open(store.path / "vectors.f16", "ab") as f:  # a writer died after writing vectors
+        f.write(np.ones((5, 2), dtype=np.float16).tobytes())
+    reopened = EmbeddingStore(tmp_path, "enc", 2)
+    assert len(reopened) == 2 and reopened.ids().tolist() == [1, 2]
+    reopened.append([3], np.array([[5, 6]]))
+    np.testing.assert_array_equal(reopened.get([3, 1]), [[5, 6], [1, 2]])
+    assert (store.path / "vectors.f16").stat().st_size == 3 * 2 * 2
+
+
+def test_store_rejects_wrong_widths_and_unknown_ids(tmp_path):
+    store = EmbeddingStore(tmp_path, "enc", 3)
+    with pytest.raises(ValueError, match="shape"):
+        store.append([1], np.ones((1, 4)))
+    with pytest.raises(ValueError, match="not 5-d"):
+        EmbeddingStore(tmp_path, "enc", 5)
+    with pytest.raises(KeyError, match="item 7"):
+        store.get([7])
+    with pytest.raises(ValueError, match="finite"):
+        store.append([1], np.full((1, 3), np.nan))
+
+
+def test_store_keys_each_encoder_separately(tmp_path):
+    EmbeddingStore(tmp_path, "a/b:c", 2).append([1], np.ones((1, 2)))
+    assert len(EmbeddingStore(tmp_path, "other", 2)) == 0
+    assert (tmp_path / "a_b_c" / "meta.json").exists()

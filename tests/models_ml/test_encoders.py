@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from models_ml.encoders import (
+    KNOWN_ENCODERS,
+    RANDOM_WEIGHTS,
+    WeightsUnavailable,
+    build_backbone,
+    load_encoder,
+)
+
+TINY_VIT = {"depth": 1, "embed_dim": 32, "num_heads": 2}
+
+# One tiny random model per SSL family: same architecture code as the real weights use.
+FAMILIES = [
+    ("vit_small_patch14_dinov2.lvd142m", {**TINY_VIT, "img_size": 28}),  # DINOv2
+    ("vit_base_patch14_dinov2.lvd142m", {**TINY_VIT, "img_size": 28}),
+    ("vit_small_patch16_224.dino", {**TINY_VIT, "img_size": 32}),  # DINO ViT
+    ("resmlp_12_224.fb_dino", {"img_size": 32}),  # DINO (non-ViT)
+    ("vit_base_patch16_224.mae", {**TINY_VIT, "img_size": 32}),  # MAE
+    ("resnet18", {}),  # any other timm model
+]
+
+
+def _image(w=40, h=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), FAMILIES)
+def test_every_family_builds_with_its_preprocessing_and_embedding_size(name, kwargs):
+    encoder = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs)
+    x = encoder.preprocess(_image())
+    assert tuple(x.shape) == encoder.input_size
+    features = encoder.embed(torch.stack([x, x]))
+    assert features.shape == (2, encoder.embed_dim)
+    assert torch.isfinite(features).all()
+    assert encoder.key.startswith(name)
+
+
+def test_preprocessing_comes_from_the_models_pretrained_config():
+    encoder = load_encoder(
+        "vit_small_patch16_224.dino", RANDOM_WEIGHTS, "cpu", model_kwargs={**TINY_VIT}
+    )
+    assert encoder.input_size == (3, 224, 224)
+    assert encoder.data_config["mean"] == pytest.approx((0.485, 0.456, 0.406))
+
+
+def test_dinov2_built_smaller_resizes_to_the_size_it_was_built_for():
+    encoder = load_encoder(
+        "vit_small_patch14_dinov2.lvd142m",
+        RANDOM_WEIGHTS,
+        "cpu",
+        model_kwargs={**TINY_VIT, "img_size": 56},
+    )
+    assert encoder.input_size == (3, 56, 56)  # not the pretrained config's 518
+
+
+def test_known_encoders_name_the_ssl_families():
+    families = {spec.family for spec in KNOWN_ENCODERS.values()}
+    assert {"DINOv2", "DINO", "MAE", "baseline"} <= families
+
+
+@pytest.mark.parametrize("file_name", ["weights.safetensors", "weights.pth", "folder"])
+def test_weights_saved_and_loaded_back_give_the_same_embeddings(tmp_path, file_name):
+    kwargs = {**TINY_VIT, "img_size": 28}
+    name = "vit_small_patch14_dinov2.lvd142m"
+    original = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs, seed=3)
+    state = original.model.state_dict()
+    if file_name == "folder":
+        (tmp_path / "folder").mkdir()
+        save_file(state, tmp_path / "folder" / "model.safetensors")
+    elif file_name.endswith(".safetensors"):
+        save_file(state, tmp_path / file_name)
+    else:
+        torch.save(state, tmp_path / file_name)
+    loaded = load_encoder(name, tmp_path / file_name, "cpu", model_kwargs=kwargs)
+    x = torch.randn(3, *original.input_size)
+    assert torch.allclose(original.embed(x), loaded.embed(x), atol=1e-6)
+    assert loaded.key != original.key and "@" in loaded.key
+    different = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs, seed=4)
+    assert not torch.allclose(original.embed(x), different.embed(x))
+
+
+def test_local_weights_folder_is_searched_by_model_name(tmp_path, monkeypatch):
+    name = "vit_small_patch16_224.dino"
+    kwargs = {**TINY_VIT, "img_size": 32}
+    original = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs)
+    save_file(original.model.state_dict(), tmp_path / f"{name}.safetensors")
+    monkeypatch.setenv("ANNOTATOR_WEIGHTS_DIR", str(tmp_path))
+    loaded = load_encoder(name, device="cpu", model_kwargs=kwargs)
+    x = torch.randn(1, *original.input_size)
+    assert torch.allclose(original.embed(x), loaded.embed(x), atol=1e-6)
+
+
+def test_missing_weights_error_names_the_model_the_places_tried_and_the_remedy(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ANNOTATOR_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(WeightsUnavailable) as caught:
+        load_encoder("vit_small_patch14_dinov2.lvd142m", device="cpu")
+    message = str(caught.value)
+    assert "vit_small_patch14_dinov2.lvd142m" in message
+    assert str(tmp_path / "vit_small_patch14_dinov2.lvd142m") in message
+    assert "Hugging Face hub" in message and "not tried" in message
+    assert "ANNOTATOR_WEIGHTS_DIR" in message and "pixels" in message
+    assert caught.value.model == "vit_small_patch14_dinov2.lvd142m"
+    assert len(caught.value.tried) >= 2
+
+
+def test_an_explicit_weights_path_that_is_missing_is_reported(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="nothing-here.safetensors: not found"):
+        load_encoder("resnet18", tmp_path / "nothing-here.safetensors", "cpu")
+
+
+def test_unknown_model_name_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        load_encoder("no_such_model_xyz", device="cpu")
+
+
+def test_pixels_baseline_is_resized_raw_pixels():
+    encoder = load_encoder("pixels", device="cpu")
+    image = Image.new("RGB", (64, 48), (255, 0, 0))
+    features = encoder.embed(encoder.preprocess(image)[None])
+    assert encoder.embed_dim == 3 * 32 * 32 and encoder.key == "pixels32"
+    assert features.shape == (1, 3072)
+    assert features[0, :1024].min() == 1.0 and features[0, 1024:].max() == 0.0
+    assert load_encoder("pixels:8", device="cpu").embed_dim == 3 * 8 * 8
+
+
+def test_small_image_resnet_gets_a_cifar_stem():
+    small = build_backbone("resnet18", 32)
+    large = build_backbone("resnet18", 224)
+    assert small.conv1.kernel_size == (3, 3) and isinstance(small.maxpool, torch.nn.Identity)
+    assert large.conv1.kernel_size == (7, 7)
+    assert small(torch.zeros(1, 3, 32, 32)).shape == (1, 512)

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from models_ml.heads import (
+    HEADS,
+    LinearHead,
+    MLPHead,
+    PrototypeHead,
+    SelfTrainingHead,
+    cross_validated_accuracy,
+    fit_temperature,
+    proba_for_classes,
+    softmax,
+)
+
+from .conftest import blobs
+
+FAST = {"linear": {}, "mlp": {"epochs": 60, "hidden": 32}, "prototype": {}}
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_heads_beat_chance_on_separable_data_and_probabilities_sum_to_one(name):
+    X, y = blobs(seed=1)
+    X_test, y_test = blobs(n_per_class=30, seed=1)  # same centers, fresh noise
+    head = HEADS[name](**FAST[name])
+    assert head.fit(X, y) is head
+    proba = head.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert (head.predict(X_test) == y_test).mean() > 0.9  # chance is 1/3
+    np.testing.assert_array_equal(head.classes_, [0, 1, 2])
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_heads_take_string_labels_and_a_single_class(name):
+    X, y = blobs(n_per_class=5, classes=2)
+    labels = np.where(y == 0, "cat", "dog")
+    head = HEADS[name](**FAST[name]).fit(X, labels)
+    assert set(head.predict(X)) <= {"cat", "dog"}
+    single = HEADS[name](**FAST[name]).fit(X[:3], ["cat"] * 3)
+    np.testing.assert_allclose(single.predict_proba(X[:4]), 1.0)
+
+
+def test_heads_follow_the_sklearn_parameter_protocol():
+    head = LinearHead(C=3.0, class_weight="balanced")
+    assert clone(head).get_params()["C"] == 3.0
+    assert not hasattr(head, "classes_")  # learned state appears in fit only
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4000, 5)) * 4
+    y = np.array([rng.choice(5, p=p) for p in softmax(logits / 2.0)])
+    assert fit_temperature(logits, y) == pytest.approx(2.0, rel=0.15)
+
+
+def test_linear_head_is_calibrated_on_overlapping_classes():
+    X, y = blobs(n_per_class=200, classes=2, spread=3.0, seed=2)
+    head = LinearHead().fit(X, y)
+    X_test, y_test = blobs(n_per_class=500, classes=2, spread=3.0, seed=2)
+    proba = head.predict_proba(X_test)
+    confidence = proba.max(axis=1)
+    accuracy = (proba.argmax(axis=1) == y_test).mean()
+    assert head.temperature_ != 1.0
+    assert abs(confidence.mean() - accuracy) < 0.1  # expected calibration, coarsely
+
+
+def test_mlp_mc_dropout_samples_vary_and_are_distributions():
+    X, y = blobs(seed=3)
+    head = MLPHead(epochs=30, hidden=32, dropout=0.5, mc_samples=6).fit(X, y)
+    samples = head.sample_proba(X[:10])
+    assert samples.shape == (6, 10, 3)
+    np.testing.assert_allclose(samples.sum(axis=2), 1.0, atol=1e-5)
+    assert samples.std(axis=0).max() > 0
+
+
+def test_prototype_head_works_from_one_label_per_class():
+    X, y = blobs(seed=4)
+    first = [np.flatnonzero(y == c)[0] for c in range(3)]
+    head = PrototypeHead().fit(X[first], y[first])
+    assert (head.predict(X) == y).mean() > 0.9
+
+
+def test_cross_validated_accuracy_from_labels_alone():
+    X, y = blobs(seed=5)
+    estimate = cross_validated_accuracy(LinearHead(calibrate=False), X, y)
+    assert estimate.accuracy > 0.9 and estimate.folds == 5 and estimate.labels == len(y)
+    noise = np.random.default_rng(0).normal(size=X.shape)
+    assert cross_validated_accuracy(LinearHead(calibrate=False), noise, y).accuracy < 0.6
+
+
+def test_cross_validated_accuracy_is_none_with_too_few_labels():
+    X, y = blobs(n_per_class=1)
+    assert cross_validated_accuracy(LinearHead(), X, y).accuracy is None
+
+
+def test_self_training_adds_confident_pseudo_labels():
+    X, y = blobs(n_per_class=50, seed=6)
+    labeled = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(3)])
+    unlabeled = np.setdiff1d(np.arange(len(y)), labeled)
+    head = SelfTrainingHead(PrototypeHead(), threshold=0.9, max_pseudo=100)
+    head.fit(X[labeled], y[labeled], X[unlabeled])
+    assert 0 < head.pseudo_labeled_ <= 100
+    assert (head.predict(X) == y).mean() > 0.9
+
+
+def test_probabilities_are_spread_over_every_project_class():
+    X, y = blobs(classes=2)
+    head = LinearHead().fit(X, np.where(y == 0, 7, 3))
+    full = proba_for_classes(head, X[:5], np.array([9, 3, 7]))
+    assert full.shape == (5, 3)
+    np.testing.assert_allclose(full[:, 0], 0.0)
+    np.testing.assert_allclose(full.sum(axis=1), 1.0)
+    assert (full[:, 2] > full[:, 1]).all()  # the first 5 rows are class "7"
