@@ -31,6 +31,9 @@ urlpatterns = [
         apis.AnnotationListApi.as_view(),
         name="api_annotations",
     ),
+    path("projects/<int:project_id>/jobs/", apis.JobListApi.as_view(), name="api_jobs"),
+    path("projects/<int:project_id>/train/", apis.TrainApi.as_view(), name="api_train"),
+    path("projects/<int:project_id>/pretrain/", apis.PretrainApi.as_view(), name="api_pretrain"),
     path(
         "projects/<int:project_id>/lease-next/", apis.LeaseNextApi.as_view(), name="api_lease_next"
     ),

@@ -16,11 +16,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import selectors
-from core.models import Annotation, Item, LabelClass, Membership, Prediction, Project, Role, Skip
+from core.models import (
+    Annotation,
+    Item,
+    Job,
+    LabelClass,
+    Membership,
+    Prediction,
+    Project,
+    Role,
+    Skip,
+)
 from core.serializers import (
     AnnotationSerializer,
     ImportReportSerializer,
     ItemSerializer,
+    JobSerializer,
     LabelClassSerializer,
     LeaseSerializer,
     ProjectSerializer,
@@ -28,6 +39,7 @@ from core.serializers import (
 )
 from core.services.classes import label_class_create
 from core.services.imports import items_import
+from core.services.jobs import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
 from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
 from core.services.uploads import sources_from_uploads
@@ -276,3 +288,35 @@ class SkipApi(APIView):
         item = get_object_or_404(Item, pk=item_id, project=project)
         item_skip(item=item, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class JobListApi(generics.ListAPIView):
+    """Background jobs of the project, newest first."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["project_id"])
+        return Job.objects.filter(project=project).select_related("model_version").order_by("-id")
+
+
+class TrainApi(APIView):
+    """Request a training run now (admins). Joins the waiting run if one is queued."""
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request, project_id, admin=True)
+        job = training_request(
+            project=project, reason="requested via the API", requested_by=request.user
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PretrainApi(APIView):
+    """Request in-domain SSL pretraining on the project's images (admins)."""
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_for(request, project_id, admin=True)
+        job = pretrain_request(project=project, requested_by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -74,6 +74,17 @@ class Project(models.Model):
     current_model_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The retrain trigger: new labels counted as they arrive; a training run is requested when
+    # labels_submitted - labels_at_last_training_request reaches retrain_every (one conditional
+    # UPDATE decides, so concurrent submits request one run, not several).
+    labels_submitted = models.PositiveIntegerField(default=0)
+    labels_at_last_training_request = models.PositiveIntegerField(default=0)
+    # What the embedding job actually used: the configured encoder, or the pixels baseline while
+    # its weights are missing (encoder_notice then says which model, where we looked, the fix).
+    embedding_key = models.CharField(max_length=300, blank=True)
+    embedding_dim = models.PositiveIntegerField(default=0)
+    encoder_notice = models.JSONField(default=dict, blank=True)
+    zero_shot_notice = models.JSONField(default=dict, blank=True)
 
     objects = ProjectQuerySet.as_manager()
 
@@ -320,6 +331,9 @@ class Annotation(models.Model):
     suggestion_model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    suggestion_accepted = models.BooleanField(
+        null=True, blank=True, help_text="The answer equals the suggestion shown; None: none shown."
+    )
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     is_current = models.BooleanField(default=True)
@@ -346,8 +360,72 @@ class Annotation(models.Model):
     def __str__(self) -> str:
         return f"{self.item_id}: {self.label_class_id} by {self.annotator_id}"
 
+
+class Job(models.Model):
+    """One background job (embedding, zero-shot, training, SSL pretraining) and its progress.
+
+    Per project and kind at most one job runs and at most one waits (partial unique
+    constraints): a request that arrives while one waits joins it (coalescing), and the
+    running job hands over to the waiting one when it ends (core/services/jobs.py).
+    """
+
+    class Kind(models.TextChoices):
+        EMBED = "embed", "Embed images"
+        ZERO_SHOT = "zero_shot", "CLIP zero-shot suggestions"
+        TRAIN = "train", "Training run"
+        PRETRAIN = "pretrain", "In-domain SSL pretraining"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        SKIPPED = "skipped", "Nothing to do"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=200, blank=True, help_text="Why it was requested.")
+    requests = models.PositiveIntegerField(default=1, help_text="Requests coalesced into it.")
+    params = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    worker = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind"],
+                condition=Q(status="queued"),
+                name="job_one_queued_per_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "kind"],
+                condition=Q(status="running"),
+                name="job_one_running_per_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
     @property
-    def accepted_suggestion(self) -> bool | None:
-        if self.suggested_class_id is None:
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
             return None
-        return self.suggested_class_id == self.label_class_id
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return (end - self.started_at).total_seconds()

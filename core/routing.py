@@ -1,3 +1,9 @@
-"""Websocket routes. The live-update consumers arrive with the closed-loop work (issue 4)."""
+"""Websocket routes (served through annotator/asgi.py: session auth + origin check)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from core.consumers import ProjectConsumer
+
+websocket_urlpatterns = [
+    path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi()),
+]

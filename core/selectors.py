@@ -12,8 +12,10 @@ from core.models import (
     Annotation,
     AnnotationSource,
     Item,
+    Job,
     Lease,
     Membership,
+    ModelVersion,
     Prediction,
     Project,
     Role,
@@ -150,3 +152,24 @@ def annotator_progress(
         seconds = max(60.0, (now - stats["first_in_hour"]).total_seconds())
         per_hour = round(stats["last_hour"] * 3600 / seconds)
     return {"total": stats["total"], "per_hour": per_hour}
+
+
+def training_is_possible(*, project: Project) -> bool:
+    """A head can be fitted: the labels so far cover at least two classes."""
+    return (
+        Annotation.objects.filter(item__project=project, is_current=True)
+        .values("label_class")
+        .distinct()
+        .count()
+        >= 2
+    )
+
+
+def recent_jobs(*, project: Project, limit: int = 10) -> list[Job]:
+    return list(
+        Job.objects.filter(project=project).select_related("model_version").order_by("-id")[:limit]
+    )
+
+
+def model_versions(*, project: Project, limit: int = 20) -> list[ModelVersion]:
+    return list(ModelVersion.objects.filter(project=project).order_by("-number")[:limit])

@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from core.models import Annotation, Item, LabelClass, Prediction, Project, Role
+from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
 from core.services.projects import SETTINGS_FIELDS
 
 
@@ -27,11 +27,23 @@ class ProjectSerializer(serializers.ModelSerializer):
             *SETTINGS_FIELDS,
             "created_at",
             "current_model_version",
+            "embedding_key",
+            "encoder_notice",
+            "zero_shot_notice",
             "classes",
             "class_names",
             "role",
         ]
-        read_only_fields = ["id", "created_at", "current_model_version", "classes", "role"]
+        read_only_fields = [
+            "id",
+            "created_at",
+            "current_model_version",
+            "embedding_key",
+            "encoder_notice",
+            "zero_shot_notice",
+            "classes",
+            "role",
+        ]
 
     def get_role(self, project: Project) -> str | None:
         roles = self.context.get("roles", {})
@@ -66,7 +78,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
 class AnnotationSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
-    accepted_suggestion = serializers.BooleanField(read_only=True, allow_null=True)
+    suggestion_accepted = serializers.BooleanField(read_only=True, allow_null=True)
 
     class Meta:
         model = Annotation
@@ -80,7 +92,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "suggestion_source",
             "suggestion_confidence",
             "suggestion_model_version",
-            "accepted_suggestion",
+            "suggestion_accepted",
             "duration_ms",
             "created_at",
             "is_current",
@@ -121,3 +133,31 @@ class ImportReportSerializer(serializers.Serializer):
     duplicates = serializers.ListField(child=serializers.DictField())
     rejected = serializers.ListField(child=serializers.DictField())
     created_classes = serializers.ListField(child=serializers.CharField())
+
+
+class JobSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(
+        source="model_version.number", read_only=True, allow_null=True, default=None
+    )
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "reason",
+            "requests",
+            "progress",
+            "message",
+            "metrics",
+            "error",
+            "model_version",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+            "duration_s",
+        ]
+        read_only_fields = fields

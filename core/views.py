@@ -23,6 +23,7 @@ from core.forms import (
 from core.models import Item, LabelClass, Lease, Prediction, Project
 from core.services.classes import label_class_create
 from core.services.imports import ImportReport, items_import
+from core.services.jobs import pretrain_request, training_request
 from core.services.projects import membership_set, project_create, project_settings_update
 from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
 from core.services.uploads import sources_from_uploads
@@ -80,8 +81,34 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "member_form": MemberForm() if is_admin else None,
         "class_form": LabelClassForm() if is_admin else None,
         "current_version": project.current_model_version,
+        "jobs": selectors.recent_jobs(project=project),
+        "model_versions": selectors.model_versions(project=project),
     }
     return render(request, "core/project_detail.html", context)
+
+
+@require_POST
+@login_required
+def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    job = training_request(
+        project=project, reason="requested on the project page", requested_by=request.user
+    )
+    messages.success(request, f"Training run queued (job #{job.pk}).")
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    job = pretrain_request(project=project, requested_by=request.user)
+    messages.success(
+        request,
+        f"In-domain pretraining queued (job #{job.pk}). The project switches to the new "
+        "encoder when it finishes.",
+    )
+    return redirect("core:project_detail", project_id=project.pk)
 
 
 @require_POST

@@ -27,3 +27,5 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ANNOTATOR_EMBEDDINGS_DIR = tmp_path / "embeddings"
+    settings.ANNOTATOR_ENCODERS_DIR = tmp_path / "encoders"

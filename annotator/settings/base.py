@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "channels",
+    "django_tasks_db",
     "core",
 ]
 
@@ -193,3 +194,30 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Background jobs (django.tasks). The database backend is the queue; `manage.py worker` runs
+# it (and `make run` runs it inside the web process, see core/worker.py). Tests switch to the
+# immediate backend.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+# Run the task worker as threads of the ASGI server (core/worker.py): the embedded default
+# (dev settings turn it on unless REDIS_URL is set), where the in-memory channel layer only
+# reaches browsers connected to this very process. In production separate
+# `manage.py worker` processes publish through Redis.
+ANNOTATOR_INPROCESS_WORKER = os.environ.get("ANNOTATOR_INPROCESS_WORKER", "0") in ("1", "true")
+ANNOTATOR_WORKER_THREADS = int(os.environ.get("ANNOTATOR_WORKER_THREADS", 2))
+# A running job writes a heartbeat this often; one silent for 4 intervals is marked failed.
+ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))
+# Embeddings: one float16 matrix per project and encoder key (models_ml.embed.EmbeddingStore).
+ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", VAR_DIR / "embeddings"))
+# In-domain SSL encoders pretrained on a project's own images are written here.
+ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", VAR_DIR / "encoders"))
+ANNOTATOR_PRETRAIN_BUDGET_S = float(os.environ.get("ANNOTATOR_PRETRAIN_BUDGET_S", 600))
+# CLIP for zero-shot suggestions (open_clip model + pretrained tag or local weights path);
+# an empty model name turns zero-shot off.
+ANNOTATOR_CLIP_MODEL = os.environ.get("ANNOTATOR_CLIP_MODEL", "ViT-B-32")
+ANNOTATOR_CLIP_PRETRAINED = os.environ.get("ANNOTATOR_CLIP_PRETRAINED", "laion2b_s34b_b79k")

@@ -3,10 +3,14 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR
+from .base import REDIS_URL, VAR_DIR
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-key-change-me"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# One command runs everything: the task worker runs as threads of the web server.
+ANNOTATOR_INPROCESS_WORKER = os.environ.get(
+    "ANNOTATOR_INPROCESS_WORKER", "0" if REDIS_URL else "1"
+) in ("1", "true")

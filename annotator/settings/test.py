@@ -18,14 +18,28 @@ from .base import sqlite_database
 SECRET_KEY = "test-only-key"
 DEBUG = False
 _tmp = Path(tempfile.mkdtemp(prefix="annotator-test-"))
-MEDIA_ROOT = _tmp / "media"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", _tmp / "media"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
 _test_url = os.environ.get("TEST_DATABASE_URL")
-if _test_url:
+if _test_url and _test_url.startswith("sqlite:///"):
+    # A worker process started by a test, on the test's own database file.
+    DATABASES = {"default": sqlite_database(Path(_test_url.removeprefix("sqlite:///")))}
+elif _test_url:
     DATABASES = {"default": dj_database_url.parse(_test_url)}
 else:
     DATABASES = {"default": sqlite_database(_tmp / "unused.sqlite3")}
     DATABASES["default"]["TEST"] = {"NAME": str(_tmp / "test.sqlite3")}
+
+# Tasks are stored, not run: tests run jobs explicitly (core.services.jobs.job_execute) or
+# with a real worker process (tests/core/test_worker.py).
+TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+if os.environ.get("ANNOTATOR_TEST_TASK_BACKEND") == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+ANNOTATOR_INPROCESS_WORKER = False
+ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", _tmp / "embeddings"))
+ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", _tmp / "encoders"))
+ANNOTATOR_CLIP_MODEL = ""
+ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))

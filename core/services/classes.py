@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core.models import LabelClass, Project
+from core.services.jobs import zero_shot_request_if_useful
 
 # 1–9, 0, then letters; 's' is reserved for Skip in the labeling page.
 HOTKEY_ORDER = "1234567890" + "abcdefghijklmnopqrtuvwxyz"
@@ -26,12 +27,14 @@ def label_class_create(*, project: Project, name: str, hotkey: str | None = None
         if hotkey in RESERVED_HOTKEYS:
             raise ValueError(f"'{hotkey}' is reserved for Skip.")
     last = project.classes.aggregate(m=Max("order"))["m"]
-    return LabelClass.objects.create(
+    label_class = LabelClass.objects.create(
         project=project,
         name=name,
         order=0 if last is None else last + 1,
         hotkey=next_free_hotkey(project) if hotkey is None else hotkey,
     )
+    zero_shot_request_if_useful(project=project, reason=f"class {name!r} added")
+    return label_class
 
 
 def label_class_get_or_create(*, project: Project, name: str) -> tuple[LabelClass, bool]:

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from core.imaging import ImageRejected, normalise_image
 from core.models import Item, LabelClass, Project
 from core.services.classes import label_class_get_or_create
+from core.services.jobs import embed_request
 from core.services.queue import annotation_import
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def items_import(
             report.rejected.append((source.name, str(exc)))
         if progress:
             progress(count)
+    if report.imported:
+        embed_request(project=project, reason=f"{len(report.imported)} images imported")
     return report
 
 

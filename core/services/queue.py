@@ -29,6 +29,7 @@ from core.models import (
     Skip,
 )
 from core.selectors import queue_candidate_ids
+from core.services.jobs import labels_submitted_count
 
 CANDIDATES_PER_ATTEMPT = 20
 
@@ -172,6 +173,7 @@ def annotation_submit(
         )
     annotation = _annotation_create(item, user, label_class, duration_ms, shown_prediction, None)
     _count_answer(item)
+    labels_submitted_count(project_id=item.project_id)
     return annotation, True
 
 
@@ -183,6 +185,7 @@ def _annotation_create(item, user, label_class, duration_ms, prediction, superse
             "suggestion_source": prediction.source,
             "suggestion_confidence": prediction.confidence,
             "suggestion_model_version_id": prediction.model_version_id,
+            "suggestion_accepted": prediction.predicted_class_id == label_class.pk,
         }
     if duration_ms is not None:
         duration_ms = max(0, min(int(duration_ms), 24 * 3600 * 1000))

@@ -90,7 +90,7 @@ def test_submit_over_htmx_stores_answer_with_suggestion_and_returns_next_card(cl
     assert 'id="card"' in body and "<html" not in body  # a partial, not the whole page
     assert f'data-item="{second.pk}"' in body
     annotation = Annotation.objects.get()
-    assert annotation.duration_ms == 1234 and annotation.accepted_suggestion is True
+    assert annotation.duration_ms == 1234 and annotation.suggestion_accepted is True
     assert annotation.suggestion_model_version == version
 
 

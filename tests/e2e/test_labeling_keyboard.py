@@ -108,7 +108,7 @@ def test_label_with_the_keyboard_only(browser_page, live_server):
     page.wait_for_function("() => !document.getElementById('card').classList.contains('busy')")
 
     first_answer = Annotation.objects.get(item_id=first)
-    assert first_answer.label_class == dog and first_answer.accepted_suggestion
+    assert first_answer.label_class == dog and first_answer.suggestion_accepted
     assert first_answer.duration_ms is not None and first_answer.duration_ms > 0
     history = list(Annotation.objects.filter(item_id=second).order_by("id"))
     assert [a.label_class for a in history] == [cat, dog]

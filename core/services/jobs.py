@@ -1,0 +1,303 @@
+"""Background jobs: request (coalescing), claim, progress with heartbeat, finish, recovery.
+
+The database keeps the promises. Per (project, kind) at most one job is queued and at
+most one runs (partial unique constraints on Job):
+- `job_request` joins the queued job when there is one, so requests made while a run is
+  going coalesce into a single follow-up run;
+- `job_claim` moves queued → running with a conditional UPDATE; the "one running" constraint
+  makes it fail while another one runs, and the running one hands over when it ends;
+- a job whose worker died stops heartbeating; `jobs_recover` marks it failed and re-enqueues
+  waiting jobs. Nothing a job writes is visible until it commits its result, so a failed
+  job leaves the previous model version serving.
+
+Tasks (core/tasks.py) carry only the job id and are enqueued after commit; running one
+twice is harmless because only one claim succeeds.
+"""
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from core.events import project_event_send
+from core.models import Job, Project
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+class JobSkipped(Exception):
+    """Raised by a job that finds nothing to do; its message is shown as the job's outcome."""
+
+
+def job_request(
+    *,
+    project: Project,
+    kind: str,
+    reason: str = "",
+    requested_by: AbstractBaseUser | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """Queue a job of `kind`, or join the one already waiting. Returns the queued job."""
+    for _ in range(3):
+        waiting = Job.objects.filter(project=project, kind=kind, status=Job.Status.QUEUED).first()
+        if waiting is not None:
+            Job.objects.filter(pk=waiting.pk).update(requests=F("requests") + 1)
+            return waiting
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(
+                    project=project,
+                    kind=kind,
+                    reason=reason[:200],
+                    requested_by=requested_by,
+                    params=params or {},
+                )
+        except IntegrityError:  # another request created it a moment ago: join that one
+            continue
+        _enqueue_on_commit(job.pk)
+        _job_event(job)
+        return job
+    raise RuntimeError(f"could not queue a {kind} job for project {project.pk}")
+
+
+def _enqueue_on_commit(job_id: int) -> None:
+    from core.tasks import job_task  # tasks import this module
+
+    transaction.on_commit(lambda: job_task.enqueue(job_id))
+
+
+def job_claim(*, job_id: int) -> Job | None:
+    """queued → running for this worker; None when the job is not ours to run (already
+    claimed, finished, or another job of its kind runs for the project)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+                status=Job.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker_name(),
+            )
+    except IntegrityError:
+        return None  # one of its kind is running; it hands over when it ends
+    if not claimed:
+        return None
+    job = Job.objects.select_related("project").get(pk=job_id)
+    _job_event(job)
+    return job
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:100]
+
+
+def job_progress(*, job: Job, fraction: float, message: str = "") -> None:
+    """Record progress (0..1) and a heartbeat, and tell the browsers."""
+    job.progress = max(0.0, min(1.0, float(fraction)))
+    if message:
+        job.message = message[:500]
+    job.heartbeat_at = timezone.now()
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        progress=job.progress, message=job.message, heartbeat_at=job.heartbeat_at
+    )
+    _job_event(job)
+
+
+def _job_finish(
+    job: Job, status: str, *, message: str = "", error: str = "", metrics: dict | None = None
+) -> None:
+    job.status, job.finished_at = status, timezone.now()
+    job.message = (message or job.message)[:500]
+    job.error = error
+    if metrics:
+        job.metrics = {**job.metrics, **metrics}
+    if status == Job.Status.SUCCEEDED:
+        job.progress = 1.0
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(
+            status=job.status,
+            finished_at=job.finished_at,
+            message=job.message,
+            error=job.error,
+            metrics=job.metrics,
+            progress=job.progress,
+            model_version=job.model_version,
+        )
+        _job_event(job)
+    _hand_over(job.project_id, job.kind)
+
+
+def _hand_over(project_id: int, kind: str) -> None:
+    """After a job of `kind` ends, start the one that waited for it (if any)."""
+    waiting = (
+        Job.objects.filter(project_id=project_id, kind=kind, status=Job.Status.QUEUED)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is not None:
+        _enqueue_on_commit(waiting)
+
+
+@contextmanager
+def _heartbeat(job: Job) -> Iterator[None]:
+    """Touch the job's heartbeat from a side thread while its body runs (model loading and
+    long numpy calls report no progress of their own)."""
+    stop = threading.Event()
+    interval = settings.ANNOTATOR_JOB_HEARTBEAT_S
+
+    def beat() -> None:
+        from django.db import connection
+
+        try:
+            while not stop.wait(interval):
+                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"job-{job.pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def job_execute(*, job_id: int, runners: dict[str, Callable[[Job], dict | None]]) -> str | None:
+    """Claim job `job_id` and run `runners[job.kind](job)`; returns the final status.
+
+    The runner returns metrics (or None). JobSkipped ends the job as skipped with its
+    message; any other exception fails it with the traceback kept in `error`.
+    """
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return None
+    try:
+        with _heartbeat(job):
+            metrics = runners[job.kind](job)
+    except JobSkipped as skipped:
+        _job_finish(job, Job.Status.SKIPPED, message=str(skipped))
+        return Job.Status.SKIPPED
+    except Exception as error:
+        logger.exception("job %s failed", job)
+        message = f"{type(error).__name__}: {error}"
+        _job_finish(job, Job.Status.FAILED, message=message, error=traceback.format_exc())
+        return Job.Status.FAILED
+    _job_finish(job, Job.Status.SUCCEEDED, message=job.message or "Done", metrics=metrics)
+    return Job.Status.SUCCEEDED
+
+
+def jobs_recover(*, now=None) -> dict[str, int]:
+    """Mark running jobs whose heartbeat stopped as failed and re-enqueue waiting jobs.
+
+    Run by every worker at start and then periodically: a killed worker's job is failed
+    within a few heartbeats and whatever waited for it runs.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=4 * settings.ANNOTATOR_JOB_HEARTBEAT_S)
+    stale = list(Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before))
+    for job in stale:
+        updated = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
+        ).update(
+            status=Job.Status.FAILED,
+            finished_at=now,
+            message="The worker stopped answering (killed or crashed); the previous model "
+            "version keeps serving.",
+            error=f"no heartbeat since {job.heartbeat_at.isoformat()}",
+        )
+        if updated:
+            job.refresh_from_db()
+            _job_event(job)
+    # Waiting jobs nobody is running ahead of: their task was lost (worker killed between
+    # claim and hand-over, or a task backend that was emptied). Young ones are left alone.
+    running_ahead = Job.objects.filter(
+        project=OuterRef("project"), kind=OuterRef("kind"), status=Job.Status.RUNNING
+    )
+    waiting = list(
+        Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=stale_before)
+        .exclude(Exists(running_ahead))
+        .values_list("pk", flat=True)
+    )
+    for job_id in waiting:
+        _enqueue_on_commit(job_id)
+    return {"failed": len(stale), "requeued": len(waiting)}
+
+
+def training_request(*, project: Project, reason: str, requested_by=None) -> Job:
+    return job_request(
+        project=project, kind=Job.Kind.TRAIN, reason=reason, requested_by=requested_by
+    )
+
+
+def embed_request(*, project: Project, reason: str, requested_by=None) -> Job:
+    return job_request(
+        project=project, kind=Job.Kind.EMBED, reason=reason, requested_by=requested_by
+    )
+
+
+def zero_shot_request_if_useful(*, project: Project, reason: str) -> Job | None:
+    """CLIP suggestions are worth (re)computing: CLIP is configured, there are images
+    embedded and at least two classes to choose between."""
+    if not settings.ANNOTATOR_CLIP_MODEL or not project.embedding_key:
+        return None
+    if project.classes.count() < 2:
+        return None
+    return job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason=reason)
+
+
+def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:
+    return job_request(
+        project=project,
+        kind=Job.Kind.PRETRAIN,
+        reason="in-domain SSL pretraining",
+        requested_by=requested_by,
+        params=params,
+    )
+
+
+def labels_submitted_count(*, project_id: int) -> None:
+    """Count one new label towards the retrain trigger, and request a run when it is due.
+
+    One conditional UPDATE moves the mark, so of many concurrent submits exactly one sees
+    the run as due.
+    """
+    Project.objects.filter(pk=project_id).update(labels_submitted=F("labels_submitted") + 1)
+    due = Project.objects.filter(
+        pk=project_id,
+        labels_submitted__gte=F("labels_at_last_training_request") + F("retrain_every"),
+    ).update(labels_at_last_training_request=F("labels_submitted"))
+    if due:
+        project = Project.objects.get(pk=project_id)
+        training_request(project=project, reason=f"{project.retrain_every} new labels")
+
+
+def _job_event(job: Job) -> None:
+    project_event_send(project_id=job.project_id, event="job", payload=job_payload(job))
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "kind_label": Job.Kind(job.kind).label,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "message": job.message,
+        "model_version": job.model_version.number if job.model_version_id else None,
+    }

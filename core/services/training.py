@@ -1,0 +1,302 @@
+"""Training runs: fit the head on every label so far, rescore the pool, switch versions.
+
+A run reads the labels and the cached embeddings once at its start (labels that arrive
+later are counted by the next run), fits the head, estimates its accuracy from the labels
+(cross-validation), scores the unlabeled pool with the project's strategy, writes the
+predictions under a new ModelVersion and then points the project at it in one short
+transaction. Until that switch the queue keeps reading the previous version, so a run
+that fails anywhere before it changes nothing an annotator sees.
+"""
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+
+from core.events import project_event_send
+from core.models import (
+    Annotation,
+    Item,
+    Job,
+    ModelVersion,
+    Prediction,
+    Project,
+    Strategy,
+    SuggestionSource,
+)
+from core.services.embeddings import embedded_vectors, embedding_store
+from core.services.jobs import JobSkipped, job_progress
+from models_ml.heads import (
+    LinearHead,
+    MLPHead,
+    PrototypeHead,
+    cross_validated_accuracy,
+    proba_for_classes,
+)
+from models_ml.strategies import pool_scores
+
+# Below this many labels per labeled class a nearest-class-mean head is both faster and
+# better than logistic regression (Snell et al. 2017); the linear head takes over after.
+PROTOTYPE_BELOW_PER_CLASS = 5
+PREDICTION_BATCH = 2000
+KEEP_PREDICTION_VERSIONS = 2  # the current version and the one before (for comparisons)
+
+
+def training_labels(*, project: Project) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, class ids): one label per labeled item, the majority of its current
+    annotations (ties go to the most recent answer)."""
+    votes: dict[int, list[int]] = {}
+    rows = (
+        Annotation.objects.filter(item__project=project, is_current=True)
+        .order_by("-id")
+        .values_list("item_id", "label_class_id")
+    )
+    for item_id, class_id in rows:
+        votes.setdefault(item_id, []).append(class_id)
+    item_ids = np.fromiter(votes, dtype=np.int64, count=len(votes))
+    labels = np.array(
+        [Counter(v).most_common(1)[0][0] for v in votes.values()], dtype=np.int64
+    )  # Counter keeps first-seen order on ties: the most recent answer
+    return item_ids, labels
+
+
+def head_for(*, strategy: str, labels: np.ndarray, seed: int = 0):
+    counts = np.unique(labels, return_counts=True)[1]
+    if strategy == Strategy.BALD:
+        return "mlp", MLPHead(epochs=100, random_state=seed)
+    if counts.mean() < PROTOTYPE_BELOW_PER_CLASS:
+        return "prototype", PrototypeHead()
+    return "linear", LinearHead(class_weight="balanced", random_state=seed)
+
+
+@dataclass(frozen=True)
+class _Suggestions:
+    """Which source fills the prefill: the model, or zero-shot while it is more accurate."""
+
+    source: str
+    zero_shot_version: ModelVersion | None
+    zero_shot_accuracy: float | None
+
+
+def _suggestion_source(
+    *, project: Project, labeled_ids: np.ndarray, labels: np.ndarray, model_accuracy
+) -> _Suggestions:
+    zero_shot = (
+        ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.ZERO_SHOT)
+        .order_by("-number")
+        .first()
+    )
+    if zero_shot is None:
+        return _Suggestions(SuggestionSource.MODEL, None, None)
+    truth = dict(zip(labeled_ids.tolist(), labels.tolist(), strict=True))
+    predicted = Prediction.objects.filter(
+        model_version=zero_shot, item_id__in=list(truth)
+    ).values_list("item_id", "predicted_class_id")
+    hits = [truth[item_id] == class_id for item_id, class_id in predicted]
+    accuracy = float(np.mean(hits)) if hits else None
+    use_zero_shot = accuracy is not None and (model_accuracy is None or accuracy > model_accuracy)
+    return _Suggestions(
+        SuggestionSource.ZERO_SHOT if use_zero_shot else SuggestionSource.MODEL,
+        zero_shot,
+        accuracy,
+    )
+
+
+def training_run(job: Job) -> dict:
+    """Job body of a training run; returns its metrics (seconds per step, accuracy, sizes)."""
+    project = Project.objects.get(pk=job.project_id)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 4)
+        clock = now
+
+    class_ids = np.array(list(project.classes.values_list("pk", flat=True)), dtype=np.int64)
+    item_ids, labels = training_labels(project=project)
+    labels_count = len(item_ids)
+    if len(np.unique(labels)) < 2:
+        raise JobSkipped(
+            f"Training needs labels of at least two classes; there are {labels_count} labels "
+            f"of {len(np.unique(labels))} class(es)."
+        )
+    labeled_ids, X_labeled = embedded_vectors(project=project, item_ids=item_ids.tolist())
+    label_of = dict(zip(item_ids.tolist(), labels.tolist(), strict=True))
+    y = np.array([label_of[i] for i in labeled_ids.tolist()], dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        raise JobSkipped("The labeled images are not embedded yet; the embedding job runs first.")
+    lap("load_labels")
+    job_progress(job=job, fraction=0.1, message=f"Fitting on {len(y)} labels")
+
+    head_name, head = head_for(strategy=project.strategy, labels=y)
+    estimate = cross_validated_accuracy(head, X_labeled, y)
+    lap("estimate_accuracy")
+    head.fit(X_labeled, y)
+    lap("fit")
+    job_progress(job=job, fraction=0.4, message="Scoring the pool")
+
+    pool_ids, X_pool, is_done = _pool(project=project)
+    probs = proba_for_classes(head, X_pool, class_ids) if len(pool_ids) else np.zeros((0, 0))
+    lap("predict")
+    scores = np.zeros(len(pool_ids))
+    open_rows = np.flatnonzero(~is_done)
+    if len(open_rows):
+        mc = head.sample_proba(X_pool[open_rows]) if project.strategy == Strategy.BALD else None
+        scores[open_rows] = pool_scores(
+            project.strategy,
+            min(project.retrain_every, len(open_rows)),
+            probs=probs[open_rows],
+            mc_probs=mc,
+            embeddings=X_pool[open_rows],
+            labeled_embeddings=X_labeled,
+            seed=job.pk,
+        )
+    lap("score")
+    job_progress(job=job, fraction=0.6, message="Writing predictions")
+
+    suggestions = _suggestion_source(
+        project=project, labeled_ids=labeled_ids, labels=y, model_accuracy=estimate.accuracy
+    )
+    version = _version_write(
+        project=project,
+        job=job,
+        class_ids=class_ids,
+        pool_ids=pool_ids,
+        probs=probs,
+        scores=scores,
+        suggestions=suggestions,
+        recipe={
+            "head": head_name,
+            "strategy": project.strategy,
+            "encoder": project.encoder_name,
+            "batch": project.retrain_every,
+        },
+        labels_count=labels_count,
+        accuracy=estimate,
+    )
+    lap("write_predictions")
+    version_switch(project=project, version=version)
+    lap("switch")
+    job.model_version = version
+    job.message = f"Model v{version.number} on {labels_count} labels" + (
+        f", estimated accuracy {estimate.accuracy:.0%}" if estimate.accuracy is not None else ""
+    )
+    return {
+        "labels": labels_count,
+        "head": head_name,
+        "pool": int(len(pool_ids)),
+        "estimated_accuracy": estimate.accuracy,
+        "zero_shot_accuracy": suggestions.zero_shot_accuracy,
+        "suggestion_source": suggestions.source,
+        "seconds": seconds,
+    }
+
+
+def _pool(*, project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every embedded item of the project: ids, vectors (float32), whether it is done."""
+    store = embedding_store(project=project)
+    done = dict(Item.objects.filter(project=project).values_list("pk", "is_done"))
+    stored = store.ids()
+    rows = np.flatnonzero(np.fromiter((i in done for i in stored.tolist()), bool, len(stored)))
+    ids = stored[rows]
+    vectors = np.asarray(store.vectors()[rows], dtype=np.float32)
+    is_done = np.fromiter((done[i] for i in ids.tolist()), bool, len(ids))
+    return ids, vectors, is_done
+
+
+def _version_write(
+    *,
+    project: Project,
+    job: Job,
+    class_ids: np.ndarray,
+    pool_ids: np.ndarray,
+    probs: np.ndarray,
+    scores: np.ndarray,
+    suggestions: _Suggestions,
+    recipe: dict,
+    labels_count: int,
+    accuracy,
+) -> ModelVersion:
+    """A new ModelVersion with one prediction per pool item (not yet current)."""
+    zero_shot: dict[int, tuple[int, float]] = {}
+    if suggestions.source == SuggestionSource.ZERO_SHOT:
+        zero_shot = {
+            item: (cls, conf)
+            for item, cls, conf in Prediction.objects.filter(
+                model_version=suggestions.zero_shot_version
+            ).values_list("item_id", "predicted_class_id", "confidence")
+        }
+    with transaction.atomic():
+        number = (
+            ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
+        ) + 1
+        version = ModelVersion.objects.create(
+            project=project,
+            number=number,
+            kind=ModelVersion.Kind.MODEL,
+            encoder_key=project.embedding_key,
+            recipe={**recipe, "suggestions": suggestions.source, "job": job.pk},
+            class_ids=class_ids.tolist(),
+            labels_count=labels_count,
+            estimated_accuracy=accuracy.accuracy,
+            metrics={
+                "accuracy_std": accuracy.std,
+                "folds": accuracy.folds,
+                "zero_shot_accuracy": suggestions.zero_shot_accuracy,
+            },
+        )
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    rows = []
+    for i, item_id in enumerate(pool_ids.tolist()):
+        predicted, confidence = int(class_ids[best[i]]), float(probs[i, best[i]])
+        source = SuggestionSource.MODEL
+        if item_id in zero_shot:
+            predicted, confidence = zero_shot[item_id]
+            source = SuggestionSource.ZERO_SHOT
+        rows.append(
+            Prediction(
+                item_id=item_id,
+                model_version=version,
+                probabilities=np.round(probs[i], 4).tolist(),
+                predicted_class_id=predicted,
+                confidence=confidence,
+                acquisition_score=float(scores[i]),
+                source=source,
+            )
+        )
+    for start in range(0, len(rows), PREDICTION_BATCH):
+        with transaction.atomic():
+            Prediction.objects.bulk_create(rows[start : start + PREDICTION_BATCH])
+    return version
+
+
+def version_switch(*, project: Project, version: ModelVersion) -> None:
+    """Point the queue at `version` and tell every open page; drop old versions' predictions."""
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(current_model_version=version)
+        project.current_model_version = version
+        project_event_send(
+            project_id=project.pk,
+            event="model",
+            payload={
+                "version": version.number,
+                "kind": version.kind,
+                "labels": version.labels_count,
+                "estimated_accuracy": version.estimated_accuracy,
+            },
+        )
+    keep = list(
+        ModelVersion.objects.filter(project=project)
+        .order_by("-number")
+        .values_list("pk", flat=True)[:KEEP_PREDICTION_VERSIONS]
+    )
+    zero_shot = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.ZERO_SHOT)
+    keep += list(zero_shot.order_by("-number").values_list("pk", flat=True)[:1])
+    Prediction.objects.filter(model_version__project=project).exclude(
+        model_version_id__in=keep
+    ).delete()

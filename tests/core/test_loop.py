@@ -1,0 +1,348 @@
+"""The closed loop on tiny data: import → embed → label → train → rescore → suggestion.
+
+Jobs run through `job_execute` (what the worker calls) in the test process; the real worker
+process is exercised in test_worker.py.
+"""
+
+import json
+
+import numpy as np
+import open_clip
+import pytest
+from django.db.models import Max
+from safetensors.torch import save_file
+
+from core import selectors
+from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
+from core.services import training
+from core.services.embeddings import embedding_store, encoder_cache
+from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
+from core.services.queue import annotation_submit, item_lease_next
+from core.tasks import job_runners
+from models_ml.zero_shot import load_clip
+from tests.core.loop_helpers import label_items, loop_project, run_jobs
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_encoder_cache():
+    encoder_cache.clear()
+    yield
+    encoder_cache.clear()
+
+
+def test_import_queues_one_embedding_job_that_stores_every_item():
+    project, *_ = loop_project(images_per_class=5)
+    jobs = list(Job.objects.filter(project=project))
+    assert [(j.kind, j.status) for j in jobs] == [(Job.Kind.EMBED, Job.Status.QUEUED)]
+
+    (job,) = run_jobs(project, Job.Kind.EMBED)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and job.progress == 1.0
+    assert job.metrics["embedded"] == 10 and job.metrics["encoder"] == "pixels"
+    store = embedding_store(project=project)
+    assert sorted(store.ids().tolist()) == sorted(project.items.values_list("pk", flat=True))
+    assert store.vectors().dtype == np.float16 and project.encoder_notice == {}
+
+
+def test_missing_encoder_weights_fall_back_to_pixels_and_say_why(monkeypatch):
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    project, *_ = loop_project(images_per_class=3, encoder_name="vit_small_patch16_224.dino")
+
+    (job,) = run_jobs(project, Job.Kind.EMBED)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert "fallback" in job.message and job.metrics["encoder"] == "pixels"
+    notice = project.encoder_notice
+    assert notice["model"] == "vit_small_patch16_224.dino" and notice["fallback"] == "pixels"
+    assert any("ANNOTATOR_WEIGHTS_DIR" in place for place in notice["tried"])
+    assert "ANNOTATOR_WEIGHTS_DIR" in notice["hint"]
+    assert len(embedding_store(project=project)) == 6
+
+
+def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
+    project, _, annotator, truth = loop_project(retrain_every=6)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 6)
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN, status="queued").count() == 1
+
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.model_version == version and version.number == 1 and version.labels_count == 6
+    assert version.estimated_accuracy is not None
+    assert set(job.metrics["seconds"]) >= {"fit", "predict", "score", "write_predictions"}
+    predictions = Prediction.objects.filter(model_version=version)
+    assert predictions.count() == project.items.count()
+    # The model learned the colours: its suggestions on the unlabeled items are right.
+    unlabeled = predictions.filter(item__is_done=False)
+    right = sum(p.predicted_class_id == truth[p.item_id].pk for p in unlabeled)
+    assert right / unlabeled.count() >= 0.9
+    # The queue serves the most uncertain open item first, with this version's suggestion.
+    best = unlabeled.order_by("-acquisition_score", "item_id").first()
+    lease = item_lease_next(project=project, user=annotator).lease
+    assert lease.item_id == best.item_id
+    suggestion = selectors.suggestion_for_item(item=lease.item, project=project)
+    assert suggestion.model_version == version and suggestion.source == SuggestionSource.MODEL
+
+
+def test_retraining_is_requested_every_n_labels_and_requests_coalesce():
+    project, _, annotator, truth = loop_project(retrain_every=3)
+    run_jobs(project, Job.Kind.EMBED)
+    train_jobs = Job.objects.filter(project=project, kind=Job.Kind.TRAIN)
+
+    label_items(project, annotator, truth, 2)
+    assert not train_jobs.exists()
+    label_items(project, annotator, truth, 1)
+    first = train_jobs.get()
+    running = job_claim(job_id=first.pk)  # a run is going on...
+    assert running is not None
+
+    label_items(project, annotator, truth, 6)  # ...while 6 more labels arrive: two requests
+    waiting = train_jobs.get(status=Job.Status.QUEUED)
+    assert waiting.requests == 2 and train_jobs.count() == 2
+    assert job_claim(job_id=waiting.pk) is None  # cannot start while the first one runs
+
+
+def test_on_demand_requests_join_the_waiting_run():
+    project, admin, *_ = loop_project(images_per_class=2)
+    first = training_request(project=project, reason="button", requested_by=admin)
+    second = training_request(project=project, reason="api", requested_by=admin)
+    assert first.pk == second.pk
+    first.refresh_from_db()
+    assert first.requests == 2
+
+
+def test_crashed_run_fails_keeps_the_previous_version_and_every_label(monkeypatch):
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 4)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    serving = project.current_model_version
+    label_items(project, annotator, truth, 4)
+    labels_before = Annotation.objects.filter(item__project=project).count()
+
+    def explode(**kwargs):
+        raise MemoryError("simulated crash while writing predictions")
+
+    monkeypatch.setattr(training, "_version_write", explode)
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "simulated crash" in job.message and "MemoryError" in job.error
+    assert project.current_model_version == serving
+    assert Annotation.objects.filter(item__project=project).count() == labels_before == 8
+    assert Prediction.objects.filter(model_version=serving).exists()
+
+
+def test_labels_that_arrive_during_a_run_are_counted_by_the_next(monkeypatch):
+    project, _, annotator, truth = loop_project(retrain_every=100)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 6)
+    real_estimate = training.cross_validated_accuracy
+
+    def estimate_while_someone_labels(*args, **kwargs):
+        label_items(project, annotator, truth, 1)  # a colleague answers mid-run
+        return real_estimate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "cross_validated_accuracy", estimate_while_someone_labels)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    monkeypatch.setattr(training, "cross_validated_accuracy", real_estimate)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+
+    counts = list(
+        ModelVersion.objects.filter(project=project)
+        .order_by("number")
+        .values_list("labels_count", flat=True)
+    )
+    assert counts == [6, 7]
+    assert Annotation.objects.filter(item__project=project).count() == 7
+
+
+def test_a_run_with_one_class_labeled_is_skipped_not_failed():
+    project, _, annotator, truth = loop_project(images_per_class=3)
+    run_jobs(project, Job.Kind.EMBED)
+    red = project.classes.get(name="red")
+    item = next(pk for pk, cls in truth.items() if cls == red)
+    lease = None
+    while lease is None or lease.item_id != item:
+        lease = item_lease_next(project=project, user=annotator).lease
+        if lease.item_id != item:
+            annotation_submit(item=lease.item, user=annotator, label_class=red)
+    training_request(project=project, reason="test")
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+    assert job.status == Job.Status.SKIPPED and "two classes" in job.message
+    project.refresh_from_db()
+    assert project.current_model_version is None
+
+
+def test_a_job_whose_worker_died_is_failed_by_recovery(settings):
+    settings.ANNOTATOR_JOB_HEARTBEAT_S = 0.01
+    project, *_ = loop_project(images_per_class=2)
+    job = training_request(project=project, reason="test")
+    assert job_claim(job_id=job.pk) is not None
+    waiting = training_request(project=project, reason="arrived meanwhile")
+    Job.objects.filter(pk__in=[job.pk, waiting.pk]).update(
+        heartbeat_at="2000-01-01T00:00:00Z", created_at="2000-01-01T00:00:00Z"
+    )
+
+    outcome = jobs_recover()
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "stopped answering" in job.message
+    # the train job that waited behind it; the young embed job from the import is left alone
+    assert outcome == {"failed": 1, "requeued": 1}
+
+
+def test_running_a_task_twice_runs_the_job_once():
+    project, *_ = loop_project(images_per_class=2)
+    job = Job.objects.get(project=project, kind=Job.Kind.EMBED)
+    assert job_execute(job_id=job.pk, runners=job_runners()) == Job.Status.SUCCEEDED
+    assert job_execute(job_id=job.pk, runners=job_runners()) is None
+
+
+def test_suggestion_source_is_zero_shot_while_it_beats_the_model():
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    # A zero-shot version that happens to be always right, and in use before any model.
+    zero_shot = ModelVersion.objects.create(
+        project=project, number=1, kind=ModelVersion.Kind.ZERO_SHOT
+    )
+    Prediction.objects.bulk_create(
+        Prediction(
+            item_id=item_id,
+            model_version=zero_shot,
+            probabilities=[1.0],
+            predicted_class=cls,
+            confidence=0.99,
+            acquisition_score=0.0,
+            source=SuggestionSource.ZERO_SHOT,
+        )
+        for item_id, cls in truth.items()
+    )
+    Project.objects.filter(pk=project.pk).update(current_model_version=zero_shot)
+    project.refresh_from_db()
+    lease = item_lease_next(project=project, user=annotator).lease
+    shown = selectors.suggestion_for_item(item=lease.item, project=project)
+    answer, _ = annotation_submit(
+        item=lease.item, user=annotator, label_class=truth[lease.item_id], shown_prediction=shown
+    )
+    assert answer.suggestion_accepted is True and answer.suggestion_source == "zero_shot"
+    label_items(project, annotator, truth, 1)
+    # a wrong answer, so the model's cross-validated accuracy is below zero-shot's 100 %
+    lease = item_lease_next(project=project, user=annotator).lease
+    wrong = next(c for c in project.classes.all() if c != truth[lease.item_id])
+    annotation_submit(item=lease.item, user=annotator, label_class=wrong)
+    label_items(project, annotator, truth, 1)
+
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.metrics["suggestion_source"] == "zero_shot"
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert version.kind == ModelVersion.Kind.MODEL and version.number == 2
+    sources = set(Prediction.objects.filter(model_version=version).values_list("source", flat=True))
+    assert sources == {SuggestionSource.ZERO_SHOT}
+
+
+TINY_CLIP = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture
+def tiny_clip_weights(tmp_path):
+    """A tiny CLIP architecture registered with open_clip and a weights file for it."""
+    config = tmp_path / "tiny-clip-loop.json"
+    config.write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(config)
+    clip = load_clip("tiny-clip-loop", "random", "cpu")
+    weights = tmp_path / "tiny-clip-loop.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.model.state_dict().items()}, str(weights))
+    return "tiny-clip-loop", str(weights)
+
+
+def test_zero_shot_suggestions_before_any_model(settings, tiny_clip_weights):
+    settings.ANNOTATOR_CLIP_MODEL, settings.ANNOTATOR_CLIP_PRETRAINED = tiny_clip_weights
+    project, _, annotator, truth = loop_project(images_per_class=4)
+    run_jobs(project, Job.Kind.EMBED)  # requests zero-shot once vectors exist
+
+    (job,) = run_jobs(project, Job.Kind.ZERO_SHOT)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert version.kind == ModelVersion.Kind.ZERO_SHOT
+    assert version.recipe["prompt_set"] == "ensemble-v1" and version.recipe["classes"] == [
+        "red",
+        "blue",
+    ]
+    predictions = Prediction.objects.filter(model_version=version)
+    assert predictions.count() == 8
+    for p in predictions:
+        assert abs(sum(p.probabilities) - 1) < 1e-3 and p.source == SuggestionSource.ZERO_SHOT
+    lease = item_lease_next(project=project, user=annotator).lease
+    assert selectors.suggestion_for_item(item=lease.item, project=project).model_version == version
+
+
+def test_zero_shot_without_weights_is_skipped_with_a_notice(settings, monkeypatch):
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
+    settings.ANNOTATOR_CLIP_MODEL, settings.ANNOTATOR_CLIP_PRETRAINED = "ViT-B-32", "openai"
+    project, *_ = loop_project(images_per_class=2)
+    run_jobs(project, Job.Kind.EMBED)
+
+    (job,) = run_jobs(project, Job.Kind.ZERO_SHOT)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.SKIPPED and "No CLIP weights" in job.message
+    assert "ViT-B-32" in project.zero_shot_notice["model"]
+    assert project.current_model_version is None
+
+
+def test_pretraining_switches_the_project_to_its_own_encoder_and_reembeds():
+    project, admin, *_ = loop_project(images_per_class=4)
+    run_jobs(project, Job.Kind.EMBED)
+    pixels_key = Project.objects.get(pk=project.pk).embedding_key
+    from core.services.jobs import pretrain_request
+
+    pretrain_request(project=project, requested_by=admin, max_steps=2, batch_size=8, budget_s=60)
+
+    (job,) = run_jobs(project, Job.Kind.PRETRAIN)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.metrics["steps"] == 2 and job.metrics["image_size"] == 32
+    project.refresh_from_db()
+    assert project.encoder_name == job.metrics["encoder_path"]
+    (embed,) = run_jobs(project, Job.Kind.EMBED)
+    project.refresh_from_db()
+    assert embed.status == Job.Status.SUCCEEDED and project.embedding_key != pixels_key
+    assert len(embedding_store(project=project)) == 8
+
+
+def test_version_numbers_grow_and_old_predictions_are_pruned():
+    project, _, annotator, truth = loop_project(retrain_every=2)
+    run_jobs(project, Job.Kind.EMBED)
+    for _ in range(3):
+        label_items(project, annotator, truth, 2)
+        run_jobs(project, Job.Kind.TRAIN)
+    versions = ModelVersion.objects.filter(project=project)
+    assert versions.aggregate(n=Max("number"))["n"] == 3
+    with_predictions = set(
+        Prediction.objects.filter(model_version__project=project).values_list(
+            "model_version__number", flat=True
+        )
+    )
+    assert with_predictions == {2, 3}

@@ -1,0 +1,90 @@
+"""The loop's pages and endpoints: jobs, notices, train and pretrain buttons, permissions."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from core.models import Job, Project
+from tests.factories import UserFactory, project_with_members
+
+pytestmark = pytest.mark.django_db
+
+
+def test_project_page_lists_jobs_and_explains_missing_weights(client):
+    project, admin, _ = project_with_members()
+    Job.objects.create(project=project, kind=Job.Kind.EMBED, status="failed", message="boom")
+    Project.objects.filter(pk=project.pk).update(
+        encoder_notice={
+            "model": "vit_small_patch14_dinov2.lvd142m",
+            "tried": ["/weights/vit_small_patch14_dinov2.lvd142m: not found"],
+            "hint": "Copy model.safetensors to $ANNOTATOR_WEIGHTS_DIR/...",
+            "fallback": "pixels",
+        }
+    )
+    client.force_login(admin)
+    body = client.get(reverse("core:project_detail", args=[project.pk])).content.decode()
+    assert 'id="jobs"' in body and "Embed images" in body and "boom" in body
+    assert "vit_small_patch14_dinov2.lvd142m" in body and "/weights/vit_small" in body
+    assert "Pretrain an in-domain encoder" in body
+    assert f'data-ws-path="/ws/projects/{project.pk}/"' in body
+
+
+def test_admin_requests_training_and_pretraining_from_the_page(client):
+    project, admin, _ = project_with_members()
+    client.force_login(admin)
+    client.post(reverse("core:project_train", args=[project.pk]))
+    client.post(reverse("core:project_train", args=[project.pk]))
+    client.post(reverse("core:project_pretrain", args=[project.pk]))
+    train = Job.objects.get(project=project, kind=Job.Kind.TRAIN)
+    assert train.requests == 2 and train.requested_by == admin
+    assert Job.objects.filter(project=project, kind=Job.Kind.PRETRAIN).count() == 1
+
+
+def test_annotators_cannot_start_jobs_and_outsiders_get_404(client):
+    project, _, (annotator,) = project_with_members()
+    client.force_login(annotator)
+    assert client.post(reverse("core:project_train", args=[project.pk])).status_code == 403
+    assert client.post(f"/api/projects/{project.pk}/train/").status_code == 403
+    assert client.get(f"/api/projects/{project.pk}/jobs/").status_code == 200
+    client.force_login(UserFactory())
+    for url in (
+        reverse("core:project_train", args=[project.pk]),
+        reverse("core:project_pretrain", args=[project.pk]),
+        f"/api/projects/{project.pk}/train/",
+        f"/api/projects/{project.pk}/pretrain/",
+    ):
+        assert client.post(url).status_code == 404, url
+    assert client.get(f"/api/projects/{project.pk}/jobs/").status_code == 404
+    assert not Job.objects.filter(project=project).exists()
+
+
+def test_api_train_returns_the_queued_job(client):
+    project, admin, _ = project_with_members()
+    client.force_login(admin)
+    response = client.post(f"/api/projects/{project.pk}/train/")
+    assert response.status_code == 202
+    assert response.json()["kind"] == "train" and response.json()["status"] == "queued"
+    listed = client.get(f"/api/projects/{project.pk}/jobs/").json()["results"]
+    assert [j["id"] for j in listed] == [response.json()["id"]]
+
+
+def test_label_page_listens_for_model_versions(client):
+    project, _, (annotator,) = project_with_members()
+    client.force_login(annotator)
+    body = client.get(reverse("core:label_session", args=[project.pk])).content.decode()
+    assert 'id="model-status"' in body and "js/live.js" in body
+
+
+def test_web_code_never_imports_torch():
+    """Views, APIs and the services they call enqueue jobs; only the worker imports torch."""
+    code = (
+        "import django, sys; django.setup(); "
+        "import core.views, core.apis, core.consumers, core.tasks, annotator.urls; "
+        "assert 'torch' not in sys.modules, 'torch was imported by the web code'"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {"DJANGO_SETTINGS_MODULE": "annotator.settings.test", "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, timeout=60)
