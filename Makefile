@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/b
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test venv install lint bench clean browser
+.PHONY: run test venv install lint bench bench-ssl clean browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py bootstrap_demo
 	@echo ""
 	@echo "  Annotator is running at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "  Background jobs (embedding, zero-shot, training) run inside this server process."
 	@echo ""
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) annotator.asgi:application
 
@@ -44,8 +45,16 @@ test: $(VENV)/.installed browser
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# Each benchmark prints one JSON object; docs/benchmarks/ keeps the recorded figures.
 bench: $(VENV)/.installed
 	$(PY) bench/next_item.py
+	$(PY) bench/loop_latency.py
+	$(PY) bench/retrain.py
+	$(PY) bench/embed.py
+
+# In-domain SSL pretraining on CIFAR-10 for 10 minutes, then k-NN / linear probes (~12 min).
+bench-ssl: $(VENV)/.installed
+	$(PY) bench/ssl_probe.py
 
 clean:
 	rm -rf $(VENV) var

@@ -102,9 +102,24 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 
 class SuggestionSerializer(serializers.ModelSerializer):
+    model_version_number = serializers.IntegerField(source="model_version.number", read_only=True)
+    model_version_labels = serializers.IntegerField(
+        source="model_version.labels_count",
+        read_only=True,
+        help_text="Labels the version was trained on (0 for zero-shot).",
+    )
+
     class Meta:
         model = Prediction
-        fields = ["id", "predicted_class", "confidence", "source", "model_version"]
+        fields = [
+            "id",
+            "predicted_class",
+            "confidence",
+            "source",
+            "model_version",
+            "model_version_number",
+            "model_version_labels",
+        ]
 
 
 class LeaseSerializer(serializers.Serializer):

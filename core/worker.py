@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class TaskWorker:
     """`threads` task-running threads and one recovery thread; `stop()` ends them."""
 
-    def __init__(self, *, threads: int = 2, interval: float = 0.5, name: str = "worker"):
+    def __init__(self, *, threads: int = 2, interval: float = 0.25, name: str = "worker"):
         self.threads = threads
         self.interval = interval
         self.name = name
@@ -32,6 +32,7 @@ class TaskWorker:
 
     def start(self) -> "TaskWorker":
         prefix = f"{self.name}-{get_random_string(6)}"
+        self._spawn(self._warm_up, f"{prefix}-warm-up")
         for number in range(self.threads):
             worker = Worker(
                 queue_names=["default"],
@@ -59,6 +60,14 @@ class TaskWorker:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Import the job bodies (torch, timm, scikit-learn: seconds) before the first job
+        needs them, so the first training run is as quick as the others."""
+        from core.tasks import job_runners
+
+        job_runners()
 
     def _recover_loop(self) -> None:
         period = 2 * settings.ANNOTATOR_JOB_HEARTBEAT_S
@@ -90,5 +99,9 @@ def inprocess_worker_start() -> TaskWorker | None:
     global _inprocess
     if not settings.ANNOTATOR_INPROCESS_WORKER or _inprocess is not None:
         return _inprocess
-    _inprocess = TaskWorker(threads=settings.ANNOTATOR_WORKER_THREADS, name="web").start()
+    _inprocess = TaskWorker(
+        threads=settings.ANNOTATOR_WORKER_THREADS,
+        interval=settings.ANNOTATOR_WORKER_POLL_S,
+        name="web",
+    ).start()
     return _inprocess

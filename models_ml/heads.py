@@ -330,7 +330,12 @@ def cross_validated_accuracy(
     for train, test in _stratified_folds(y, folds, random_state):
         if len(np.unique(y[train])) < 2:
             continue
-        model = clone(head).fit(X[train], y[train])
+        model = clone(head)
+        if "calibrate" in model.get_params():
+            # Temperature scaling never changes the argmax, so it cannot change accuracy;
+            # skipping it makes the estimate ~6x cheaper (no inner calibration folds).
+            model.set_params(calibrate=False)
+        model = model.fit(X[train], y[train])
         scores.append(float((model.predict(X[test]) == y[test]).mean()))
     if not scores:
         return AccuracyEstimate(None, None, 0, len(y))

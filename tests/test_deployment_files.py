@@ -30,3 +30,15 @@ def test_requirements_are_pinned():
         line = line.strip()
         if line and not line.startswith("#"):
             assert "==" in line, f"unpinned requirement: {line}"
+
+
+def test_compose_file_runs_a_worker_on_the_same_database_redis_and_media():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    web, worker = compose["services"]["web"], compose["services"]["worker"]
+    assert "manage.py worker" in worker["command"]
+    for key in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "ANNOTATOR_VAR_DIR"):
+        assert worker["environment"][key] == web["environment"][key], key
+    assert worker["volumes"] == web["volumes"]
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    # the web server must not run jobs itself in production: workers publish through Redis
+    assert web["environment"]["DJANGO_SETTINGS_MODULE"] == "annotator.settings.prod"

@@ -38,7 +38,8 @@ else:
 TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
 if os.environ.get("ANNOTATOR_TEST_TASK_BACKEND") == "database":
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-ANNOTATOR_INPROCESS_WORKER = False
+# Only a server started by a browser test runs jobs in-process (tests/e2e/test_live_loop.py).
+ANNOTATOR_INPROCESS_WORKER = os.environ.get("ANNOTATOR_INPROCESS_WORKER") == "1"
 ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", _tmp / "embeddings"))
 ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", _tmp / "encoders"))
 ANNOTATOR_CLIP_MODEL = ""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
@@ -134,13 +135,11 @@ def items_embed_run(job: Job) -> dict:
     missing = set(store.missing([pk for pk, _ in items]))
     todo = [(pk, name) for pk, name in items if pk in missing]
     started, failed = time.perf_counter(), {}
+    batch_size = 128 if encoder.device.type == "cpu" else 256
     for start in range(0, len(todo), EMBED_CHUNK):
         chunk = todo[start : start + EMBED_CHUNK]
-        result = embed_images(
-            encoder,
-            item_image_sources(chunk),
-            [pk for pk, _ in chunk],
-            batch_size=128 if encoder.device.type == "cpu" else 256,
+        result, batch_size = embed_with_oom_retry(
+            encoder, item_image_sources(chunk), [pk for pk, _ in chunk], batch_size
         )
         store.append(result.ids, result.vectors)
         failed.update(result.failed)
@@ -166,7 +165,23 @@ def items_embed_run(job: Job) -> dict:
         "failed": {str(k): v for k, v in list(failed.items())[:50]},
         "seconds": round(seconds, 3),
         "images_per_s": round((len(todo) - len(failed)) / seconds, 1) if seconds else None,
+        "batch_size": batch_size,
     }
+
+
+def embed_with_oom_retry(encoder: Encoder, sources: list, ids: list[int], batch_size: int):
+    """`embed_images`, halving the batch on a GPU out-of-memory error (down to 1, then the
+    error propagates and the job fails cleanly). Returns the result and the batch that fit."""
+    while True:
+        try:
+            return embed_images(encoder, sources, ids, batch_size=batch_size), batch_size
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            logger.warning("GPU out of memory while embedding; retrying with batch %d", batch_size)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
 
 def _after_embedding(*, project: Project, newly_embedded: int) -> None:

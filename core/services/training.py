@@ -251,27 +251,27 @@ def _version_write(
             },
         )
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    predicted = class_ids[best].tolist() if len(probs) else []
+    confidence = probs[np.arange(len(probs)), best].tolist() if len(probs) else []
+    rounded = np.round(probs, 4).tolist()
     rows = []
     for i, item_id in enumerate(pool_ids.tolist()):
-        predicted, confidence = int(class_ids[best[i]]), float(probs[i, best[i]])
-        source = SuggestionSource.MODEL
+        cls, conf, source = predicted[i], confidence[i], SuggestionSource.MODEL
         if item_id in zero_shot:
-            predicted, confidence = zero_shot[item_id]
-            source = SuggestionSource.ZERO_SHOT
+            (cls, conf), source = zero_shot[item_id], SuggestionSource.ZERO_SHOT
         rows.append(
             Prediction(
                 item_id=item_id,
                 model_version=version,
-                probabilities=np.round(probs[i], 4).tolist(),
-                predicted_class_id=predicted,
-                confidence=confidence,
+                probabilities=rounded[i],
+                predicted_class_id=cls,
+                confidence=conf,
                 acquisition_score=float(scores[i]),
                 source=source,
             )
         )
-    for start in range(0, len(rows), PREDICTION_BATCH):
-        with transaction.atomic():
-            Prediction.objects.bulk_create(rows[start : start + PREDICTION_BATCH])
+    with transaction.atomic():
+        Prediction.objects.bulk_create(rows, batch_size=PREDICTION_BATCH)
     return version
 
 

@@ -19,10 +19,9 @@ from django.db import transaction
 from django.db.models import Max
 
 from core.models import Item, Job, ModelVersion, Prediction, Project, SuggestionSource
-from core.services.embeddings import embedding_store, item_image_sources
+from core.services.embeddings import embed_with_oom_retry, embedding_store, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
 from core.services.training import PREDICTION_BATCH, version_switch
-from models_ml.embed import embed_images
 from models_ml.encoders import WeightsUnavailable
 from models_ml.strategies import SCORE_FUNCTIONS, entropy
 from models_ml.zero_shot import DEFAULT_PROMPT_SET, ClipModel, load_clip, zero_shot_probabilities
@@ -68,9 +67,12 @@ def zero_shot_run(job: Job) -> dict:
     items = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "image"))
     missing = set(store.missing([pk for pk, _ in items]))
     todo = [(pk, name) for pk, name in items if pk in missing]
+    batch_size = 64
     for start in range(0, len(todo), 2048):
         chunk = todo[start : start + 2048]
-        result = embed_images(encoder, item_image_sources(chunk), [pk for pk, _ in chunk])
+        result, batch_size = embed_with_oom_retry(
+            encoder, item_image_sources(chunk), [pk for pk, _ in chunk], batch_size
+        )
         store.append(result.ids, result.vectors)
         job_progress(
             job=job,

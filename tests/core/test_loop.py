@@ -65,9 +65,9 @@ def test_missing_encoder_weights_fall_back_to_pixels_and_say_why(monkeypatch):
 
 
 def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
-    project, _, annotator, truth = loop_project(retrain_every=6)
+    project, _, annotator, truth = loop_project(retrain_every=12)
     run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 6)
+    label_items(project, annotator, truth, 12)
     assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN, status="queued").count() == 1
 
     (job,) = run_jobs(project, Job.Kind.TRAIN)
@@ -75,7 +75,8 @@ def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
     project.refresh_from_db()
     version = project.current_model_version
     assert job.status == Job.Status.SUCCEEDED, job.error
-    assert job.model_version == version and version.number == 1 and version.labels_count == 6
+    assert job.model_version == version and version.number == 1 and version.labels_count == 12
+    assert job.metrics["head"] == version.recipe["head"] == "linear"  # 6 labels per class
     assert version.estimated_accuracy is not None
     assert set(job.metrics["seconds"]) >= {"fit", "predict", "score", "write_predictions"}
     predictions = Prediction.objects.filter(model_version=version)
@@ -346,3 +347,44 @@ def test_version_numbers_grow_and_old_predictions_are_pruned():
         )
     )
     assert with_predictions == {2, 3}
+
+
+def test_gpu_out_of_memory_while_embedding_retries_with_smaller_batches(monkeypatch):
+    import torch
+
+    from core.services import embeddings
+
+    real = embeddings.embed_images
+    batches = []
+
+    def small_gpu(encoder, sources, ids, batch_size):
+        batches.append(batch_size)
+        if batch_size > 16:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(encoder, sources, ids, batch_size=batch_size)
+
+    monkeypatch.setattr(embeddings, "embed_images", small_gpu)
+    project, *_ = loop_project(images_per_class=3)
+
+    (job,) = run_jobs(project, Job.Kind.EMBED)
+
+    assert job.status == Job.Status.SUCCEEDED and job.metrics["batch_size"] == 16
+    assert batches == [128, 64, 32, 16] and job.metrics["embedded"] == 6
+
+
+def test_gpu_out_of_memory_at_batch_one_fails_the_job_cleanly(monkeypatch):
+    import torch
+
+    from core.services import embeddings
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(embeddings, "embed_images", no_memory)
+    project, *_ = loop_project(images_per_class=2)
+
+    (job,) = run_jobs(project, Job.Kind.EMBED)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "OutOfMemoryError" in job.message
+    assert project.embedding_key == ""

@@ -113,3 +113,13 @@ def test_probabilities_are_spread_over_every_project_class():
     np.testing.assert_allclose(full[:, 0], 0.0)
     np.testing.assert_allclose(full.sum(axis=1), 1.0)
     assert (full[:, 2] > full[:, 1]).all()  # the first 5 rows are class "7"
+
+
+def test_cross_validated_accuracy_fits_one_model_per_fold(monkeypatch):
+    """Calibration cannot change the argmax, so the estimate skips its inner folds."""
+    X, y = blobs(n_per_class=30, classes=3, seed=4, spread=1.0)
+    fits = []
+    real_model = LinearHead._model
+    monkeypatch.setattr(LinearHead, "_model", lambda self: fits.append(1) or real_model(self))
+    estimate = cross_validated_accuracy(LinearHead(calibrate=True), X, y, folds=5)
+    assert len(fits) == estimate.folds == 5 and 0.34 < estimate.accuracy <= 1.0

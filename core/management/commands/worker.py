@@ -3,6 +3,7 @@
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from core.worker import TaskWorker
@@ -12,8 +13,15 @@ class Command(BaseCommand):
     help = "Run background jobs (the django-tasks database queue) until SIGINT/SIGTERM."
 
     def add_arguments(self, parser):
-        parser.add_argument("--threads", type=int, default=2, help="jobs run at once")
-        parser.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+        parser.add_argument(
+            "--threads", type=int, default=settings.ANNOTATOR_WORKER_THREADS, help="jobs at once"
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=settings.ANNOTATOR_WORKER_POLL_S,
+            help="seconds an idle thread waits before looking for tasks again",
+        )
 
     def handle(self, *args, threads: int, interval: float, **options):
         stopped = threading.Event()
