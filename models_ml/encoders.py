@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 from torch import nn
 
 from models_ml.device import autocast, best_device
+from models_ml.store import safe_key  # noqa: F401  (used here and imported from here)
 
 RANDOM_WEIGHTS = "random"
 """Pass as `weights` to build the architecture with random weights (tests, SSL starting point)."""
@@ -300,11 +300,6 @@ def _ready(
         weights_source=source,
         data_config=data_config,
     )
-
-
-def safe_key(key: str) -> str:
-    """An encoder key usable as a folder name on every OS."""
-    return re.sub(r"[^A-Za-z0-9._@+-]", "_", key)
 
 
 def _pixel_encoder(size: int, device: torch.device) -> Encoder:

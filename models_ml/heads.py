@@ -92,25 +92,46 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         if self._fit_single(y):
             self.model_ = None
             return self
+        # Fewer labels than dimensions (the usual case while labeling): the L2-regularised
+        # solution lies in the span of the training vectors (representer theorem), so fitting
+        # on their coordinates in an orthonormal basis of that span gives the same model at a
+        # fraction of the cost (e.g. 100 labels of 3,072-d pixels: 30x fewer features).
+        self.basis_ = _row_space_basis(X) if X.shape[0] < X.shape[1] else None
+        X = self._project(X)
         self.model_ = self._model().fit(X, y)
         counts = np.unique(y, return_counts=True)[1]
+        # The calibration folds double as a cross-validated accuracy estimate (`cv_estimate_`,
+        # None unless every label was predicted out of fold), so a training run fits once.
+        self.cv_estimate_ = None
         if self.calibrate and counts.min() >= 2:
             folds = int(min(5, counts.min()))
             logits = np.zeros((len(y), len(self.classes_)))
             covered = np.zeros(len(y), dtype=bool)
+            fold_scores = []
             for train, test in _stratified_folds(y, folds, self.random_state):
                 if len(np.unique(y[train])) < len(self.classes_):
                     continue  # a fold without some class cannot give logits in our columns
                 fold_model = self._model().fit(X[train], y[train])
                 logits[test] = _as_2d_logits(fold_model.decision_function(X[test]))
                 covered[test] = True
+                fold_scores.append(float((fold_model.predict(X[test]) == y[test]).mean()))
             if covered.any():
                 y_index = np.searchsorted(self.classes_, y[covered])
                 self.temperature_ = fit_temperature(logits[covered], y_index)
+            if covered.all() and len(fold_scores) >= 2:
+                self.cv_estimate_ = AccuracyEstimate(
+                    float(np.mean(fold_scores)),
+                    float(np.std(fold_scores)),
+                    len(fold_scores),
+                    len(y),
+                )
         return self
 
+    def _project(self, X: np.ndarray) -> np.ndarray:
+        return X if self.basis_ is None else X @ self.basis_.T
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return _as_2d_logits(self.model_.decision_function(l2_normalise(X)))
+        return _as_2d_logits(self.model_.decision_function(self._project(l2_normalise(X))))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.model_ is None:
@@ -119,6 +140,21 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _row_space_basis(X: np.ndarray) -> np.ndarray:
+    """Orthonormal rows spanning the rows of X, shape (rank, d), for X with n < d rows.
+
+    From the eigenvectors of the n x n Gram matrix (X Xᵀ = U Λ Uᵀ gives Vᵀ = Λ^-½ Uᵀ X), which
+    is ~10x cheaper than an SVD of X when d ≫ n. Directions with tiny eigenvalues are dropped.
+    """
+    X64 = X.astype(np.float64)
+    eigenvalues, u = np.linalg.eigh(X64 @ X64.T)
+    keep = eigenvalues > eigenvalues.max() * max(X.shape) * np.finfo(np.float32).eps
+    if not keep.any():
+        keep[-1] = True
+    basis = (u[:, keep] / np.sqrt(eigenvalues[keep])).T @ X64
+    return basis.astype(X.dtype)
 
 
 def _as_2d_logits(logits: np.ndarray) -> np.ndarray:
@@ -269,6 +305,10 @@ class SelfTrainingHead(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.head_.predict_proba(X)
+
+    def sample_proba(self, X: np.ndarray, samples: int | None = None) -> np.ndarray:
+        """MC-dropout samples of the refitted head (for BALD), when it has them."""
+        return self.head_.sample_proba(X, samples)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.head_.predict(X)

@@ -123,3 +123,34 @@ def test_cross_validated_accuracy_fits_one_model_per_fold(monkeypatch):
     monkeypatch.setattr(LinearHead, "_model", lambda self: fits.append(1) or real_model(self))
     estimate = cross_validated_accuracy(LinearHead(calibrate=True), X, y, folds=5)
     assert len(fits) == estimate.folds == 5 and 0.34 < estimate.accuracy <= 1.0
+
+
+def test_linear_head_with_fewer_labels_than_dimensions_fits_in_their_span():
+    """The row-space shortcut gives the model a plain fit on all dimensions gives."""
+    from sklearn.linear_model import LogisticRegression
+
+    from models_ml.heads import l2_normalise
+
+    X, y = blobs(n_per_class=15, classes=4, dim=400, spread=3.0, seed=9)
+    X_test, _ = blobs(n_per_class=20, classes=4, dim=400, spread=3.0, seed=9)
+    head = LinearHead(calibrate=False, max_iter=2000).fit(X, y)
+    plain = LogisticRegression(C=head.C, max_iter=2000, tol=1e-8).fit(l2_normalise(X), y)
+
+    assert head.basis_.shape == (60, 400)
+    np.testing.assert_allclose(head.basis_ @ head.basis_.T, np.eye(60), atol=1e-4)
+    np.testing.assert_allclose(
+        head.predict_proba(X_test), plain.predict_proba(l2_normalise(X_test)), atol=5e-3
+    )
+    assert (head.predict(X_test) == plain.predict(l2_normalise(X_test))).all()
+    more_labels, _ = blobs(n_per_class=200, classes=4, dim=16)
+    assert LinearHead().fit(more_labels, np.repeat(np.arange(4), 200)).basis_ is None
+
+
+def test_calibration_folds_give_the_accuracy_estimate_too():
+    X, y = blobs(n_per_class=30, classes=3, seed=4, spread=1.0)
+    head = LinearHead(calibrate=True).fit(X, y)
+    estimate = head.cv_estimate_
+    assert estimate.folds == 5 and estimate.labels == 90 and 0.34 < estimate.accuracy <= 1.0
+    assert LinearHead(calibrate=False).fit(X, y).cv_estimate_ is None
+    one_each = LinearHead(calibrate=True).fit(X[[0, 30, 60]], y[[0, 30, 60]])
+    assert one_each.cv_estimate_ is None  # no class with two labels: nothing to hold out
