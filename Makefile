@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/b
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test venv install lint bench bench-ssl clean browser
+.PHONY: run test venv install lint bench bench-ssl bench-labels clean browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
@@ -55,6 +55,14 @@ bench: $(VENV)/.installed
 # In-domain SSL pretraining on CIFAR-10 for 10 minutes, then k-NN / linear probes (~12 min).
 bench-ssl: $(VENV)/.installed
 	$(PY) bench/ssl_probe.py
+
+# Label efficiency: every strategy x 3 seeds on CIFAR-10 and Fashion-MNIST, pixels and an
+# in-domain SSL encoder (~40 min on 2 cores); writes docs/benchmarks/label-efficiency.{md,json,png}.
+bench-labels: $(VENV)/.installed
+	@test -d /usr/share/datasets/fashion-mnist || { [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || \
+		echo "Fashion-MNIST missing: apt-get install dataset-fashion-mnist"
+	$(PY) bench/label_efficiency.py --out docs/benchmarks
 
 clean:
 	rm -rf $(VENV) var

@@ -7,6 +7,7 @@ member of answers 404, exactly like one that does not exist.
 from django.db import IntegrityError
 from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -16,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import selectors
+from core.downloads import export_download
+from core.forms import ExportForm
 from core.models import (
     Annotation,
     Item,
@@ -29,6 +32,7 @@ from core.models import (
 )
 from core.serializers import (
     AnnotationSerializer,
+    ClassMergeSerializer,
     ImportReportSerializer,
     ItemSerializer,
     JobSerializer,
@@ -37,7 +41,13 @@ from core.serializers import (
     ProjectSerializer,
     SubmitSerializer,
 )
-from core.services.classes import label_class_create
+from core.services.classes import (
+    ClassChangeError,
+    label_class_create,
+    label_class_update,
+    label_classes_merge,
+)
+from core.services.exports import FORMATS as EXPORT_FORMATS
 from core.services.imports import items_import
 from core.services.jobs import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
@@ -112,6 +122,48 @@ class LabelClassListApi(generics.ListCreateAPIView):
             raise ValidationError({"name": [str(exc)]}) from exc
         except IntegrityError as exc:
             raise ValidationError({"name": ["That name or hotkey is already used."]}) from exc
+
+
+class LabelClassDetailApi(generics.RetrieveUpdateAPIView):
+    """A class; admins rename it or change its hotkey (answers keep pointing at it)."""
+
+    serializer_class = LabelClassSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_object(self):
+        project = project_for(self.request, self.kwargs["project_id"])
+        return get_object_or_404(LabelClass, pk=self.kwargs["class_id"], project=project)
+
+    def perform_update(self, serializer):
+        project_for(self.request, self.kwargs["project_id"], admin=True)
+        try:
+            serializer.instance = label_class_update(
+                label_class=serializer.instance,
+                name=serializer.validated_data.get("name"),
+                hotkey=serializer.validated_data.get("hotkey"),
+            )
+        except ClassChangeError as exc:
+            raise ValidationError({"name": [str(exc)]}) from exc
+
+
+class LabelClassMergeApi(APIView):
+    """Merge this class into another (admins): every answer, suggestion, prediction and ground
+    truth moves to the other class, this one is deleted, a training run is requested."""
+
+    @extend_schema(request=ClassMergeSerializer, responses={200: LabelClassSerializer})
+    def post(self, request: Request, project_id: int, class_id: int) -> Response:
+        project = project_for(request, project_id, admin=True)
+        source = get_object_or_404(LabelClass, pk=class_id, project=project)
+        data = ClassMergeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = LabelClass.objects.filter(pk=data.validated_data["into"], project=project).first()
+        if target is None:
+            raise ValidationError({"into": ["Not a class of this project."]})
+        try:
+            changed = label_classes_merge(source=source, target=target)
+        except ClassChangeError as exc:
+            raise ValidationError({"into": [str(exc)]}) from exc
+        return Response({"class": LabelClassSerializer(target).data, "changed": changed})
 
 
 ITEM_STATUSES = ("unlabeled", "labeled", "done", "open", "skipped")
@@ -310,6 +362,32 @@ class TrainApi(APIView):
             project=project, reason="requested via the API", requested_by=request.user
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportApi(APIView):
+    """Download the labels (admins) as csv, jsonl, coco, imagefolder (zip) or parquet.
+
+    The format is part of the path (`?format=` is DRF's renderer switch)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("export_format", str, OpenApiParameter.PATH, enum=EXPORT_FORMATS),
+            OpenApiParameter("include_pseudo_labels", float, description="min confidence"),
+            OpenApiParameter("split", float, description="validation fraction"),
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, project_id: int, export_format: str):
+        project = project_for(request, project_id, admin=True)
+        form = ExportForm({**request.query_params.dict(), "format": export_format})
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        return export_download(
+            project=project,
+            fmt=form.cleaned_data["format"],
+            min_confidence=form.cleaned_data["include_pseudo_labels"],
+            val_fraction=form.cleaned_data["split"],
+        )
 
 
 class PretrainApi(APIView):

@@ -71,3 +71,58 @@ class ImportForm(forms.Form):
             ("annotations", "Folder names are labels (imported as my annotations)"),
         ],
     )
+
+
+class ExportForm(forms.Form):
+    """Export options, shared by the project page and the API."""
+
+    format = forms.ChoiceField(
+        choices=[
+            ("csv", "CSV"),
+            ("jsonl", "JSON Lines"),
+            ("coco", "COCO-style JSON"),
+            ("imagefolder", "ImageFolder zip (with images)"),
+            ("parquet", "Parquet (with images; Hugging Face datasets)"),
+        ]
+    )
+    include_pseudo_labels = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        label="Add pseudo-labels at or above confidence",
+        help_text="Empty: human labels only.",
+    )
+    split = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.99,
+        label="Validation fraction",
+        help_text="Empty: no train/val split.",
+    )
+
+
+class BrowseForm(forms.Form):
+    """Image browser filters (GET); every field optional."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("all", "All"), ("unlabeled", "Unlabeled"), ("labeled", "Labeled"),
+                 ("skipped", "Skipped")],
+    )  # fmt: skip
+    label_class = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    annotator = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    predicted_class = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    min_confidence = forms.FloatField(required=False, min_value=0, max_value=1)
+    max_confidence = forms.FloatField(required=False, min_value=0, max_value=1)
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    similar_to = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        classes = [("", "any")] + [(c.pk, c.name) for c in project.classes.all()]
+        self.fields["label_class"].choices = classes
+        self.fields["predicted_class"].choices = classes
+        self.fields["annotator"].choices = [("", "anyone")] + [
+            (m.user_id, m.user.username)
+            for m in project.memberships.select_related("user").order_by("user__username")
+        ]

@@ -16,6 +16,10 @@ from django.db.models import Q
 from core.querysets import ItemQuerySet, ProjectQuerySet
 
 
+def random_seed() -> int:
+    return random.randrange(2**31)
+
+
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     ANNOTATOR = "annotator", "Annotator"
@@ -42,9 +46,17 @@ class SuggestionSource(models.TextChoices):
     NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
 
 
+class ColdStart(models.TextChoices):
+    """How the queue orders images before any model is trained."""
+
+    RANDOM = "random", "Random order"
+    TYPICLUST = "typiclust", "TypiClust: the most typical image of each cluster first"
+
+
 class AnnotationSource(models.TextChoices):
     HUMAN = "human", "Labeled in the app"
     IMPORT = "import", "Imported with the images"
+    REVIEW = "review", "Set in the review queue"
 
 
 class Project(models.Model):
@@ -70,6 +82,24 @@ class Project(models.Model):
     )
     lease_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(10), MaxValueValidator(86_400)]
+    )
+    self_training_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Refit each model with its own predictions above this confidence as extra "
+        "labels (self-training). Empty: off.",
+    )
+    cold_start = models.CharField(
+        max_length=16,
+        choices=ColdStart.choices,
+        default=ColdStart.RANDOM,
+        help_text="Order of the images before the first model: random, or TypiClust on the "
+        "embeddings (one typical image per cluster, so the first labels cover the data).",
+    )
+    seed = models.PositiveIntegerField(
+        default=random_seed,
+        help_text="Seeds the random choices of the strategies (same seed, same queue).",
     )
     current_model_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -209,6 +239,7 @@ class ModelVersion(models.Model):
         MODEL = "model", "Trained model"
         ZERO_SHOT = "zero_shot", "CLIP zero-shot"
         NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
+        COLD_START = "cold_start", "Cold-start order (no model yet)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     number = models.PositiveIntegerField()
@@ -374,6 +405,7 @@ class Job(models.Model):
         ZERO_SHOT = "zero_shot", "CLIP zero-shot suggestions"
         TRAIN = "train", "Training run"
         PRETRAIN = "pretrain", "In-domain SSL pretraining"
+        EXPORT = "export", "Export labels"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

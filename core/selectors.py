@@ -1,7 +1,10 @@
 """Reads. Every function takes the project (already scoped to the user by the caller)."""
 
+from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -21,6 +24,13 @@ from core.models import (
     Role,
     Skip,
 )
+from models_ml.store import EmbeddingStore
+
+
+def majority_class(class_ids_newest_first: list[int]) -> int:
+    """An item's label from its current answers: the most common class; a tie goes to the most
+    recent answer (Counter keeps first-seen order). Training and export both use this rule."""
+    return Counter(class_ids_newest_first).most_common(1)[0][0]
 
 
 def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
@@ -88,11 +98,15 @@ def queue_candidate_ids(
 
 
 def suggestion_for_item(*, item: Item, project: Project) -> Prediction | None:
-    """The current model version's prediction for the item, if it has one."""
+    """The current version's class suggestion for the item, if it has one."""
     if not project.current_model_version_id:
         return None
     return (
-        Prediction.objects.filter(item=item, model_version_id=project.current_model_version_id)
+        Prediction.objects.filter(
+            item=item,
+            model_version_id=project.current_model_version_id,
+            predicted_class__isnull=False,  # a cold-start order suggests no class
+        )
         .select_related("predicted_class", "model_version")
         .first()
     )
@@ -173,3 +187,267 @@ def recent_jobs(*, project: Project, limit: int = 10) -> list[Job]:
 
 def model_versions(*, project: Project, limit: int = 20) -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(project=project).order_by("-number")[:limit])
+
+
+def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
+    """Everything the admin dashboard shows, in a fixed number of queries.
+
+    The current human answers are read once (id order) and summarised here: per-class counts,
+    prefill accuracy over time (the share of prefilled suggestions the annotator kept, in
+    `prefill_buckets` consecutive slices of the answers), and per annotator the number of
+    labels, median seconds per label, labels per hour at that pace, agreement with the others
+    on items both answered, and how often they kept the model's suggestion.
+    """
+    import statistics
+
+    rows = list(
+        Annotation.objects.filter(
+            item__project=project, is_current=True, source=AnnotationSource.HUMAN
+        )
+        .order_by("id")
+        .values_list(
+            "item_id",
+            "annotator_id",
+            "label_class_id",
+            "duration_ms",
+            "suggestion_accepted",
+            "suggestion_source",
+        )
+    )
+    classes = list(project.classes.order_by("order", "pk").values_list("pk", "name"))
+    usernames = dict(
+        Membership.objects.filter(project=project).values_list("user_id", "user__username")
+    )
+    per_class = Counter(class_id for _, _, class_id, *_ in rows)
+    shown = [accepted for *_, accepted, _ in rows if accepted is not None]
+    size = max(1, -(-len(shown) // prefill_buckets))
+    prefill = [
+        (
+            min(start + size, len(shown)),
+            sum(shown[start : start + size]) / len(shown[start : start + size]),
+        )
+        for start in range(0, len(shown), size)
+    ]
+    by_item: dict[int, list[tuple[int, int]]] = {}
+    for item_id, annotator_id, class_id, *_ in rows:
+        by_item.setdefault(item_id, []).append((annotator_id, class_id))
+    agree: Counter = Counter()
+    compared: Counter = Counter()
+    for answers in by_item.values():
+        if len(answers) < 2:
+            continue
+        for annotator_id, class_id in answers:
+            for other_id, other_class in answers:
+                if other_id != annotator_id:
+                    compared[annotator_id] += 1
+                    agree[annotator_id] += class_id == other_class
+    by_annotator: dict[int, list[tuple]] = {}
+    for row in rows:
+        by_annotator.setdefault(row[1], []).append(row)
+    annotators = []
+    for annotator_id in sorted(by_annotator, key=lambda a: usernames.get(a, "")):
+        mine = by_annotator[annotator_id]
+        durations = [r[3] / 1000 for r in mine if r[3]]
+        median = statistics.median(durations) if durations else None
+        from_model = [r[4] for r in mine if r[5] == "model" and r[4] is not None]
+        annotators.append(
+            {
+                "username": usernames.get(annotator_id, f"user {annotator_id}"),
+                "labels": len(mine),
+                "median_seconds": round(median, 1) if median else None,
+                "labels_per_hour": round(3600 / median) if median else None,
+                "agreement": agree[annotator_id] / compared[annotator_id]
+                if compared[annotator_id]
+                else None,
+                "overlap_answers": compared[annotator_id],
+                "model_agreement": sum(from_model) / len(from_model) if from_model else None,
+            }
+        )
+    curve = list(
+        ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.MODEL)
+        .exclude(estimated_accuracy=None)
+        .order_by("number")
+        .values_list("labels_count", "estimated_accuracy")
+    )
+    return {
+        "progress": project_progress(project=project),
+        "labels": len(rows),
+        "class_counts": [(name, per_class.get(pk, 0)) for pk, name in classes],
+        "learning_curve": curve,
+        "prefill": prefill,
+        "prefill_overall": sum(shown) / len(shown) if shown else None,
+        "annotators": annotators,
+        "jobs": recent_jobs(project=project),
+        "model_versions": model_versions(project=project),
+    }
+
+
+REVIEW_KINDS = ("disagreement", "model")
+
+
+def review_queue(
+    *, project: Project, kind: str, min_confidence: float = 0.8, after: int = 0, limit: int = 24
+) -> list[dict]:
+    """Labeled items worth a second look, in item order from `after` (keyset paging):
+    - "disagreement": the current answers name two or more classes;
+    - "model": the current trained model gives another class than every current answer,
+      with at least `min_confidence` (likely label noise, in the spirit of confident learning).
+    Each entry: the item, its current answers (annotator, class) and the model's prediction."""
+    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
+    items = Item.objects.filter(project=project, pk__gt=after).filter(Exists(current))
+    version = project.current_model_version
+    if version is not None and version.kind != ModelVersion.Kind.MODEL:
+        version = None
+    if kind == "disagreement":
+        items = items.annotate(
+            classes=Count(
+                "annotations__label_class", filter=Q(annotations__is_current=True), distinct=True
+            )
+        ).filter(classes__gte=2)
+    elif kind == "model":
+        if version is None:
+            return []
+        confident = Prediction.objects.filter(
+            model_version=version, item=OuterRef("pk"), confidence__gte=min_confidence
+        )
+        agrees = Annotation.objects.filter(
+            item=OuterRef("item"), is_current=True, label_class=OuterRef("predicted_class")
+        )
+        items = items.filter(Exists(confident.exclude(Exists(agrees))))
+    else:
+        raise ValueError(f"unknown review kind {kind!r}")
+    page = list(items.order_by("pk")[:limit])
+    ids = [item.pk for item in page]
+    answers: dict[int, list] = {}
+    for annotation in (
+        Annotation.objects.filter(item_id__in=ids, is_current=True)
+        .select_related("annotator", "label_class")
+        .order_by("id")
+    ):
+        answers.setdefault(annotation.item_id, []).append(annotation)
+    predictions = {}
+    if version is not None:
+        predictions = {
+            p.item_id: p
+            for p in Prediction.objects.filter(
+                model_version=version, item_id__in=ids
+            ).select_related("predicted_class")
+        }
+    return [
+        {"item": item, "answers": answers.get(item.pk, []), "prediction": predictions.get(item.pk)}
+        for item in page
+    ]
+
+
+def embedding_store(*, project: Project, key: str | None = None, dim: int | None = None):
+    """The store of `key` (default: the one the project's embeddings are in), or None.
+    numpy only: pages may read it (the worker writes it)."""
+    key = key or project.embedding_key
+    dim = dim or project.embedding_dim
+    if not key or not dim:
+        return None
+    root = Path(settings.ANNOTATOR_EMBEDDINGS_DIR) / f"project-{project.pk}"
+    return EmbeddingStore(root, key, dim)
+
+
+def similar_item_ids(*, project: Project, item_id: int, limit: int = 60) -> list[int] | None:
+    """Items nearest to `item_id` by cosine similarity of the project's embeddings, nearest
+    first (the item itself excluded); None when the item has no vector yet."""
+    import numpy as np
+
+    store = embedding_store(project=project)
+    if store is None or not store.contains([item_id])[0]:
+        return None
+    ids = store.ids()
+    vectors = np.asarray(store.vectors(), dtype=np.float32)
+    query = store.get(np.array([item_id]))[0].astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+    similarity = vectors @ query / np.maximum(norms, 1e-12)
+    similarity[ids == item_id] = -np.inf
+    k = min(limit, len(ids) - 1)
+    if k <= 0:
+        return []
+    top = np.argpartition(-similarity, k - 1)[:k]
+    top = top[np.argsort(-similarity[top], kind="stable")]
+    return ids[top].tolist()
+
+
+BROWSE_STATUSES = ("all", "unlabeled", "labeled", "skipped")
+
+
+def item_browse(
+    *,
+    project: Project,
+    status: str = "all",
+    label_class_id: int | None = None,
+    annotator_id: int | None = None,
+    predicted_class_id: int | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+    after: int = 0,
+    limit: int = 60,
+    similar_to: int | None = None,
+) -> tuple[list[dict], int | None]:
+    """One page of the image browser: (entries, the `after` of the next page or None).
+
+    Filters are EXISTS subqueries on indexed columns and pages are keyset (item id > after),
+    so a page costs the same on page 1 and page 1,000 of a 100,000-image project. With
+    `similar_to`, the page is that item's nearest neighbours in embedding space instead.
+    """
+    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
+    skipped = Skip.objects.filter(item=OuterRef("pk"))
+    items = Item.objects.filter(project=project)
+    if status == "unlabeled":
+        items = items.exclude(Exists(current)).exclude(Exists(skipped))
+    elif status == "labeled":
+        items = items.filter(Exists(current))
+    elif status == "skipped":
+        items = items.filter(Exists(skipped))
+    if label_class_id:
+        items = items.filter(Exists(current.filter(label_class_id=label_class_id)))
+    if annotator_id:
+        items = items.filter(Exists(current.filter(annotator_id=annotator_id)))
+    version_id = project.current_model_version_id
+    if version_id and (
+        predicted_class_id or min_confidence is not None or max_confidence is not None
+    ):
+        predicted = Prediction.objects.filter(
+            model_version_id=version_id, item=OuterRef("pk"), predicted_class__isnull=False
+        )
+        if predicted_class_id:
+            predicted = predicted.filter(predicted_class_id=predicted_class_id)
+        if min_confidence is not None:
+            predicted = predicted.filter(confidence__gte=min_confidence)
+        if max_confidence is not None:
+            predicted = predicted.filter(confidence__lte=max_confidence)
+        items = items.filter(Exists(predicted))
+    next_after = None
+    if similar_to is not None:
+        order = similar_item_ids(project=project, item_id=similar_to, limit=limit) or []
+        rank = {item_id: i for i, item_id in enumerate(order)}
+        page = sorted(items.filter(pk__in=order), key=lambda item: rank[item.pk])
+    else:
+        page = list(items.filter(pk__gt=after).order_by("pk")[: limit + 1])
+        if len(page) > limit:
+            page, next_after = page[:limit], page[limit - 1].pk
+    ids = [item.pk for item in page]
+    labels: dict[int, list] = {}
+    for item_id, class_name, username in (
+        Annotation.objects.filter(item_id__in=ids, is_current=True)
+        .order_by("id")
+        .values_list("item_id", "label_class__name", "annotator__username")
+    ):
+        labels.setdefault(item_id, []).append((username, class_name))
+    predictions = {}
+    if version_id:
+        predictions = {
+            item_id: (name, confidence)
+            for item_id, name, confidence in Prediction.objects.filter(
+                model_version_id=version_id, item_id__in=ids, predicted_class__isnull=False
+            ).values_list("item_id", "predicted_class__name", "confidence")
+        }
+    entries = [
+        {"item": item, "labels": labels.get(item.pk, []), "prediction": predictions.get(item.pk)}
+        for item in page
+    ]
+    return entries, next_after

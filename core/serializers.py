@@ -13,6 +13,10 @@ class LabelClassSerializer(serializers.ModelSerializer):
         extra_kwargs = {"hotkey": {"required": False}}
 
 
+class ClassMergeSerializer(serializers.Serializer):
+    into = serializers.IntegerField(help_text="id of the class that absorbs this one")
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     classes = LabelClassSerializer(many=True, read_only=True)
     class_names = serializers.ListField(

@@ -18,6 +18,7 @@ from core.services.jobs import job_execute
 
 def job_runners() -> dict[str, Callable[[Job], dict | None]]:
     from core.services.embeddings import items_embed_run
+    from core.services.exports import export_run
     from core.services.pretraining import pretrain_run
     from core.services.training import training_run
     from core.services.zero_shot import zero_shot_run
@@ -27,6 +28,7 @@ def job_runners() -> dict[str, Callable[[Job], dict | None]]:
         Job.Kind.ZERO_SHOT: zero_shot_run,
         Job.Kind.TRAIN: training_run,
         Job.Kind.PRETRAIN: pretrain_run,
+        Job.Kind.EXPORT: export_run,
     }
 
 

@@ -12,20 +12,41 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from core import selectors
+from core import charts, selectors
+from core.downloads import CONTENT_TYPES, export_download
 from core.forms import (
+    BrowseForm,
+    ExportForm,
     ImportForm,
     LabelClassForm,
     MemberForm,
     ProjectCreateForm,
     ProjectSettingsForm,
 )
-from core.models import Item, LabelClass, Lease, Prediction, Project
-from core.services.classes import label_class_create
+from core.models import Item, Job, LabelClass, Lease, Prediction, Project
+from core.services.classes import (
+    ClassChangeError,
+    label_class_create,
+    label_class_move,
+    label_class_update,
+    label_classes_merge,
+)
+from core.services.exports import (
+    ExportError,
+    export_in_background,
+    export_job_path,
+    export_request,
+)
 from core.services.imports import ImportReport, items_import
 from core.services.jobs import pretrain_request, training_request
 from core.services.projects import membership_set, project_create, project_settings_update
-from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
+from core.services.queue import (
+    QueueError,
+    annotation_review,
+    annotation_submit,
+    item_lease_next,
+    item_skip,
+)
 from core.services.uploads import sources_from_uploads
 
 
@@ -83,8 +104,169 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "current_version": project.current_model_version,
         "jobs": selectors.recent_jobs(project=project),
         "model_versions": selectors.model_versions(project=project),
+        "export_form": ExportForm(initial={"format": "csv"}) if is_admin else None,
     }
     return render(request, "core/project_detail.html", context)
+
+
+@require_GET
+@login_required
+def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """The admin's live view: progress, charts, annotators, jobs, versions. htmx re-fetches
+    the body on websocket events and every few seconds (?partial=1 renders only the body)."""
+    project = _project_for(request, project_id, admin=True)
+    data = selectors.project_dashboard(project=project)
+    context = {
+        "project": project,
+        "data": data,
+        "class_chart": charts.bar_chart(data["class_counts"]),
+        "curve_chart": charts.line_chart(
+            [
+                ("estimated accuracy (cross-validated)", data["learning_curve"]),
+                ("prefill kept (share of suggestions accepted)", data["prefill"]),
+            ],
+            x_label="labels",
+            y_label="accuracy",
+        ),
+    }
+    if request.htmx or request.GET.get("partial"):
+        return render(request, "core/dashboard.html#dashboard-body", context)
+    return render(request, "core/dashboard.html", context)
+
+
+@require_GET
+@login_required
+def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """Items to check again (admins): annotators disagree, or the model confidently disagrees."""
+    project = _project_for(request, project_id, admin=True)
+    kind = request.GET.get("kind", "disagreement")
+    if kind not in selectors.REVIEW_KINDS:
+        raise Http404("Unknown review list.")
+    try:
+        min_confidence = min(1.0, max(0.0, float(request.GET.get("min_confidence", 0.8))))
+        after = max(0, int(request.GET.get("after", 0)))
+    except ValueError:
+        min_confidence, after = 0.8, 0
+    entries = selectors.review_queue(
+        project=project, kind=kind, min_confidence=min_confidence, after=after
+    )
+    context = {
+        "project": project,
+        "kind": kind,
+        "min_confidence": min_confidence,
+        "entries": entries,
+        "classes": list(project.classes.all()),
+        "next_after": entries[-1]["item"].pk if len(entries) == 24 else None,
+    }
+    return render(request, "core/review.html", context)
+
+
+@require_POST
+@login_required
+def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    project = _project_for(request, project_id, admin=True)
+    item = get_object_or_404(Item, pk=item_id, project=project)
+    label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
+    annotation_review(item=item, reviewer=request.user, label_class=label_class)
+    if request.htmx:
+        return render(
+            request, "core/review.html#settled", {"item": item, "label_class": label_class}
+        )
+    messages.success(request, f"{item.original_name} is now {label_class.name}.")
+    kind = request.POST.get("kind")
+    query = f"?kind={kind}" if kind in selectors.REVIEW_KINDS else ""
+    return redirect(reverse("core:review_queue", args=[project.pk]) + query)
+
+
+@require_GET
+@login_required
+def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileResponse:
+    """The file of a finished export job (admins), as an attachment."""
+    project = _project_for(request, project_id, admin=True)
+    job = get_object_or_404(
+        Job, pk=job_id, project=project, kind=Job.Kind.EXPORT, status=Job.Status.SUCCEEDED
+    )
+    path = export_job_path(job)
+    if not path.exists():
+        raise Http404("The export file is gone; export again.")
+    response = FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=f"{project.pk}-labels-{job.pk}{path.suffix}",
+        content_type=CONTENT_TYPES[job.params["format"]],
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+@login_required
+def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """Thumbnails with filters and keyset paging; "more like this" from the embeddings."""
+    project = _project_for(request, project_id, admin=True)
+    form = BrowseForm(request.GET or None, project=project)
+    filters = form.cleaned_data if form.is_valid() else {}
+    entries, next_after = selectors.item_browse(
+        project=project,
+        status=filters.get("status") or "all",
+        label_class_id=filters.get("label_class"),
+        annotator_id=filters.get("annotator"),
+        predicted_class_id=filters.get("predicted_class"),
+        min_confidence=filters.get("min_confidence"),
+        max_confidence=filters.get("max_confidence"),
+        after=filters.get("after") or 0,
+        similar_to=filters.get("similar_to"),
+    )
+    query = request.GET.copy()
+    query.pop("after", None)
+    query.pop("similar_to", None)
+    context = {
+        "project": project,
+        "form": form,
+        "entries": entries,
+        "next_after": next_after,
+        "query": query.urlencode(),
+        "similar_to": filters.get("similar_to"),
+        "errors": form.errors if request.GET and not form.is_valid() else None,
+    }
+    return render(request, "core/browse.html", context)
+
+
+@require_GET
+@login_required
+def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """Download the labels (admins): ?format=csv|jsonl|coco|imagefolder|parquet
+    [&include_pseudo_labels=MIN_CONFIDENCE][&split=VAL_FRACTION]."""
+    project = _project_for(request, project_id, admin=True)
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        messages.error(request, f"Export not possible: {form.errors.as_text()}")
+        return redirect("core:project_detail", project_id=project.pk)
+    fmt = form.cleaned_data["format"]
+    if export_in_background(project=project, fmt=fmt):
+        try:
+            job = export_request(
+                project=project,
+                fmt=fmt,
+                min_confidence=form.cleaned_data["include_pseudo_labels"],
+                val_fraction=form.cleaned_data["split"],
+                requested_by=request.user,
+            )
+        except ExportError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Export queued (job #{job.pk}); its download link appears in the jobs table "
+                "when it is written.",
+            )
+        return redirect("core:project_detail", project_id=project.pk)
+    return export_download(
+        project=project,
+        fmt=form.cleaned_data["format"],
+        min_confidence=form.cleaned_data["include_pseudo_labels"],
+        val_fraction=form.cleaned_data["split"],
+    )
 
 
 @require_POST
@@ -161,6 +343,35 @@ def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
             messages.error(request, "Class not added: that name or hotkey is already used.")
     else:
         messages.error(request, form.errors.as_text())
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -> HttpResponse:
+    """Rename / set the hotkey (action=save), move (up, down), or merge into another class."""
+    project = _project_for(request, project_id, admin=True)
+    label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
+    action = request.POST.get("action", "save")
+    try:
+        if action in ("up", "down"):
+            label_class_move(label_class=label_class, step=-1 if action == "up" else 1)
+        elif action == "merge":
+            target = get_object_or_404(LabelClass, pk=request.POST.get("into"), project=project)
+            changed = label_classes_merge(source=label_class, target=target)
+            messages.success(
+                request,
+                f"Merged {label_class.name!r} into {target.name!r}: "
+                f"{changed['annotations']} answers relabeled; a training run is queued.",
+            )
+        else:
+            label_class_update(
+                label_class=label_class,
+                name=request.POST.get("name"),
+                hotkey=request.POST.get("hotkey", ""),
+            )
+    except ClassChangeError as exc:
+        messages.error(request, str(exc))
     return redirect("core:project_detail", project_id=project.pk)
 
 

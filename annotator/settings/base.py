@@ -218,6 +218,8 @@ ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5)
 ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", VAR_DIR / "embeddings"))
 # In-domain SSL encoders pretrained on a project's own images are written here.
 ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", VAR_DIR / "encoders"))
+# Background exports (served only to project admins, never from MEDIA_ROOT).
+ANNOTATOR_EXPORTS_DIR = Path(os.environ.get("ANNOTATOR_EXPORTS_DIR", VAR_DIR / "exports"))
 ANNOTATOR_PRETRAIN_BUDGET_S = float(os.environ.get("ANNOTATOR_PRETRAIN_BUDGET_S", 600))
 # CLIP for zero-shot suggestions (open_clip model + pretrained tag or local weights path);
 # an empty model name turns zero-shot off.

@@ -3,8 +3,9 @@
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from core.models import LabelClass, Project
-from core.services.jobs import zero_shot_request_if_useful
+from core.models import Annotation, Item, LabelClass, Prediction, Project
+from core.selectors import training_is_possible
+from core.services.jobs import training_request, zero_shot_request_if_useful
 
 # 1–9, 0, then letters; 's' is reserved for Skip in the labeling page.
 HOTKEY_ORDER = "1234567890" + "abcdefghijklmnopqrtuvwxyz"
@@ -45,3 +46,82 @@ def label_class_get_or_create(*, project: Project, name: str) -> tuple[LabelClas
         return label_class_create(project=project, name=name), True
     except IntegrityError:  # created concurrently
         return project.classes.get(name=name), False
+
+
+class ClassChangeError(ValueError):
+    """A class change that cannot be made; the message says why."""
+
+
+@transaction.atomic
+def label_class_update(
+    *, label_class: LabelClass, name: str | None = None, hotkey: str | None = None
+) -> LabelClass:
+    """Rename a class and/or set its hotkey ('' for none). Answers keep pointing at it."""
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ClassChangeError("A class needs a name.")
+        label_class.name = name
+    if hotkey is not None:
+        hotkey = hotkey.strip().lower()
+        if hotkey in RESERVED_HOTKEYS:
+            raise ClassChangeError(f"'{hotkey}' is reserved for Skip.")
+        if len(hotkey) > 1:
+            raise ClassChangeError("A hotkey is one key.")
+        label_class.hotkey = hotkey
+    try:
+        with transaction.atomic():
+            label_class.save(update_fields=["name", "hotkey"])
+    except IntegrityError as exc:
+        raise ClassChangeError("Another class of this project has that name or hotkey.") from exc
+    if name is not None:
+        zero_shot_request_if_useful(project=label_class.project, reason="class renamed")
+    return label_class
+
+
+@transaction.atomic
+def label_class_move(*, label_class: LabelClass, step: int) -> None:
+    """Move a class one place up (step -1) or down (+1) in the project's order."""
+    ordered = list(
+        LabelClass.objects.select_for_update()
+        .filter(project_id=label_class.project_id)
+        .order_by("order", "pk")
+    )
+    index = next(i for i, c in enumerate(ordered) if c.pk == label_class.pk)
+    other = index + (1 if step > 0 else -1)
+    if not 0 <= other < len(ordered):
+        return
+    ordered[index], ordered[other] = ordered[other], ordered[index]
+    for position, item in enumerate(ordered):  # renumber: orders stay 0..n-1 and unique
+        if item.order != position:
+            LabelClass.objects.filter(pk=item.pk).update(order=position)
+
+
+@transaction.atomic
+def label_classes_merge(*, source: LabelClass, target: LabelClass) -> dict[str, int]:
+    """Fold `source` into `target`: every answer (history included), suggestion, prediction and
+    ground truth that named `source` names `target`; then `source` is deleted and a training
+    run is requested so the model learns the merged class. Returns the rows changed."""
+    if source.project_id != target.project_id:
+        raise ClassChangeError("Both classes must belong to the same project.")
+    if source.pk == target.pk:
+        raise ClassChangeError("Choose another class to merge into.")
+    project = source.project
+    answers = Annotation.objects.filter(item__project=project)
+    changed = {
+        "annotations": answers.filter(label_class=source).update(label_class=target),
+        "suggestions": answers.filter(suggested_class=source).update(suggested_class=target),
+        "predictions": Prediction.objects.filter(
+            model_version__project=project, predicted_class=source
+        ).update(predicted_class=target),
+        "ground_truth": Item.objects.filter(project=project, ground_truth=source).update(
+            ground_truth=target
+        ),
+    }
+    # "Was the suggestion accepted?" turns to yes where the two classes became one.
+    answers.filter(label_class=target, suggested_class=target).update(suggestion_accepted=True)
+    source.delete()
+    if training_is_possible(project=project):
+        training_request(project=project, reason=f"classes merged into {target.name!r}")
+    zero_shot_request_if_useful(project=project, reason="classes merged")
+    return changed

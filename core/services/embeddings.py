@@ -11,23 +11,21 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
 
 from core.models import Item, Job, Project
-from core.selectors import training_is_possible
+from core.selectors import embedding_store, training_is_possible
 from core.services.jobs import (
     JobSkipped,
     job_progress,
     training_request,
     zero_shot_request_if_useful,
 )
-from models_ml.embed import EmbeddingStore, embed_images
+from models_ml.embed import embed_images
 from models_ml.encoders import Encoder, WeightsUnavailable, load_encoder, safe_key
 
 logger = logging.getLogger(__name__)
@@ -99,16 +97,6 @@ def project_encoder_resolve(*, project: Project) -> ResolvedEncoder:
             "fallback": FALLBACK_ENCODER,
         }
     return ResolvedEncoder(encoder_cache.get(FALLBACK_ENCODER), notice)
-
-
-def embedding_store(*, project: Project, key: str | None = None, dim: int | None = None):
-    """The store of `key` (default: the one the project's embeddings are in), or None."""
-    key = key or project.embedding_key
-    dim = dim or project.embedding_dim
-    if not key or not dim:
-        return None
-    root = Path(settings.ANNOTATOR_EMBEDDINGS_DIR) / f"project-{project.pk}"
-    return EmbeddingStore(root, key, dim)
 
 
 def item_image_sources(items: list[tuple[int, str]]) -> list:
@@ -185,8 +173,11 @@ def embed_with_oom_retry(encoder: Encoder, sources: list, ids: list[int], batch_
 
 
 def _after_embedding(*, project: Project, newly_embedded: int) -> None:
-    """New vectors mean new zero-shot suggestions are possible and the model can rescore."""
+    """New vectors mean a new cold-start order, new zero-shot suggestions and a rescore."""
+    from core.services.cold_start import cold_start_write  # it imports training, which imports us
+
     if newly_embedded:
+        cold_start_write(project=project)
         zero_shot_request_if_useful(project=project, reason="new images embedded")
     if newly_embedded and training_is_possible(project=project):
         training_request(project=project, reason="new images embedded")

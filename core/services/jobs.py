@@ -28,6 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
+from django.urls import reverse
 from django.utils import timezone
 
 from core.events import project_event_send
@@ -300,4 +301,12 @@ def job_payload(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 4),
         "message": job.message,
         "model_version": job.model_version.number if job.model_version_id else None,
+        "download_url": export_download_url(job),
     }
+
+
+def export_download_url(job: Job) -> str | None:
+    """Where a finished export job's file is downloaded (admins only), else None."""
+    if job.kind != Job.Kind.EXPORT or job.status != Job.Status.SUCCEEDED:
+        return None
+    return reverse("core:export_file", args=[job.project_id, job.pk])

@@ -17,6 +17,8 @@ SETTINGS_FIELDS = (
     "encoder_name",
     "annotators_per_item",
     "lease_seconds",
+    "self_training_threshold",
+    "cold_start",
 )
 
 

@@ -234,3 +234,27 @@ def annotation_import(
     )
     _count_answer(item)
     return annotation
+
+
+@transaction.atomic
+def annotation_review(
+    *, item: Item, reviewer: AbstractBaseUser, label_class: LabelClass
+) -> Annotation:
+    """Settle an item's label from the review queue. The current answers become history
+    (kept, no longer current) and the reviewer's answer is the item's one current label."""
+    if label_class.project_id != item.project_id:
+        raise QueueError("That class belongs to another project.")
+    Item.objects.select_for_update().filter(pk=item.pk).first()  # one review at a time
+    previous = list(Annotation.objects.filter(item=item, is_current=True).order_by("-id"))
+    Annotation.objects.filter(pk__in=[a.pk for a in previous]).update(is_current=False)
+    mine = next((a for a in previous if a.annotator_id == reviewer.pk), None)
+    annotation = Annotation.objects.create(
+        item=item,
+        annotator=reviewer,
+        label_class=label_class,
+        source=AnnotationSource.REVIEW,
+        supersedes=mine,
+    )
+    if any(a.label_class_id != label_class.pk for a in previous):
+        labels_submitted_count(project_id=item.project_id)  # a changed label counts for retraining
+    return annotation

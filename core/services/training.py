@@ -9,7 +9,6 @@ that fails anywhere before it changes nothing an annotator sees.
 """
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +26,14 @@ from core.models import (
     Strategy,
     SuggestionSource,
 )
+from core.selectors import majority_class
 from core.services.embeddings import embedded_vectors, embedding_store
 from core.services.jobs import JobSkipped, job_progress
 from models_ml.heads import (
     LinearHead,
     MLPHead,
     PrototypeHead,
+    SelfTrainingHead,
     cross_validated_accuracy,
     proba_for_classes,
 )
@@ -57,10 +58,18 @@ def training_labels(*, project: Project) -> tuple[np.ndarray, np.ndarray]:
     for item_id, class_id in rows:
         votes.setdefault(item_id, []).append(class_id)
     item_ids = np.fromiter(votes, dtype=np.int64, count=len(votes))
-    labels = np.array(
-        [Counter(v).most_common(1)[0][0] for v in votes.values()], dtype=np.int64
-    )  # Counter keeps first-seen order on ties: the most recent answer
+    labels = np.array([majority_class(v) for v in votes.values()], dtype=np.int64)
     return item_ids, labels
+
+
+def labeled_vectors(
+    *, project: Project, item_ids: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, vectors, labels) of the labeled items that have a vector, in store order."""
+    labeled_ids, X = embedded_vectors(project=project, item_ids=item_ids.tolist())
+    label_of = dict(zip(item_ids.tolist(), labels.tolist(), strict=True))
+    y = np.array([label_of[i] for i in labeled_ids.tolist()], dtype=np.int64)
+    return labeled_ids, X, y
 
 
 def head_for(*, strategy: str, labels: np.ndarray, seed: int = 0):
@@ -70,6 +79,39 @@ def head_for(*, strategy: str, labels: np.ndarray, seed: int = 0):
     if counts.mean() < PROTOTYPE_BELOW_PER_CLASS:
         return "prototype", PrototypeHead()
     return "linear", LinearHead(class_weight="balanced", random_state=seed)
+
+
+def project_head_fit(
+    *,
+    project: Project,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_unlabeled: np.ndarray,
+    seed: int,
+    predictions_only: bool = False,
+) -> tuple[str, object, object]:
+    """(head name, fitted head, unfitted head for the accuracy estimate): the project's recipe.
+
+    With self-training on, the head is refitted with the pool items it predicts above the
+    threshold as pseudo-labels. `manage.py simulate` fits through here too, so the model it
+    evaluates on the test split is the one the run served. `predictions_only` skips the
+    confidence calibration where it cannot change a prediction (it is an argmax-preserving
+    temperature, but self-training thresholds calibrated confidences, so it stays there).
+    """
+    name, head = head_for(strategy=project.strategy, labels=y, seed=seed)
+    threshold = project.self_training_threshold
+    if threshold is None:
+        if predictions_only and "calibrate" in head.get_params():
+            head.set_params(calibrate=False)
+        return name, head.fit(X, y), head
+    fitted = SelfTrainingHead(head, threshold=threshold).fit(X, y, X_unlabeled=X_unlabeled)
+    return f"{name}+self-training", fitted, head
+
+
+def run_seed(*, project: Project, labels_count: int) -> int:
+    """The seed of a run: the project's seed moved on by the labels so far, so the same
+    project seed and the same answers give the same queue."""
+    return (project.seed + labels_count) % 2**31
 
 
 @dataclass(frozen=True)
@@ -125,26 +167,30 @@ def training_run(job: Job) -> dict:
             f"Training needs labels of at least two classes; there are {labels_count} labels "
             f"of {len(np.unique(labels))} class(es)."
         )
-    labeled_ids, X_labeled = embedded_vectors(project=project, item_ids=item_ids.tolist())
-    label_of = dict(zip(item_ids.tolist(), labels.tolist(), strict=True))
-    y = np.array([label_of[i] for i in labeled_ids.tolist()], dtype=np.int64)
+    labeled_ids, X_labeled, y = labeled_vectors(project=project, item_ids=item_ids, labels=labels)
     if len(np.unique(y)) < 2:
         raise JobSkipped("The labeled images are not embedded yet; the embedding job runs first.")
     lap("load_labels")
     job_progress(job=job, fraction=0.1, message=f"Fitting on {len(y)} labels")
 
-    head_name, head = head_for(strategy=project.strategy, labels=y)
-    estimate = cross_validated_accuracy(head, X_labeled, y)
-    lap("estimate_accuracy")
-    head.fit(X_labeled, y)
+    seed = run_seed(project=project, labels_count=labels_count)
+    pool_ids, X_pool, is_done = pool_vectors(project=project)
+    open_rows = np.flatnonzero(~is_done)
+    head_name, head, unfitted = project_head_fit(
+        project=project, X=X_labeled, y=y, X_unlabeled=X_pool[open_rows], seed=seed
+    )
     lap("fit")
+    # The linear head's calibration folds already give the estimate; otherwise (prototype,
+    # MLP, self-training: the head without its pseudo-labels) it is cross-validated here.
+    estimate = getattr(head, "cv_estimate_", None) or cross_validated_accuracy(
+        unfitted, X_labeled, y
+    )
+    lap("estimate_accuracy")
     job_progress(job=job, fraction=0.4, message="Scoring the pool")
 
-    pool_ids, X_pool, is_done = _pool(project=project)
     probs = proba_for_classes(head, X_pool, class_ids) if len(pool_ids) else np.zeros((0, 0))
     lap("predict")
     scores = np.zeros(len(pool_ids))
-    open_rows = np.flatnonzero(~is_done)
     if len(open_rows):
         mc = head.sample_proba(X_pool[open_rows]) if project.strategy == Strategy.BALD else None
         scores[open_rows] = pool_scores(
@@ -154,7 +200,7 @@ def training_run(job: Job) -> dict:
             mc_probs=mc,
             embeddings=X_pool[open_rows],
             labeled_embeddings=X_labeled,
-            seed=job.pk,
+            seed=seed,
         )
     lap("score")
     job_progress(job=job, fraction=0.6, message="Writing predictions")
@@ -175,6 +221,8 @@ def training_run(job: Job) -> dict:
             "strategy": project.strategy,
             "encoder": project.encoder_name,
             "batch": project.retrain_every,
+            "seed": seed,
+            "pseudo_labels": int(getattr(head, "pseudo_labeled_", 0)),
         },
         labels_count=labels_count,
         accuracy=estimate,
@@ -190,6 +238,7 @@ def training_run(job: Job) -> dict:
         "labels": labels_count,
         "head": head_name,
         "pool": int(len(pool_ids)),
+        "pseudo_labels": int(getattr(head, "pseudo_labeled_", 0)),
         "estimated_accuracy": estimate.accuracy,
         "zero_shot_accuracy": suggestions.zero_shot_accuracy,
         "suggestion_source": suggestions.source,
@@ -197,7 +246,7 @@ def training_run(job: Job) -> dict:
     }
 
 
-def _pool(*, project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pool_vectors(*, project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every embedded item of the project: ids, vectors (float32), whether it is done."""
     store = embedding_store(project=project)
     done = dict(Item.objects.filter(project=project).values_list("pk", "is_done"))
@@ -231,25 +280,20 @@ def _version_write(
                 model_version=suggestions.zero_shot_version
             ).values_list("item_id", "predicted_class_id", "confidence")
         }
-    with transaction.atomic():
-        number = (
-            ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
-        ) + 1
-        version = ModelVersion.objects.create(
-            project=project,
-            number=number,
-            kind=ModelVersion.Kind.MODEL,
-            encoder_key=project.embedding_key,
-            recipe={**recipe, "suggestions": suggestions.source, "job": job.pk},
-            class_ids=class_ids.tolist(),
-            labels_count=labels_count,
-            estimated_accuracy=accuracy.accuracy,
-            metrics={
-                "accuracy_std": accuracy.std,
-                "folds": accuracy.folds,
-                "zero_shot_accuracy": suggestions.zero_shot_accuracy,
-            },
-        )
+    version = model_version_create(
+        project=project,
+        kind=ModelVersion.Kind.MODEL,
+        encoder_key=project.embedding_key,
+        recipe={**recipe, "suggestions": suggestions.source, "job": job.pk},
+        class_ids=class_ids.tolist(),
+        labels_count=labels_count,
+        estimated_accuracy=accuracy.accuracy,
+        metrics={
+            "accuracy_std": accuracy.std,
+            "folds": accuracy.folds,
+            "zero_shot_accuracy": suggestions.zero_shot_accuracy,
+        },
+    )
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     predicted = class_ids[best].tolist() if len(probs) else []
     confidence = probs[np.arange(len(probs)), best].tolist() if len(probs) else []
@@ -273,6 +317,15 @@ def _version_write(
     with transaction.atomic():
         Prediction.objects.bulk_create(rows, batch_size=PREDICTION_BATCH)
     return version
+
+
+def model_version_create(*, project: Project, **fields) -> ModelVersion:
+    """A new ModelVersion numbered after the project's last one (not yet current)."""
+    with transaction.atomic():
+        number = (
+            ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
+        ) + 1
+        return ModelVersion.objects.create(project=project, number=number, **fields)
 
 
 def version_switch(*, project: Project, version: ModelVersion) -> None:

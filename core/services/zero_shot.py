@@ -16,12 +16,12 @@ import threading
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 
 from core.models import Item, Job, ModelVersion, Prediction, Project, SuggestionSource
+from core.services.cold_start import cold_start_order, first_batch_scores
 from core.services.embeddings import embed_with_oom_retry, embedding_store, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
-from core.services.training import PREDICTION_BATCH, version_switch
+from core.services.training import PREDICTION_BATCH, model_version_create, version_switch
 from models_ml.encoders import WeightsUnavailable
 from models_ml.strategies import SCORE_FUNCTIONS, entropy
 from models_ml.zero_shot import DEFAULT_PROMPT_SET, ClipModel, load_clip, zero_shot_probabilities
@@ -88,13 +88,18 @@ def zero_shot_run(job: Job) -> dict:
     probs = zero_shot_probabilities(
         store.get(ids).astype(np.float32), class_vectors, clip.logit_scale
     )
-    score = SCORE_FUNCTIONS.get(project.strategy, entropy)
+    scores = SCORE_FUNCTIONS.get(project.strategy, entropy)(probs)
+    first = first_batch_scores(cold_start_order(project=project))
+    if first:  # the cold-start batch first, then CLIP's least certain
+        scores = 0.999 * scores / max(float(scores.max()), 1e-12)
+        for row, item_id in enumerate(ids.tolist()):
+            scores[row] = first.get(item_id, scores[row])
     version = _zero_shot_version_write(
         project=project,
         ids=ids,
         class_ids=class_ids,
         probs=probs,
-        scores=score(probs),
+        scores=scores,
         recipe={
             "clip_model": model_name,
             "pretrained": pretrained,
@@ -106,7 +111,7 @@ def zero_shot_run(job: Job) -> dict:
         encoder_key=clip.key,
     )
     current = project.current_model_version
-    if current is None or current.kind == ModelVersion.Kind.ZERO_SHOT:
+    if current is None or current.kind != ModelVersion.Kind.MODEL:
         version_switch(project=project, version=version)
     job.model_version = version
     job.message = f"Zero-shot suggestions v{version.number} for {len(ids)} images"
@@ -116,18 +121,13 @@ def zero_shot_run(job: Job) -> dict:
 def _zero_shot_version_write(
     *, project, ids, class_ids, probs, scores, recipe, encoder_key
 ) -> ModelVersion:
-    with transaction.atomic():
-        number = (
-            ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
-        ) + 1
-        version = ModelVersion.objects.create(
-            project=project,
-            number=number,
-            kind=ModelVersion.Kind.ZERO_SHOT,
-            encoder_key=encoder_key,
-            recipe=recipe,
-            class_ids=class_ids.tolist(),
-        )
+    version = model_version_create(
+        project=project,
+        kind=ModelVersion.Kind.ZERO_SHOT,
+        encoder_key=encoder_key,
+        recipe=recipe,
+        class_ids=class_ids.tolist(),
+    )
     best = probs.argmax(axis=1)
     rows = [
         Prediction(

@@ -14,6 +14,11 @@
   function onModel(event) {
     const accuracy = event.estimated_accuracy == null ? "" :
       ", estimated accuracy " + Math.round(100 * event.estimated_accuracy) + "%";
+    if (event.kind === "cold_start") {
+      text(document.getElementById("model-status"),
+        "The first images are now one typical image per cluster (TypiClust), until a model is trained.");
+      return;
+    }
     const label = event.kind === "zero_shot" ? "CLIP zero-shot suggestions" : "model";
     text(document.getElementById("model-status"),
       "Now using " + label + " v" + event.version + " (" + event.labels + " labels" + accuracy +
@@ -42,6 +47,12 @@
     bar.max = 1; bar.value = event.progress;
     cells[2].appendChild(bar);
     text(cells[3], event.message || "");
+    if (event.download_url) {
+      const link = document.createElement("a");
+      link.href = event.download_url;
+      link.textContent = " Download";
+      cells[3].appendChild(link);
+    }
   }
 
   function connect() {
@@ -51,6 +62,7 @@
       const event = JSON.parse(message.data);
       if (event.event === "model") onModel(event);
       else if (event.event === "job") onJob(event);
+      document.body.dispatchEvent(new CustomEvent("project-updated", {detail: event}));
     };
     socket.onclose = function (close) {
       root.dataset.connected = "0";

@@ -4,13 +4,9 @@ Jobs run through `job_execute` (what the worker calls) in the test process; the 
 process is exercised in test_worker.py.
 """
 
-import json
-
 import numpy as np
-import open_clip
 import pytest
 from django.db.models import Max
-from safetensors.torch import save_file
 
 from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
@@ -19,7 +15,6 @@ from core.services.embeddings import embedding_store, encoder_cache
 from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
 from core.services.queue import annotation_submit, item_lease_next
 from core.tasks import job_runners
-from models_ml.zero_shot import load_clip
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
 
 pytestmark = pytest.mark.django_db
@@ -257,25 +252,6 @@ def test_suggestion_source_is_zero_shot_while_it_beats_the_model():
     assert sources == {SuggestionSource.ZERO_SHOT}
 
 
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
-
-
-@pytest.fixture
-def tiny_clip_weights(tmp_path):
-    """A tiny CLIP architecture registered with open_clip and a weights file for it."""
-    config = tmp_path / "tiny-clip-loop.json"
-    config.write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(config)
-    clip = load_clip("tiny-clip-loop", "random", "cpu")
-    weights = tmp_path / "tiny-clip-loop.safetensors"
-    save_file({k: v.contiguous() for k, v in clip.model.state_dict().items()}, str(weights))
-    return "tiny-clip-loop", str(weights)
-
-
 def test_zero_shot_suggestions_before_any_model(settings, tiny_clip_weights):
     settings.ANNOTATOR_CLIP_MODEL, settings.ANNOTATOR_CLIP_PRETRAINED = tiny_clip_weights
     project, _, annotator, truth = loop_project(images_per_class=4)
@@ -388,3 +364,67 @@ def test_gpu_out_of_memory_at_batch_one_fails_the_job_cleanly(monkeypatch):
     project.refresh_from_db()
     assert job.status == Job.Status.FAILED and "OutOfMemoryError" in job.message
     assert project.embedding_key == ""
+
+
+def test_typiclust_cold_start_asks_one_image_per_cluster_until_the_first_model():
+    classes = ("red", "blue", "green")
+    project, _, annotator, truth = loop_project(
+        images_per_class=8, classes=classes, cold_start="typiclust", retrain_every=3
+    )
+    run_jobs(project, Job.Kind.EMBED)  # writes the cold-start order once vectors exist
+
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert version.kind == ModelVersion.Kind.COLD_START
+    first = list(
+        Prediction.objects.filter(model_version=version)
+        .order_by("-acquisition_score")
+        .values_list("item_id", flat=True)
+    )
+    assert len(first) == 3 and {truth[i].name for i in first} == set(classes)
+    lease = item_lease_next(project=project, user=annotator).lease
+    assert lease.item_id == first[0]
+    assert selectors.suggestion_for_item(item=lease.item, project=project) is None  # no class
+
+    assert label_items(project, annotator, truth, 3) == first
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert project.current_model_version.kind == ModelVersion.Kind.MODEL
+    run_jobs(project, Job.Kind.EMBED)
+    assert (
+        not ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.COLD_START)
+        .exclude(pk=version.pk)
+        .exists()
+    )  # a trained model is never replaced by a cold start
+
+
+def test_random_cold_start_writes_no_version():
+    project, *_ = loop_project(images_per_class=4)
+    run_jobs(project, Job.Kind.EMBED)
+    project.refresh_from_db()
+    assert project.cold_start == "random" and project.current_model_version is None
+
+
+def test_zero_shot_suggestions_keep_the_cold_start_order(settings, tiny_clip_weights):
+    settings.ANNOTATOR_CLIP_MODEL, settings.ANNOTATOR_CLIP_PRETRAINED = tiny_clip_weights
+    project, *_ = loop_project(images_per_class=6, cold_start="typiclust", retrain_every=2)
+    run_jobs(project, Job.Kind.EMBED)
+    project.refresh_from_db()
+    cold = set(
+        Prediction.objects.filter(model_version=project.current_model_version).values_list(
+            "item_id", flat=True
+        )
+    )
+
+    (job,) = run_jobs(project, Job.Kind.ZERO_SHOT)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert project.current_model_version.kind == ModelVersion.Kind.ZERO_SHOT
+    ranked = list(
+        Prediction.objects.filter(model_version=project.current_model_version)
+        .order_by("-acquisition_score")
+        .values_list("item_id", "acquisition_score")
+    )
+    assert {item for item, _ in ranked[:2]} == cold and ranked[1][1] > 1 > ranked[2][1]

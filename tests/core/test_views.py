@@ -157,10 +157,13 @@ def test_admin_changes_settings(client):
         "encoder_name": "pixels",
         "annotators_per_item": 2,
         "lease_seconds": 120,
+        "cold_start": "typiclust",
+        "self_training_threshold": "0.95",
     }
     client.post(reverse("core:project_settings", args=[project.pk]), data)
     project.refresh_from_db()
     assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
+    assert (project.cold_start, project.self_training_threshold) == ("typiclust", 0.95)
 
 
 def test_member_of_project_a_gets_404_on_every_page_of_project_b(client):

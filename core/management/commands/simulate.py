@@ -1,0 +1,97 @@
+"""python manage.py simulate --data PATH --strategy NAME --budget N --batch B --seed S --json OUT"""
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from core.models import Strategy
+from core.plots import Series, learning_curve_png
+from core.services.simulation import INITS, RunConfig, Simulation, SimulationError
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the labeling loop end to end with an oracle that answers from the dataset's own "
+        "labels (PATH: folder or zip with train/<class>/… and test/<class>/…) and write the "
+        "learning curve as JSON. Uses a throwaway project, removed at the end."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--data", type=Path, required=True)
+        parser.add_argument("--strategy", choices=Strategy.values, default=Strategy.ENTROPY)
+        parser.add_argument("--budget", type=int, default=200, help="labels to give")
+        parser.add_argument("--batch", type=int, default=20, help="retrain every B labels")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--json", type=Path, help="write the result here (default: stdout)")
+        parser.add_argument(
+            "--encoder", default="pixels", help="timm name with tag, 'pixels', or a weights path"
+        )
+        parser.add_argument("--init", choices=INITS, default="random", help="cold start")
+        parser.add_argument(
+            "--pool-size", type=int, help="train images to import (stratified sample; default all)"
+        )
+        parser.add_argument(
+            "--test-size", type=int, help="test images to evaluate on (stratified; default all)"
+        )
+        parser.add_argument(
+            "--self-training", type=float, metavar="T", help="pseudo-label above confidence T"
+        )
+        parser.add_argument("--plot", type=Path, help="also draw the learning curve as a PNG")
+
+    def handle(self, *args, **options):
+        try:
+            config = RunConfig(
+                strategy=options["strategy"],
+                budget=options["budget"],
+                batch=options["batch"],
+                seed=options["seed"],
+                init=options["init"],
+                self_training=options["self_training"],
+            )
+            simulation = Simulation(
+                options["data"],
+                encoder=options["encoder"],
+                pool_size=options["pool_size"],
+                test_size=options["test_size"],
+                data_seed=options["seed"],
+                zero_shot=options["init"] == "zero-shot",
+                log=lambda message: self.stderr.write(message),
+            )
+            with simulation:
+                if simulation.setup["encoder_notice"]:
+                    self.stderr.write(
+                        f"warning: encoder {options['encoder']!r} could not be loaded; using "
+                        f"{simulation.setup['encoder_used']} (see settings.encoder_notice)"
+                    )
+                result = simulation.run(config)
+        except SimulationError as error:
+            raise CommandError(str(error)) from error
+        text = json.dumps(result, indent=2)
+        if options["json"]:
+            options["json"].parent.mkdir(parents=True, exist_ok=True)
+            options["json"].write_text(text + "\n")
+        else:
+            self.stdout.write(text)
+        summary = result["summary"]
+        self.stderr.write(
+            f"{config.strategy}: {len(result['rounds'])} rounds, final accuracy "
+            f"{summary.get('final_accuracy')}, labels to 90% of full-label accuracy "
+            f"({summary.get('full_label_accuracy')}): {summary.get('labels_to_90pct')}, "
+            f"AULC {summary.get('aulc')}, {result['seconds']} s"
+        )
+        if options["plot"]:
+            rounds = result["rounds"]
+            learning_curve_png(
+                options["plot"],
+                [
+                    Series(
+                        f"{config.strategy} (seed {config.seed})",
+                        [r["labels"] for r in rounds],
+                        [[r["test_accuracy"] for r in rounds]],
+                    )
+                ],
+                title=f"{options['data'].name}: {config.strategy}, init {config.init}, "
+                f"encoder {result['settings']['encoder_used']}",
+                reference=summary.get("full_label_accuracy"),
+            )

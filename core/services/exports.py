@@ -1,0 +1,481 @@
+"""Exporting a project's labeled dataset: CSV, JSONL, COCO-style JSON, ImageFolder zip, Parquet.
+
+`export_rows` walks the project's items in primary-key order, a chunk at a time, and yields one
+row per labeled item: the human label (the majority of the current answers, ties to the most
+recent, the rule training uses), or with `min_confidence` the current model's prediction for an
+unlabeled item it is at least that sure of (a pseudo-label, marked as such with its model
+version and confidence). Every writer consumes the rows as they come and writes to a file as it
+goes, so memory stays flat however large the project (the Parquet writer holds one row group).
+
+With `val_fraction`, each row gets a split, train or val, decided by the image's content hash:
+stable across exports and independent of the order or of other items.
+"""
+
+import csv
+import io
+import json
+import re
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import Exists, OuterRef, Q
+
+from core.models import (
+    Annotation,
+    Item,
+    Job,
+    ModelVersion,
+    Prediction,
+    Project,
+    SuggestionSource,
+)
+from core.selectors import majority_class
+from core.services.jobs import job_progress, job_request
+
+FORMATS = ("csv", "jsonl", "coco", "imagefolder", "parquet")
+EXTENSIONS = {
+    "csv": "csv",
+    "jsonl": "jsonl",
+    "coco": "json",
+    "imagefolder": "zip",
+    "parquet": "parquet",
+}
+CHUNK = 2000
+PARQUET_ROW_GROUP = 256  # rows with image bytes held at once
+CSV_COLUMNS = (
+    "item_id",
+    "file_name",
+    "image",
+    "label",
+    "source",
+    "annotators",
+    "labeled_at",
+    "model_version",
+    "confidence",
+    "split",
+    "width",
+    "height",
+)
+
+
+class ExportError(Exception):
+    """An export that cannot be made as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    item_id: int
+    file_name: str  # the name it was imported under
+    image: str  # the stored file (server-chosen name)
+    width: int
+    height: int
+    label: str
+    label_class_id: int
+    source: str  # "human" or "pseudo"
+    annotators: list[str]
+    labeled_at: str | None  # ISO time of the latest current answer
+    model_version: int | None  # pseudo-labels: the version that predicted it
+    confidence: float | None
+    split: str  # "train" / "val" with a val fraction, else ""
+
+
+@dataclass
+class ExportSummary:
+    format: str
+    path: str
+    rows: int = 0
+    human: int = 0
+    pseudo: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_of(content_hash: str, val_fraction: float | None) -> str:
+    if not val_fraction:
+        return ""
+    return "val" if int(content_hash[:8], 16) / 0x1_0000_0000 < val_fraction else "train"
+
+
+def export_rows(
+    *,
+    project: Project,
+    min_confidence: float | None = None,
+    val_fraction: float | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[ExportRow]:
+    """One row per labeled item (and per confident pseudo-label), in item order."""
+    if val_fraction is not None and not 0 < val_fraction < 1:
+        raise ExportError("The validation fraction must be between 0 and 1 (e.g. 0.2).")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise ExportError("The pseudo-label confidence must be between 0 and 1.")
+    names = dict(project.classes.values_list("pk", "name"))
+    version = project.current_model_version
+    if version is not None and version.kind != ModelVersion.Kind.MODEL:
+        version = None  # zero-shot and cold-start orders are not a trained model
+    last = 0
+    while True:
+        items = list(
+            Item.objects.filter(project=project, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "original_name", "image", "width", "height", "content_hash")[:chunk]
+        )
+        if not items:
+            return
+        last = items[-1][0]
+        ids = [i[0] for i in items]
+        answers: dict[int, list[tuple[int, str, object]]] = {}
+        for item_id, class_id, username, created_at in (
+            Annotation.objects.filter(item_id__in=ids, is_current=True)
+            .order_by("-id")
+            .values_list("item_id", "label_class_id", "annotator__username", "created_at")
+        ):
+            answers.setdefault(item_id, []).append((class_id, username, created_at))
+        pseudo: dict[int, tuple[int, float]] = {}
+        if min_confidence is not None and version is not None:
+            pseudo = {
+                item_id: (class_id, confidence)
+                for item_id, class_id, confidence in Prediction.objects.filter(
+                    Q(model_version=version, item_id__in=ids, confidence__gte=min_confidence),
+                    source=SuggestionSource.MODEL,
+                    predicted_class__isnull=False,
+                ).values_list("item_id", "predicted_class_id", "confidence")
+            }
+        for item_id, original, image, width, height, content_hash in items:
+            common = {
+                "item_id": item_id,
+                "file_name": original,
+                "image": image,
+                "width": width,
+                "height": height,
+                "split": split_of(content_hash, val_fraction),
+            }
+            if item_id in answers:
+                given = answers[item_id]  # newest first
+                class_id = majority_class([c for c, _, _ in given])
+                yield ExportRow(
+                    **common,
+                    label=names[class_id],
+                    label_class_id=class_id,
+                    source="human",
+                    annotators=sorted({u for _, u, _ in given}),
+                    labeled_at=given[0][2].isoformat(),
+                    model_version=None,
+                    confidence=None,
+                )
+            elif item_id in pseudo:
+                class_id, confidence = pseudo[item_id]
+                yield ExportRow(
+                    **common,
+                    label=names[class_id],
+                    label_class_id=class_id,
+                    source="pseudo",
+                    annotators=[],
+                    labeled_at=None,
+                    model_version=version.number,
+                    confidence=round(confidence, 4),
+                )
+
+
+def _flat(row: ExportRow) -> dict:
+    data = asdict(row)
+    data.pop("label_class_id")
+    return data
+
+
+def write_csv(rows, out) -> None:
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        data = _flat(row)
+        data["annotators"] = ";".join(data["annotators"])
+        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    text.detach()
+
+
+def write_jsonl(rows, out) -> None:
+    for row in rows:
+        out.write(json.dumps(_flat(row), ensure_ascii=False).encode() + b"\n")
+
+
+def write_coco(rows_factory: Callable[[], Iterator[ExportRow]], out, project: Project) -> None:
+    """COCO-style classification JSON: images, categories and one annotation per image.
+    Written in two passes over the rows, so neither list is ever held in memory."""
+    categories = [
+        {"id": pk, "name": name}
+        for pk, name in project.classes.order_by("order", "pk").values_list("pk", "name")
+    ]
+    head = {
+        "info": {
+            "description": f"{project.name}: image classification labels",
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        "categories": categories,
+    }
+    out.write(json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "images": [')
+    for index, row in enumerate(rows_factory()):
+        image = {
+            "id": row.item_id,
+            "file_name": row.file_name,
+            "width": row.width,
+            "height": row.height,
+        }
+        out.write((b", " if index else b"") + json.dumps(image, ensure_ascii=False).encode())
+    out.write(b'], "annotations": [')
+    for index, row in enumerate(rows_factory()):
+        annotation = {
+            "id": row.item_id,
+            "image_id": row.item_id,
+            "category_id": row.label_class_id,
+            "source": row.source,
+            "annotators": row.annotators,
+            "model_version": row.model_version,
+            "confidence": row.confidence,
+            "split": row.split,
+        }
+        out.write((b", " if index else b"") + json.dumps(annotation, ensure_ascii=False).encode())
+    out.write(b"]}")
+
+
+_UNSAFE = re.compile(r"[^\w\-. ]+")
+
+
+def safe_folder(name: str) -> str:
+    """A class name as a folder name: no separators, no leading dots, never empty."""
+    cleaned = _UNSAFE.sub("_", name).strip(" .")
+    return cleaned or "_"
+
+
+def write_imagefolder(rows, out) -> None:
+    """A zip of `[train|val/]<class>/<item id>.<ext>` with the stored images (not recompressed)."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for row in rows:
+            suffix = PurePosixPath(row.image).suffix.lower() or ".png"
+            parts = [row.split] if row.split else []
+            arcname = "/".join([*parts, safe_folder(row.label), f"{row.item_id}{suffix}"])
+            with default_storage.open(row.image, "rb") as source, zf.open(arcname, "w") as target:
+                while block := source.read(1 << 20):
+                    target.write(block)
+
+
+def write_parquet(rows, out, project: Project) -> None:
+    """Parquet with `image` {bytes, path} and `label` (class index), plus the row's metadata.
+    The schema carries the Hugging Face `datasets` features, so `load_dataset("parquet", ...)`
+    gives an Image column and a ClassLabel with the class names."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    classes = list(project.classes.order_by("order", "pk").values_list("pk", "name"))
+    index = {pk: i for i, (pk, _) in enumerate(classes)}
+    features = {
+        "image": {"_type": "Image"},
+        "label": {"_type": "ClassLabel", "names": [name for _, name in classes]},
+        "label_name": {"dtype": "string", "_type": "Value"},
+        "item_id": {"dtype": "int64", "_type": "Value"},
+        "file_name": {"dtype": "string", "_type": "Value"},
+        "source": {"dtype": "string", "_type": "Value"},
+        "annotators": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"},
+        "labeled_at": {"dtype": "string", "_type": "Value"},
+        "model_version": {"dtype": "int64", "_type": "Value"},
+        "confidence": {"dtype": "float64", "_type": "Value"},
+        "split": {"dtype": "string", "_type": "Value"},
+    }
+    schema = pa.schema(
+        [
+            ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            ("label", pa.int64()),
+            ("label_name", pa.string()),
+            ("item_id", pa.int64()),
+            ("file_name", pa.string()),
+            ("source", pa.string()),
+            ("annotators", pa.list_(pa.string())),
+            ("labeled_at", pa.string()),
+            ("model_version", pa.int64()),
+            ("confidence", pa.float64()),
+            ("split", pa.string()),
+        ],
+        metadata={"huggingface": json.dumps({"info": {"features": features}})},
+    )
+    with pq.ParquetWriter(out, schema) as writer:
+        batch: list[dict] = []
+
+        def flush() -> None:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            batch.clear()
+
+        for row in rows:
+            with default_storage.open(row.image, "rb") as f:
+                data = f.read()
+            batch.append(
+                {
+                    "image": {"bytes": data, "path": PurePosixPath(row.image).name},
+                    "label": index[row.label_class_id],
+                    "label_name": row.label,
+                    "item_id": row.item_id,
+                    "file_name": row.file_name,
+                    "source": row.source,
+                    "annotators": row.annotators,
+                    "labeled_at": row.labeled_at,
+                    "model_version": row.model_version,
+                    "confidence": row.confidence,
+                    "split": row.split,
+                }
+            )
+            if len(batch) >= PARQUET_ROW_GROUP:
+                flush()
+        if batch:
+            flush()
+
+
+class _Counting:
+    """Counts the rows (and their kind) flowing from `export_rows` into a writer, and reports
+    progress every `every` rows."""
+
+    def __init__(
+        self, summary: ExportSummary, progress: Callable[[int], None] | None, every: int = CHUNK
+    ):
+        self.summary, self.progress, self.every = summary, progress, every
+
+    def __call__(self, rows: Iterator[ExportRow]) -> Iterator[ExportRow]:
+        for row in rows:
+            self.summary.rows += 1
+            if row.source == "human":
+                self.summary.human += 1
+            else:
+                self.summary.pseudo += 1
+            if self.progress and self.summary.rows % self.every == 0:
+                self.progress(self.summary.rows)
+            yield row
+
+
+def export_write(
+    *,
+    project: Project,
+    fmt: str,
+    path: Path,
+    min_confidence: float | None = None,
+    val_fraction: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ExportSummary:
+    """Write the export of `project` in `fmt` to `path` (replaced only when complete);
+    `progress(rows_written)` is called as it goes."""
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    started = time.perf_counter()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    summary = ExportSummary(format=fmt, path=str(path))
+    count = _Counting(summary, progress)
+
+    def rows() -> Iterator[ExportRow]:
+        return export_rows(
+            project=project, min_confidence=min_confidence, val_fraction=val_fraction
+        )
+
+    try:
+        with open(partial, "wb") as out:
+            if fmt == "csv":
+                write_csv(count(rows()), out)
+            elif fmt == "jsonl":
+                write_jsonl(count(rows()), out)
+            elif fmt == "coco":
+                first = True
+
+                def counted_once() -> Iterator[ExportRow]:
+                    nonlocal first
+                    source = count(rows()) if first else rows()
+                    first = False
+                    return source
+
+                write_coco(counted_once, out, project)
+            elif fmt == "imagefolder":
+                write_imagefolder(count(rows()), out)
+            else:
+                write_parquet(count(rows()), out, project)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    summary.bytes = path.stat().st_size
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+# Formats that carry the images are written by the worker; the others too past this many rows.
+BACKGROUND_FORMATS = ("imagefolder", "parquet")
+INLINE_MAX_ROWS = 20_000
+
+
+def export_in_background(*, project: Project, fmt: str) -> bool:
+    """Whether an export should run as a job (with progress and a download link)."""
+    if fmt in BACKGROUND_FORMATS:
+        return True
+    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
+    labeled = Item.objects.filter(project=project).filter(Exists(current))
+    return labeled[INLINE_MAX_ROWS : INLINE_MAX_ROWS + 1].exists()
+
+
+def export_request(
+    *,
+    project: Project,
+    fmt: str,
+    min_confidence: float | None = None,
+    val_fraction: float | None = None,
+    requested_by=None,
+) -> Job:
+    """Queue an export job. One may wait at a time (requests of a kind coalesce, and two
+    exports with different options must not become one)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    waiting = Job.objects.filter(project=project, kind=Job.Kind.EXPORT, status=Job.Status.QUEUED)
+    if waiting.exists():
+        raise ExportError(
+            f"Export job #{waiting.first().pk} is waiting to run; ask again once it has started."
+        )
+    params = {"format": fmt, "min_confidence": min_confidence, "val_fraction": val_fraction}
+    return job_request(
+        project=project,
+        kind=Job.Kind.EXPORT,
+        reason=f"{fmt} export",
+        requested_by=requested_by,
+        params=params,
+    )
+
+
+def export_job_path(job: Job) -> Path:
+    extension = EXTENSIONS[job.params["format"]]
+    return (
+        Path(settings.ANNOTATOR_EXPORTS_DIR)
+        / f"project-{job.project_id}"
+        / (f"job-{job.pk}.{extension}")
+    )
+
+
+def export_run(job: Job) -> dict:
+    """Job body: write the export file, reporting progress against the labeled items."""
+    project = Project.objects.get(pk=job.project_id)
+    params = job.params
+    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
+    expected = max(1, Item.objects.filter(project=project).filter(Exists(current)).count())
+
+    def progress(rows: int) -> None:
+        job_progress(job=job, fraction=min(0.99, rows / expected), message=f"{rows} rows written")
+
+    summary = export_write(
+        project=project,
+        fmt=params["format"],
+        path=export_job_path(job),
+        min_confidence=params.get("min_confidence"),
+        val_fraction=params.get("val_fraction"),
+        progress=progress,
+    )
+    job.message = f"{summary.rows} rows exported as {summary.format} ({summary.bytes:,} bytes)"
+    return summary.as_dict()

@@ -1,0 +1,535 @@
+"""Simulated labeling: the real loop with an oracle annotator, and its learning curve.
+
+`manage.py simulate` and `bench/label_efficiency.py` use this. A `Simulation` creates a
+throwaway project, imports the dataset's train split (class folders as ground truth, which
+the queue never reads), lets the embedding job run, and embeds the test split with the same
+encoder (test images are never items). Each `run` then labels like a person who always
+answers right: lease the next item, look at the suggestion shown, submit the true class,
+through the same services the web app calls, with jobs executed inline. Every `batch`
+labels the submit requests a training run as in the app; after it the model is evaluated on
+the test split.
+
+The model evaluated is refitted from the same labels, vectors and seed through the function
+the training run uses (`project_head_fit`), so it is the one that served; runs are
+deterministic for a given seed. Several runs can share one prepared pool (the benchmark
+does): `run` first resets every label, lease, job and model version of the project.
+"""
+
+import shutil
+import tempfile
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from sklearn.metrics import f1_score
+
+from core.imaging import ImageRejected, normalise_image
+from core.models import (
+    Annotation,
+    ColdStart,
+    Item,
+    Job,
+    Lease,
+    ModelVersion,
+    Project,
+    Skip,
+    Strategy,
+)
+from core.selectors import suggestion_for_item
+from core.services.cold_start import cold_start_write
+from core.services.embeddings import (
+    embed_with_oom_retry,
+    embedded_vectors,
+    encoder_cache,
+    project_encoder_resolve,
+)
+from core.services.imports import ImportSource, items_import, split_and_class_from_name
+from core.services.jobs import job_request, training_request
+from core.services.projects import project_create
+from core.services.queue import annotation_submit, item_lease_next
+from core.services.training import (
+    head_for,
+    labeled_vectors,
+    pool_vectors,
+    project_head_fit,
+    run_seed,
+    training_labels,
+)
+
+INITS = ("random", "typiclust", "zero-shot")
+TARGETS = (0.8, 0.9, 0.95)
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class SimulationError(Exception):
+    """Input the simulation cannot run on; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The files of an ImageFolder tree or zip with train/ and test/ splits."""
+
+    train: list[tuple[str, str]]  # (file name, class name)
+    test: list[tuple[str, str]]
+    read: Callable[[str], bytes]
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({c for _, c in self.train})
+
+
+@contextmanager
+def dataset_open(path: Path) -> Iterator[Dataset]:
+    """Open PATH (folder or zip) holding `train/<class>/…` and `test/<class>/…`."""
+    path = Path(path)
+    with ExitStack() as stack:
+        if path.is_dir():
+            names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+            def read(name: str) -> bytes:
+                return (path / name).read_bytes()
+        elif zipfile.is_zipfile(path):
+            zf = stack.enter_context(zipfile.ZipFile(path))
+            infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+            names = sorted(infos)
+
+            def read(name: str) -> bytes:
+                if infos[name].file_size > MAX_FILE_BYTES:
+                    raise ImageRejected(f"larger than {MAX_FILE_BYTES:,} bytes")
+                return zf.read(name)
+        else:
+            raise SimulationError(f"{path} is neither a folder nor a zip file.")
+        splits: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+        for name in names:
+            if any(
+                part.startswith(".") or part == "__MACOSX" for part in PurePosixPath(name).parts
+            ):
+                continue
+            split, class_name = split_and_class_from_name(name)
+            if split in splits and class_name:
+                splits[split].append((name, class_name))
+        if not splits["train"] or not splits["test"]:
+            raise SimulationError(
+                f"{path} needs train/<class>/<image> and test/<class>/<image> files; found "
+                f"{len(splits['train'])} train and {len(splits['test'])} test images."
+            )
+        unknown = {c for _, c in splits["test"]} - {c for _, c in splits["train"]}
+        if unknown:
+            raise SimulationError(f"test classes without train images: {sorted(unknown)}")
+        yield Dataset(splits["train"], splits["test"], read)
+
+
+def subsample(files: list[tuple[str, str]], size: int | None, seed: int) -> list[tuple[str, str]]:
+    """`size` files drawn at random, stratified by class (every class keeps its share)."""
+    if size is None or size >= len(files):
+        return list(files)
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[tuple[str, str]]] = {}
+    for entry in files:
+        by_class.setdefault(entry[1], []).append(entry)
+    chosen: list[tuple[str, str]] = []
+    for class_name in sorted(by_class):
+        members = by_class[class_name]
+        share = max(1, round(size * len(members) / len(files)))
+        picks = rng.choice(len(members), min(share, len(members)), replace=False)
+        chosen += [members[i] for i in sorted(picks)]
+    return sorted(chosen)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: str = Strategy.RANDOM
+    budget: int = 200
+    batch: int = 20
+    seed: int = 0
+    init: str = "random"
+    self_training: float | None = None
+
+    def __post_init__(self):
+        if self.strategy not in Strategy.values:
+            raise SimulationError(
+                f"unknown strategy {self.strategy!r}; known: {', '.join(Strategy.values)}"
+            )
+        if self.init not in INITS:
+            raise SimulationError(f"unknown init {self.init!r}; known: {', '.join(INITS)}")
+        if self.budget < 1 or self.batch < 1:
+            raise SimulationError("budget and batch must be at least 1")
+        if self.self_training is not None and not 0.5 <= self.self_training <= 1.0:
+            raise SimulationError("--self-training is a confidence threshold from 0.5 to 1.0")
+
+
+@dataclass
+class _Prepared:
+    project: Project
+    user: object
+    truth: dict[int, int]  # item id -> class id
+    class_ids: np.ndarray
+    test_vectors: np.ndarray
+    test_labels: np.ndarray  # class ids
+    setup: dict = field(default_factory=dict)
+    full_accuracy: dict[str, float] = field(default_factory=dict)
+
+
+class Simulation:
+    """One prepared pool (project, imported train split, embedded test split) and its runs.
+
+    Use as a context manager: the project, its files and the oracle user are removed on exit.
+    """
+
+    def __init__(
+        self,
+        data: Path,
+        *,
+        encoder: str = "pixels",
+        pool_size: int | None = None,
+        test_size: int | None = None,
+        data_seed: int = 0,
+        zero_shot: bool = False,
+        log: Callable[[str], None] = lambda message: None,
+    ):
+        self.data_path = Path(data)
+        self.encoder = encoder
+        self.pool_size = pool_size
+        self.test_size = test_size
+        self.data_seed = data_seed
+        self.zero_shot = zero_shot
+        self.log = log
+        self._stack = ExitStack()
+        self._prepared: _Prepared | None = None
+
+    def __enter__(self) -> "Simulation":
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            # Annotations protect their classes: they go first, then everything else cascades.
+            Annotation.objects.filter(item__project=prepared.project).delete()
+            Project.objects.filter(pk=prepared.project.pk).delete()
+            get_user_model().objects.filter(pk=prepared.user.pk).delete()
+        self._stack.close()
+
+    # --- preparation -------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        started = time.perf_counter()
+        workdir = Path(tempfile.mkdtemp(prefix="annotator-simulate-"))
+        self._stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        overrides = {
+            "MEDIA_ROOT": str(workdir / "media"),
+            "ANNOTATOR_EMBEDDINGS_DIR": str(workdir / "embeddings"),
+            "TASKS": {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}},
+        }
+        if not self.zero_shot:
+            overrides["ANNOTATOR_CLIP_MODEL"] = ""
+        self._stack.enter_context(override_settings(**overrides))
+        dataset = self._stack.enter_context(dataset_open(self.data_path))
+        train = subsample(dataset.train, self.pool_size, self.data_seed)
+        test = subsample(dataset.test, self.test_size, self.data_seed + 1)
+
+        user = get_user_model().objects.create_user(f"simulated-oracle-{uuid.uuid4().hex[:8]}")
+        project = project_create(
+            name=f"simulation {self.data_path.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            created_by=user,
+            class_names=dataset.classes,
+            encoder_name=self.encoder,
+            strategy=Strategy.RANDOM,
+            lease_seconds=86_400,
+        )
+        self._prepared = _Prepared(project, user, {}, np.zeros(0), np.zeros(0), np.zeros(0))
+        class_of = dict(project.classes.values_list("name", "pk"))
+        self.log(f"importing {len(train)} of {len(dataset.train)} train images")
+        encoder_cache.clear()
+        t0 = time.perf_counter()
+        report = items_import(
+            project=project,
+            sources=(ImportSource(name, lambda name=name: dataset.read(name)) for name, _ in train),
+            labels_as="ground-truth",
+        )  # requests the embedding job, which runs inline here
+        import_embed_s = time.perf_counter() - t0
+        project.refresh_from_db()
+        if not project.embedding_key:
+            raise SimulationError("The embedding job did not run; see the jobs of the project.")
+        truth = dict(Item.objects.filter(project=project).values_list("pk", "ground_truth_id"))
+        self.log(f"embedding {len(test)} test images with {self.encoder}")
+        t0 = time.perf_counter()
+        test_vectors, test_labels, test_rejected = self._embed_test(
+            project, dataset, test, class_of
+        )
+        test_embed_s = time.perf_counter() - t0
+        embed_job = Job.objects.filter(project=project, kind=Job.Kind.EMBED).last()
+        self._prepared = _Prepared(
+            project=project,
+            user=user,
+            truth=truth,
+            class_ids=np.array(sorted(class_of.values()), dtype=np.int64),
+            test_vectors=test_vectors,
+            test_labels=test_labels,
+            setup={
+                "data": str(self.data_path),
+                "classes": dataset.classes,
+                "train_images_available": len(dataset.train),
+                "pool_size": len(report.imported),
+                "pool_duplicates": len(report.duplicates),
+                "pool_rejected": report.rejected[:20],
+                "test_images_available": len(dataset.test),
+                "test_size": int(len(test_labels)),
+                "test_rejected": test_rejected[:20],
+                "subsample": "stratified by class, numpy default_rng(data_seed)",
+                "data_seed": self.data_seed,
+                "encoder_requested": self.encoder,
+                "encoder_used": project.embedding_key,
+                "encoder_notice": project.encoder_notice,
+                "embedding_dim": project.embedding_dim,
+                "embed_images_per_s": (embed_job.metrics or {}).get("images_per_s")
+                if embed_job
+                else None,
+                "import_and_embed_s": round(import_embed_s, 2),
+                "test_embed_s": round(test_embed_s, 2),
+            },
+        )
+        self._prepared.setup["prepare_s"] = round(time.perf_counter() - started, 2)
+
+    def _embed_test(self, project, dataset, test, class_of):
+        """Test images go through the same normalisation as imported ones, then the encoder."""
+        images, labels, rejected = [], [], []
+        from io import BytesIO
+
+        from PIL import Image
+
+        for name, class_name in test:
+            try:
+                normalised = normalise_image(
+                    dataset.read(name),
+                    max_pixels=settings.ANNOTATOR_MAX_IMAGE_PIXELS,
+                    thumbnail_size=settings.ANNOTATOR_THUMBNAIL_SIZE,
+                )
+            except ImageRejected as error:
+                rejected.append({"file": name, "reason": str(error)})
+                continue
+            images.append(Image.open(BytesIO(normalised.content)).convert("RGB"))
+            labels.append(class_of[class_name])
+        encoder = project_encoder_resolve(project=project).encoder
+        result, _ = embed_with_oom_retry(encoder, images, list(range(len(images))), 128)
+        vectors = np.zeros((len(images), result.vectors.shape[1]), dtype=np.float32)
+        vectors[result.ids] = result.vectors
+        keep = np.isin(np.arange(len(images)), result.ids)
+        return vectors[keep], np.asarray(labels, dtype=np.int64)[keep], rejected
+
+    @property
+    def setup(self) -> dict:
+        return dict(self._ready().setup)
+
+    def _ready(self) -> _Prepared:
+        if self._prepared is None or not self._prepared.truth:
+            raise RuntimeError("use the Simulation as a context manager")
+        return self._prepared
+
+    def full_label_accuracy(self, strategy: str) -> tuple[float, str]:
+        """(test accuracy, head name) of the head the app would train on every pool label
+        under `strategy`: the curve's ceiling, same encoder and recipe."""
+        prepared = self._ready()
+        ids = np.array(sorted(prepared.truth), dtype=np.int64)
+        labeled_ids, X = embedded_vectors(project=prepared.project, item_ids=ids.tolist())
+        y = np.array([prepared.truth[i] for i in labeled_ids.tolist()], dtype=np.int64)
+        head_name, head = head_for(strategy=strategy, labels=y, seed=0)
+        if head_name not in prepared.full_accuracy:
+            if "calibrate" in head.get_params():
+                head.set_params(calibrate=False)  # accuracy only: calibration cannot change it
+            head.fit(X, y)
+            prepared.full_accuracy[head_name] = float(
+                (head.predict(prepared.test_vectors) == prepared.test_labels).mean()
+            )
+        return prepared.full_accuracy[head_name], head_name
+
+    # --- one run -----------------------------------------------------------------------------
+
+    def _reset(self, config: RunConfig) -> Project:
+        prepared = self._ready()
+        project = prepared.project
+        Annotation.objects.filter(item__project=project).delete()
+        Lease.objects.filter(item__project=project).delete()
+        Skip.objects.filter(item__project=project).delete()
+        Project.objects.filter(pk=project.pk).update(current_model_version=None)
+        ModelVersion.objects.filter(project=project).delete()
+        Job.objects.filter(project=project).delete()
+        rng = np.random.default_rng(config.seed)
+        items = list(Item.objects.filter(project=project).order_by("pk"))
+        for item, key in zip(items, rng.random(len(items)), strict=True):
+            item.random_key, item.annotation_count, item.is_done = float(key), 0, False
+        Item.objects.bulk_update(items, ["random_key", "annotation_count", "is_done"], 2000)
+        Project.objects.filter(pk=project.pk).update(
+            strategy=config.strategy,
+            retrain_every=config.batch,
+            cold_start=ColdStart.TYPICLUST if config.init == "typiclust" else ColdStart.RANDOM,
+            self_training_threshold=config.self_training,
+            seed=config.seed,
+            labels_submitted=0,
+            labels_at_last_training_request=0,
+        )
+        project.refresh_from_db()
+        return project
+
+    def run(self, config: RunConfig) -> dict:
+        """Label `config.budget` items with the oracle; returns settings, rounds and summary."""
+        prepared = self._ready()
+        started = time.perf_counter()
+        project = self._reset(config)
+        if config.init == "typiclust":
+            cold_start_write(project=project)
+        elif config.init == "zero-shot":
+            job = job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason="simulation")
+            job.refresh_from_db()
+            if job.status != Job.Status.SUCCEEDED:
+                raise SimulationError(
+                    f"--init zero-shot: the CLIP job ended {job.status}: {job.message}"
+                )
+        classes = {c.pk: c for c in project.classes.all()}
+        rounds: list[dict] = []
+        shown: list[tuple[bool, str]] = []  # per label of the round: (suggestion right, source)
+        round_started = time.perf_counter()
+        labels = 0
+        while labels < config.budget:
+            project.refresh_from_db(fields=["current_model_version"])
+            leased = item_lease_next(project=project, user=prepared.user)
+            if leased is None:
+                break
+            item = leased.lease.item
+            suggestion = suggestion_for_item(item=item, project=project)
+            answer = classes[prepared.truth[item.pk]]
+            annotation_submit(
+                item=item, user=prepared.user, label_class=answer, shown_prediction=suggestion
+            )  # every `batch` labels this runs a training run before it returns
+            labels += 1
+            shown.append(
+                (
+                    suggestion is not None and suggestion.predicted_class_id == answer.pk,
+                    suggestion.source if suggestion is not None else "none",
+                )
+            )
+            if labels % config.batch == 0:
+                rounds.append(self._round(project, labels, shown, round_started))
+                shown, round_started = [], time.perf_counter()
+        if shown:  # the last, partial batch: train on it as "train now" would
+            training_request(project=project, reason="simulation: end of budget")
+            rounds.append(self._round(project, labels, shown, round_started))
+        return {
+            "settings": {**asdict(config), **self.setup},
+            "rounds": rounds,
+            "summary": self._summary(rounds, config.strategy),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+    def _round(self, project: Project, labels: int, shown: list, started: float) -> dict:
+        project.refresh_from_db()
+        version = project.current_model_version
+        row = {
+            "labels": labels,
+            "model_version": None,
+            "head": None,
+            "test_accuracy": None,
+            "test_macro_f1": None,
+            "estimated_accuracy": None,
+            "prefill_accuracy": round(float(np.mean([right for right, _ in shown])), 4),
+            "prefill_sources": dict(Counter(source for _, source in shown)),
+            "seconds": None,
+        }
+        if version is not None and version.kind == ModelVersion.Kind.MODEL:
+            job = Job.objects.filter(model_version=version).first()
+            accuracy, f1, head_name = self._evaluate(project, version)
+            row.update(
+                model_version=version.number,
+                head=head_name,
+                test_accuracy=round(accuracy, 4),
+                test_macro_f1=round(f1, 4),
+                estimated_accuracy=version.estimated_accuracy,
+                pseudo_labels=(version.recipe or {}).get("pseudo_labels"),
+                training_run_seconds=(job.metrics or {}).get("seconds") if job else None,
+            )
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        return row
+
+    def _evaluate(self, project: Project, version: ModelVersion) -> tuple[float, float, str]:
+        """Score the model that served (see `served_model`) on the test split."""
+        prepared = self._ready()
+        head_name, head = served_model(project=project, version=version)
+        predicted = head.predict(prepared.test_vectors)  # argmax: calibration cannot change it
+        accuracy = float((predicted == prepared.test_labels).mean())
+        f1 = float(
+            f1_score(
+                prepared.test_labels,
+                predicted,
+                labels=prepared.class_ids,
+                average="macro",
+                zero_division=0,
+            )
+        )
+        return accuracy, f1, head_name
+
+    def _summary(self, rounds: list[dict], strategy: str) -> dict:
+        scored = [r for r in rounds if r["test_accuracy"] is not None]
+        if not scored:
+            return {"full_label_accuracy": None, "aulc": None}
+        full, head = self.full_label_accuracy(strategy)
+        chance = 1.0 / len(self._ready().class_ids)
+        summary = {"full_label_accuracy": round(full, 4), "full_label_head": head}
+        for target in TARGETS:
+            reached = next(
+                (r["labels"] for r in scored if r["test_accuracy"] >= target * full), None
+            )
+            summary[f"labels_to_{round(target * 100)}pct"] = reached
+        summary["aulc"] = round(area_under_curve(rounds, chance), 4)
+        summary["final_accuracy"] = scored[-1]["test_accuracy"]
+        summary["mean_prefill_accuracy"] = round(
+            float(np.mean([r["prefill_accuracy"] for r in rounds])), 4
+        )
+        return summary
+
+
+def served_model(*, project: Project, version: ModelVersion) -> tuple[str, object]:
+    """The head of `version` refitted from the same labels, vectors, seed and recipe, through
+    the function the training run uses: the model that served (the app keeps predictions,
+    not heads). Valid while the labels are those the version was trained on."""
+    item_ids, labels = training_labels(project=project)
+    _, X, y = labeled_vectors(project=project, item_ids=item_ids, labels=labels)
+    _, X_pool, is_done = pool_vectors(project=project)
+    head_name, head, _ = project_head_fit(
+        project=project,
+        X=X,
+        y=y,
+        X_unlabeled=X_pool[~is_done],
+        seed=run_seed(project=project, labels_count=version.labels_count),
+        predictions_only=True,
+    )
+    return head_name, head
+
+
+def area_under_curve(rounds: list[dict], chance: float) -> float:
+    """Mean test accuracy over the labels spent: the trapezoid area under accuracy-vs-labels
+    from 0 labels (chance) to the last round, divided by that number of labels. Rounds
+    without a model count as chance."""
+    xs = [0] + [r["labels"] for r in rounds]
+    ys = [chance] + [
+        r["test_accuracy"] if r["test_accuracy"] is not None else chance for r in rounds
+    ]
+    if xs[-1] == 0:
+        return chance
+    area = sum((xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2 for i in range(1, len(xs)))
+    return area / xs[-1]

@@ -1,0 +1,90 @@
+"""The review queue: disagreements, confident model disagreement, one-click relabel."""
+
+import pytest
+from django.urls import reverse
+
+from core import selectors
+from core.models import Annotation, AnnotationSource, ModelVersion, Prediction
+from core.services.queue import annotation_review, annotation_submit, item_lease_next
+from core.services.training import training_labels
+from tests.factories import ItemFactory, UserFactory, project_with_members
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def reviewed():
+    """4 items, 2 annotators each: item 1 disagreed on; a model that is confidently against
+    both answers on item 2 (0.95) and mildly against item 3 (0.6)."""
+    project, admin, (ann1, ann2) = project_with_members(
+        classes=("cat", "dog"), annotators=2, annotators_per_item=2
+    )
+    cat, dog = project.classes.order_by("order")
+    items = [ItemFactory(project=project, random_key=i) for i in range(4)]
+    for user, answers in ((ann1, [cat, cat, cat, cat]), (ann2, [cat, dog, cat, cat])):
+        for label_class in answers:
+            item = item_lease_next(project=project, user=user).lease.item
+            annotation_submit(item=item, user=user, label_class=label_class)
+    version = ModelVersion.objects.create(project=project, number=1, class_ids=[cat.pk, dog.pk])
+    for item, (predicted, confidence) in zip(
+        items, [(cat, 0.9), (dog, 0.99), (dog, 0.95), (dog, 0.6)], strict=True
+    ):
+        Prediction.objects.create(
+            item=item, model_version=version, probabilities=[1 - confidence, confidence],
+            predicted_class=predicted, confidence=confidence, acquisition_score=0,
+        )  # fmt: skip
+    type(project).objects.filter(pk=project.pk).update(current_model_version=version)
+    project.refresh_from_db()
+    return project, admin, (ann1, ann2), items, (cat, dog)
+
+
+def test_disagreements_and_confident_model_disagreement(reviewed):
+    project, _, _, items, _ = reviewed
+    disagree = selectors.review_queue(project=project, kind="disagreement")
+    assert [e["item"].pk for e in disagree] == [items[1].pk]
+    assert len(disagree[0]["answers"]) == 2
+
+    model = selectors.review_queue(project=project, kind="model", min_confidence=0.8)
+    # item 1: the model says dog and ann2 said dog, so somebody agrees: not listed
+    assert [e["item"].pk for e in model] == [items[2].pk]
+    assert model[0]["prediction"].confidence == 0.95
+    lenient = selectors.review_queue(project=project, kind="model", min_confidence=0.5)
+    assert [e["item"].pk for e in lenient] == [items[2].pk, items[3].pk]
+    assert selectors.review_queue(project=project, kind="model", after=items[2].pk) == []
+
+
+def test_relabel_keeps_the_history_and_settles_the_label(reviewed):
+    project, admin, (ann1, ann2), items, (cat, dog) = reviewed
+
+    annotation_review(item=items[1], reviewer=admin, label_class=dog)
+
+    current = Annotation.objects.get(item=items[1], is_current=True)
+    assert (current.annotator, current.label_class, current.source) == (
+        admin, dog, AnnotationSource.REVIEW,
+    )  # fmt: skip
+    history = Annotation.objects.filter(item=items[1], is_current=False)
+    assert sorted(a.annotator_id for a in history) == sorted([ann1.pk, ann2.pk])
+    ids, labels = training_labels(project=project)
+    assert dict(zip(ids.tolist(), labels.tolist(), strict=True))[items[1].pk] == dog.pk
+    assert selectors.review_queue(project=project, kind="disagreement") == []
+    project.refresh_from_db()
+    assert project.labels_submitted == 9  # 8 answers + a changed label
+
+
+def test_review_pages_for_admins_only(reviewed, client):
+    project, admin, (ann1, _), items, (cat, dog) = reviewed
+    url = reverse("core:review_queue", args=[project.pk])
+    relabel = reverse("core:review_relabel", args=[project.pk, items[2].pk])
+    client.force_login(ann1)
+    assert client.get(url).status_code == 403
+    assert client.post(relabel, {"label_class": dog.pk}).status_code == 403
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+
+    client.force_login(admin)
+    page = client.get(url, {"kind": "model"})
+    assert page.status_code == 200 and f'id="review-{items[2].pk}"'.encode() in page.content
+    assert client.get(url, {"kind": "nonsense"}).status_code == 404
+    response = client.post(relabel, {"label_class": dog.pk}, headers={"HX-Request": "true"})
+    assert b"is now <strong>dog</strong>" in response.content
+    assert Annotation.objects.get(item=items[2], is_current=True).label_class == dog

@@ -1,0 +1,262 @@
+"""`manage.py simulate` and the Simulation service on a tiny generated ImageFolder dataset.
+
+Jobs run inline (the simulation's immediate task backend), which needs real commits: these
+tests use transactional databases.
+"""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from core.models import Annotation, ModelVersion, Prediction, Project, SuggestionSource
+from core.plots import Series, learning_curve_png
+from core.services.embeddings import encoder_cache
+from core.services.simulation import (
+    RunConfig,
+    Simulation,
+    SimulationError,
+    area_under_curve,
+    served_model,
+    subsample,
+)
+from core.services.training import pool_vectors
+from tests.core.loop_helpers import colour_image
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CLASSES = ("red", "green", "blue")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_encoder_cache():
+    encoder_cache.clear()
+    yield
+    encoder_cache.clear()
+
+
+def write_dataset(root, train_per_class=16, test_per_class=6):
+    """train/<class>/*.png and test/<class>/*.png of noisy colour images (learnable)."""
+    for split, count, offset in (("train", train_per_class, 0), ("test", test_per_class, 500)):
+        for c, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (folder / f"{i:03d}.png").write_bytes(colour_image(c, 10_000 * c + offset + i))
+    return root
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_dataset(tmp_path / "data")
+
+
+def rounds_without_timing(result):
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "training_run_seconds")}
+        for r in result["rounds"]
+    ]
+
+
+def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_path):
+    out, plot = tmp_path / "curve.json", tmp_path / "curve.png"
+
+    call_command(
+        "simulate",
+        "--data", str(dataset), "--strategy", "entropy", "--budget", "24", "--batch", "6",
+        "--seed", "3", "--json", str(out), "--plot", str(plot),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    settings = result["settings"]
+    assert settings["strategy"] == "entropy" and settings["budget"] == 24
+    assert settings["pool_size"] == 48 and settings["test_size"] == 18
+    assert settings["encoder_used"].startswith("pixels") and not settings["encoder_notice"]
+    rounds = result["rounds"]
+    assert [r["labels"] for r in rounds] == [6, 12, 18, 24]
+    assert [r["model_version"] for r in rounds] == [1, 2, 3, 4]
+    for r in rounds:
+        assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_macro_f1"] <= 1
+        assert 0 <= r["prefill_accuracy"] <= 1 and r["seconds"] >= 0
+    # Before any model nothing is prefilled; afterwards the model suggests every image.
+    assert rounds[0]["prefill_sources"] == {"none": 6}
+    assert rounds[1]["prefill_sources"] == {"model": 6}
+    # Colours are easy: the model is right on the test split and the prefill is mostly right.
+    assert rounds[-1]["test_accuracy"] >= 0.9
+    assert np.mean([r["prefill_accuracy"] for r in rounds[1:]]) >= 0.7
+    summary = result["summary"]
+    assert summary["full_label_accuracy"] >= 0.9 and summary["full_label_head"] == "linear"
+    assert summary["labels_to_90pct"] in (6, 12, 18, 24)
+    assert summary["labels_to_80pct"] <= summary["labels_to_90pct"] <= summary["labels_to_95pct"]
+    assert 0 < summary["aulc"] <= 1
+    assert Image.open(plot).size == (900, 560)
+    # The throwaway project and the oracle are gone; nothing else was touched.
+    assert not Project.objects.exists() and not Annotation.objects.exists()
+    assert not get_user_model().objects.filter(username__startswith="simulated-oracle").exists()
+
+
+def test_same_seed_same_curve_and_another_seed_another_queue(dataset):
+    with Simulation(dataset, encoder="pixels", data_seed=0) as simulation:
+        first = simulation.run(RunConfig(strategy="random", budget=18, batch=6, seed=1))
+        again = simulation.run(RunConfig(strategy="random", budget=18, batch=6, seed=1))
+        other = simulation.run(RunConfig(strategy="random", budget=18, batch=6, seed=2))
+        first_items = list(
+            Annotation.objects.order_by("pk").values_list("item__original_name", flat=True)
+        )
+
+    assert rounds_without_timing(first) == rounds_without_timing(again)
+    assert first["summary"] == again["summary"]
+    assert len(first_items) == 18  # each run starts from a clean project
+    assert rounds_without_timing(first) != rounds_without_timing(other)
+
+
+def test_every_strategy_and_cold_start_runs_on_the_same_pool(dataset):
+    with Simulation(dataset, encoder="pixels") as simulation:
+        for strategy in ("margin", "coreset", "badge", "hybrid", "least_confidence"):
+            result = simulation.run(RunConfig(strategy=strategy, budget=12, batch=6, seed=0))
+            assert [r["labels"] for r in result["rounds"]] == [6, 12], strategy
+            assert all(r["test_accuracy"] is not None for r in result["rounds"]), strategy
+        bald = simulation.run(RunConfig(strategy="bald", budget=12, batch=6))
+        assert {r["head"] for r in bald["rounds"]} == {"mlp"}
+
+
+def test_typiclust_cold_start_asks_one_typical_image_per_cluster_first(dataset):
+    with Simulation(dataset, encoder="pixels") as simulation:
+        project = simulation._ready().project
+        simulation.run(RunConfig(strategy="entropy", init="typiclust", budget=6, batch=6))
+        first_batch = list(
+            Annotation.objects.filter(item__project=project)
+            .order_by("pk")
+            .values_list("item__ground_truth__name", "suggested_class_id")
+        )
+        cold = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.COLD_START)
+
+        # k-means with k = 6 on three well separated colours: every colour among the first six,
+        # where a random order of 48 images misses one now and then; no class suggestions yet.
+        assert {name for name, _ in first_batch} == set(CLASSES)
+        assert all(suggested is None for _, suggested in first_batch)
+        assert cold.count() == 1 and cold.get().recipe["cold_start"] == "typiclust"
+        assert Prediction.objects.filter(model_version=cold.get()).count() == 6
+
+
+def test_partial_last_batch_is_trained_on_and_evaluated(dataset):
+    with Simulation(dataset, encoder="pixels") as simulation:
+        result = simulation.run(RunConfig(strategy="entropy", budget=14, batch=6))
+    assert [r["labels"] for r in result["rounds"]] == [6, 12, 14]
+    assert result["rounds"][-1]["model_version"] == 3
+
+
+def test_the_model_evaluated_is_the_one_that_served(dataset):
+    """The evaluation refits from the same labels, vectors and seed: its pool predictions
+    are the ones the training run stored."""
+    with Simulation(dataset, encoder="pixels") as simulation:
+        simulation.run(RunConfig(strategy="entropy", budget=12, batch=6, seed=5))
+        project = Project.objects.get(pk=simulation._ready().project.pk)
+        version = project.current_model_version
+        _, head = served_model(project=project, version=version)
+        pool_ids, X_pool, _ = pool_vectors(project=project)
+        stored = dict(
+            Prediction.objects.filter(
+                model_version=version, source=SuggestionSource.MODEL
+            ).values_list("item_id", "predicted_class_id")
+        )
+        refit = dict(zip(pool_ids.tolist(), head.predict(X_pool).tolist(), strict=True))
+    assert len(stored) == len(pool_ids) and stored == refit
+
+
+def test_self_training_adds_pseudo_labels(dataset):
+    with Simulation(dataset, encoder="pixels") as simulation:
+        result = simulation.run(
+            RunConfig(strategy="entropy", budget=12, batch=6, self_training=0.5)
+        )
+    assert {r["head"] for r in result["rounds"]} == {"prototype+self-training"}
+    assert all(r["pseudo_labels"] > 0 for r in result["rounds"])
+
+
+def test_zero_shot_init_prefills_the_first_batch(dataset, settings, tiny_clip_weights):
+    settings.ANNOTATOR_CLIP_MODEL, settings.ANNOTATOR_CLIP_PRETRAINED = tiny_clip_weights
+    with Simulation(dataset, encoder="pixels", zero_shot=True) as simulation:
+        result = simulation.run(RunConfig(strategy="entropy", init="zero-shot", budget=6, batch=6))
+    assert result["rounds"][0]["prefill_sources"] == {"zero_shot": 6}
+
+
+def test_zip_input_and_pool_subsample(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            zf.write(path, path.relative_to(root).as_posix())
+    with Simulation(archive, encoder="pixels", pool_size=30, test_size=9) as simulation:
+        assert simulation.setup["pool_size"] == 30 and simulation.setup["test_size"] == 9
+        result = simulation.run(RunConfig(strategy="margin", budget=6, batch=6))
+    assert result["rounds"][0]["test_accuracy"] is not None
+
+
+def test_bad_input_is_refused_with_a_reason(tmp_path, dataset):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(colour_image(0, 1))
+    with pytest.raises(CommandError, match="needs train/<class>/<image> and test/<class>"):
+        call_command("simulate", "--data", str(tmp_path / "flat"), "--budget", "5")
+    with pytest.raises(CommandError, match="neither a folder nor a zip"):
+        call_command("simulate", "--data", str(tmp_path / "missing"), "--budget", "5")
+    with pytest.raises(SimulationError, match="unknown init"):
+        RunConfig(init="psychic")
+    with pytest.raises(SimulationError, match="confidence threshold"):
+        RunConfig(self_training=1.5)
+    assert not Project.objects.exists()
+
+
+def test_subsample_is_stratified_and_seeded():
+    files = [(f"train/{c}/{i}.png", c) for c in "ab" for i in range(50)] + [
+        (f"train/c/{i}.png", "c") for i in range(100)
+    ]
+    sample = subsample(files, 40, seed=1)
+    counts = {c: sum(1 for _, k in sample if k == c) for c in "abc"}
+    assert counts == {"a": 10, "b": 10, "c": 20}
+    assert sample == subsample(files, 40, seed=1) != subsample(files, 40, seed=2)
+    assert subsample(files, None, seed=0) == files
+
+
+def test_area_under_curve_is_mean_accuracy_over_the_budget():
+    rounds = [{"labels": 10, "test_accuracy": 0.5}, {"labels": 20, "test_accuracy": 0.7}]
+    # From (0, 0.1) to (10, 0.5) to (20, 0.7): (10*0.3 + 10*0.6) / 20
+    assert area_under_curve(rounds, chance=0.1) == pytest.approx(0.45)
+    rounds[0]["test_accuracy"] = None  # no model yet: counted as chance
+    assert area_under_curve(rounds, chance=0.1) == pytest.approx((10 * 0.1 + 10 * 0.4) / 20)
+
+
+def test_learning_curve_png_draws_every_series(tmp_path):
+    path = learning_curve_png(
+        tmp_path / "c.png",
+        [
+            Series("random", [10, 20, 30], [[0.3, 0.5, 0.6], [0.35, 0.45, None]]),
+            Series("entropy", [10, 20, 30], [[0.4, 0.6, 0.7]]),
+        ],
+        title="t",
+        reference=0.8,
+    )
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    colours = {tuple(p) for p in pixels.reshape(-1, 3)}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours  # both lines drawn
+
+
+def test_missing_encoder_weights_are_reported_and_pixels_used(dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    out = tmp_path / "curve.json"
+    err = io.StringIO()
+
+    call_command(
+        "simulate", "--data", str(dataset), "--encoder", "resnet18.a1_in1k", "--budget", "6",
+        "--batch", "6", "--json", str(out), stderr=err,
+    )  # fmt: skip
+
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["encoder_requested"] == "resnet18.a1_in1k"
+    assert settings["encoder_used"].startswith("pixels")
+    assert "resnet18.a1_in1k" in settings["encoder_notice"]["model"]
+    assert "could not be loaded" in err.getvalue()
