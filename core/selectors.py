@@ -359,10 +359,14 @@ def similar_item_ids(*, project: Project, item_id: int, limit: int = 60) -> list
     if store is None or not store.contains([item_id])[0]:
         return None
     ids = store.ids()
-    vectors = np.asarray(store.vectors(), dtype=np.float32)
+    vectors = store.vectors()  # memory-mapped float16: read in chunks, never copied whole
     query = store.get(np.array([item_id]))[0].astype(np.float32)
-    norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
-    similarity = vectors @ query / np.maximum(norms, 1e-12)
+    query /= max(float(np.linalg.norm(query)), 1e-12)
+    similarity = np.empty(len(ids), dtype=np.float32)
+    for start in range(0, len(ids), 16_384):
+        chunk = np.asarray(vectors[start : start + 16_384], dtype=np.float32)
+        norms = np.maximum(np.linalg.norm(chunk, axis=1), 1e-12)
+        similarity[start : start + len(chunk)] = chunk @ query / norms
     similarity[ids == item_id] = -np.inf
     k = min(limit, len(ids) - 1)
     if k <= 0:
