@@ -37,9 +37,15 @@ def export_download(
         # On POSIX the open handle keeps the data readable; the name is gone at once, so an
         # interrupted download leaves nothing behind.
         folder.cleanup()
+    response = attachment(handle, filename=name, fmt=fmt)
+    response["X-Export-Rows"] = str(summary.rows)
+    return response
+
+
+def attachment(handle, *, filename: str, fmt: str) -> FileResponse:
+    """An export file as a download: never rendered by the browser."""
     response = FileResponse(
-        handle, as_attachment=True, filename=name, content_type=CONTENT_TYPES[fmt]
+        handle, as_attachment=True, filename=filename, content_type=CONTENT_TYPES[fmt]
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["X-Export-Rows"] = str(summary.rows)
     return response

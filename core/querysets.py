@@ -25,3 +25,16 @@ class ItemQuerySet(models.QuerySet):
 
     def done(self) -> "ItemQuerySet":
         return self.filter(is_done=True)
+
+    def labeled(self) -> "ItemQuerySet":
+        """Items with at least one current answer."""
+        return self.filter(models.Exists(self._current_answers()))
+
+    def unlabeled(self) -> "ItemQuerySet":
+        return self.exclude(models.Exists(self._current_answers()))
+
+    @staticmethod
+    def _current_answers():
+        from core.models import Annotation
+
+        return Annotation.objects.filter(item=models.OuterRef("pk"), is_current=True)

@@ -1,9 +1,11 @@
 """Reads. Every function takes the project (already scoped to the user by the caller)."""
 
+import statistics
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery
@@ -198,8 +200,6 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
     labels, median seconds per label, labels per hour at that pace, agreement with the others
     on items both answered, and how often they kept the model's suggestion.
     """
-    import statistics
-
     rows = list(
         Annotation.objects.filter(
             item__project=project, is_current=True, source=AnnotationSource.HUMAN
@@ -293,8 +293,7 @@ def review_queue(
     - "model": the current trained model gives another class than every current answer,
       with at least `min_confidence` (likely label noise, in the spirit of confident learning).
     Each entry: the item, its current answers (annotator, class) and the model's prediction."""
-    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
-    items = Item.objects.filter(project=project, pk__gt=after).filter(Exists(current))
+    items = Item.objects.filter(project=project, pk__gt=after).labeled()
     version = project.current_model_version
     if version is not None and version.kind != ModelVersion.Kind.MODEL:
         version = None
@@ -353,8 +352,6 @@ def embedding_store(*, project: Project, key: str | None = None, dim: int | None
 def similar_item_ids(*, project: Project, item_id: int, limit: int = 60) -> list[int] | None:
     """Items nearest to `item_id` by cosine similarity of the project's embeddings, nearest
     first (the item itself excluded); None when the item has no vector yet."""
-    import numpy as np
-
     store = embedding_store(project=project)
     if store is None or not store.contains([item_id])[0]:
         return None
@@ -402,9 +399,9 @@ def item_browse(
     skipped = Skip.objects.filter(item=OuterRef("pk"))
     items = Item.objects.filter(project=project)
     if status == "unlabeled":
-        items = items.exclude(Exists(current)).exclude(Exists(skipped))
+        items = items.unlabeled().exclude(Exists(skipped))
     elif status == "labeled":
-        items = items.filter(Exists(current))
+        items = items.labeled()
     elif status == "skipped":
         items = items.filter(Exists(skipped))
     if label_class_id:

@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from core import charts, selectors
-from core.downloads import CONTENT_TYPES, export_download
+from core.downloads import attachment, export_download
 from core.forms import (
     BrowseForm,
     ExportForm,
@@ -189,14 +189,11 @@ def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileRespo
     path = export_job_path(job)
     if not path.exists():
         raise Http404("The export file is gone; export again.")
-    response = FileResponse(
+    return attachment(
         path.open("rb"),
-        as_attachment=True,
         filename=f"{project.pk}-labels-{job.pk}{path.suffix}",
-        content_type=CONTENT_TYPES[job.params["format"]],
+        fmt=job.params["format"],
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @require_GET

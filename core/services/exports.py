@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
 from core.models import (
     Annotation,
@@ -387,16 +387,9 @@ def export_write(
                 write_csv(count(rows()), out)
             elif fmt == "jsonl":
                 write_jsonl(count(rows()), out)
-            elif fmt == "coco":
-                first = True
-
-                def counted_once() -> Iterator[ExportRow]:
-                    nonlocal first
-                    source = count(rows()) if first else rows()
-                    first = False
-                    return source
-
-                write_coco(counted_once, out, project)
+            elif fmt == "coco":  # two passes over the rows; the first one is counted
+                passes = iter((count(rows()), rows()))
+                write_coco(lambda: next(passes), out, project)
             elif fmt == "imagefolder":
                 write_imagefolder(count(rows()), out)
             else:
@@ -418,8 +411,7 @@ def export_in_background(*, project: Project, fmt: str) -> bool:
     """Whether an export should run as a job (with progress and a download link)."""
     if fmt in BACKGROUND_FORMATS:
         return True
-    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
-    labeled = Item.objects.filter(project=project).filter(Exists(current))
+    labeled = Item.objects.filter(project=project).labeled()
     return labeled[INLINE_MAX_ROWS : INLINE_MAX_ROWS + 1].exists()
 
 
@@ -463,8 +455,7 @@ def export_run(job: Job) -> dict:
     """Job body: write the export file, reporting progress against the labeled items."""
     project = Project.objects.get(pk=job.project_id)
     params = job.params
-    current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
-    expected = max(1, Item.objects.filter(project=project).filter(Exists(current)).count())
+    expected = max(1, Item.objects.filter(project=project).labeled().count())
 
     def progress(rows: int) -> None:
         job_progress(job=job, fraction=min(0.99, rows / expected), message=f"{rows} rows written")

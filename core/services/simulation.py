@@ -24,12 +24,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
+from PIL import Image
 from sklearn.metrics import f1_score
 
 from core.imaging import ImageRejected, normalise_image
@@ -310,10 +312,6 @@ class Simulation:
     def _embed_test(self, project, dataset, test, class_of):
         """Test images go through the same normalisation as imported ones, then the encoder."""
         images, labels, rejected = [], [], []
-        from io import BytesIO
-
-        from PIL import Image
-
         for name, class_name in test:
             try:
                 normalised = normalise_image(
