@@ -6,6 +6,16 @@ prints one JSON object with latency percentiles, errors and double assignments p
 database (SQLite always; PostgreSQL when it answers) and per queue mode (random order
 before any model; ordered by a model version's acquisition scores).
 
+Each load runs twice with the same annotators, pauses and server: once with lease-next +
+submit, once with a baseline of two plain authenticated reads (`GET .../classes/`) in
+their place. The baseline is what any API call costs on this machine and server; the
+difference is what the queue adds.
+
+Think time 0 is saturation: the figures there are the server's capacity, and latency
+follows from it (ten clients back to back wait for each other: latency = 10 / throughput).
+Think time 1000 ms is ten annotators each answering one image a second, faster than
+people label; the goal (p95 under 50 ms) is about that load.
+
     .venv/bin/python bench/next_item.py [--items 100000] [--annotators 10] [--rounds 100]
 """
 
@@ -121,11 +131,32 @@ def wait_for(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/api/schema/", timeout=2)
+            requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy starting up
             time.sleep(0.2)
     raise RuntimeError("server did not start")
+
+
+def wait_until_idle(pid: int, timeout: float = 120) -> float:
+    """Wait until the server process has finished starting up (the in-process worker
+    imports torch, timm and scikit-learn in the background: seconds of CPU) and return
+    how long that took, so that the measurement does not include it."""
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    t0 = time.monotonic()
+    if not Path(f"/proc/{pid}/stat").exists():  # not Linux: a fixed pause instead
+        time.sleep(15)
+        return 15.0
+    quiet = 0
+    while quiet < 2 and time.monotonic() - t0 < timeout:
+        before = cpu_seconds()
+        time.sleep(1)
+        quiet = quiet + 1 if cpu_seconds() - before < 0.05 else 0
+    return round(time.monotonic() - t0, 1)
 
 
 def annotate(
@@ -152,11 +183,29 @@ def annotate(
             )
             t2 = time.perf_counter()
             out["submit_ms"].append((t2 - t1) * 1000)
-            out["pair_ms"].append((t2 - t0) * 1000)
             if s.status_code != 201:
                 out["errors"].append(f"submit {s.status_code}")
         except requests.RequestException as exc:
             out["errors"].append(type(exc).__name__)
+
+
+def read_baseline(
+    base: str, project: int, label: int, token: str, rounds: int, think_s: float, out: dict
+) -> None:
+    """The same rhythm with two plain authenticated reads instead of lease + submit."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    for _ in range(rounds):
+        time.sleep(think_s)
+        for key in ("lease_ms", "submit_ms"):
+            t0 = time.perf_counter()
+            try:
+                r = session.get(f"{base}/api/projects/{project}/classes/", timeout=30)
+                out[key].append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    out["errors"].append(f"read {r.status_code}")
+            except requests.RequestException as exc:
+                out["errors"].append(type(exc).__name__)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -165,15 +214,11 @@ def percentile(values: list[float], q: float) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
 
 
-def run_load(
-    port: int, project: int, label: int, tokens: list[str], rounds: int, think_s: float, log: Path
-) -> dict:
-    results = [
-        {"lease_ms": [], "submit_ms": [], "pair_ms": [], "items": [], "errors": []} for _ in tokens
-    ]
+def run_clients(target, port, project, label, tokens, rounds, think_s) -> tuple[list, float]:
+    results = [{"lease_ms": [], "submit_ms": [], "items": [], "errors": []} for _ in tokens]
     base = f"http://127.0.0.1:{port}"
     threads = [
-        threading.Thread(target=annotate, args=(base, project, label, tok, rounds, think_s, res))
+        threading.Thread(target=target, args=(base, project, label, tok, rounds, think_s, res))
         for tok, res in zip(tokens, results, strict=True)
     ]
     t = time.perf_counter()
@@ -181,12 +226,22 @@ def run_load(
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - t
+    return results, time.perf_counter() - t
 
-    def every(key: str) -> list:
-        return [v for r in results for v in r[key]]
+
+def run_load(
+    port: int, project: int, label: int, tokens: list[str], rounds: int, think_s: float, log: Path
+) -> dict:
+    results, wall = run_clients(annotate, port, project, label, tokens, rounds, think_s)
+    baseline, baseline_wall = run_clients(
+        read_baseline, port, project, label, tokens, rounds, think_s
+    )
+
+    def every(key: str, of: list = results) -> list:
+        return [v for r in of for v in r[key]]
 
     request_ms = every("lease_ms") + every("submit_ms")
+    baseline_ms = every("lease_ms", baseline) + every("submit_ms", baseline)
     annotators_per_item: dict[int, set] = {}
     for item, token in every("items"):
         annotators_per_item.setdefault(item, set()).add(token)
@@ -205,6 +260,12 @@ def run_load(
         "submit_p50_ms": percentile(every("submit_ms"), 50),
         "submit_p95_ms": percentile(every("submit_ms"), 95),
         "throughput_requests_per_s": round(len(request_ms) / wall, 1),
+        "baseline_read": {
+            "p50_ms": percentile(baseline_ms, 50),
+            "p95_ms": percentile(baseline_ms, 95),
+            "errors": len(every("errors", baseline)),
+            "throughput_requests_per_s": round(len(baseline_ms) / baseline_wall, 1),
+        },
     }
 
 
@@ -236,6 +297,7 @@ def run_case(db_env: dict, args, scored: bool) -> dict:
     )
     try:
         wait_for(port)
+        case["server_warm_up_seconds"] = wait_until_idle(server.pid)
         for think_ms in args.think_ms:
             case["loads"].append(
                 run_load(port, project, label, tokens, args.rounds, think_ms / 1000, log)

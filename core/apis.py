@@ -306,6 +306,7 @@ class SubmitApi(APIView):
         """Answer an item you hold (or change your answer). The same answer twice stores one."""
         project = project_for(request, project_id)
         item = get_object_or_404(Item, pk=item_id, project=project)
+        item.project = project  # the submit reads the project's settings: no second query
         data = SubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         label_class = LabelClass.objects.filter(
@@ -313,9 +314,9 @@ class SubmitApi(APIView):
         ).first()
         if label_class is None:
             raise ValidationError({"label_class": ["Not a class of this project."]})
-        prediction = Prediction.objects.filter(
-            pk=data.validated_data.get("prediction") or None, item=item
-        ).first()
+        prediction = None
+        if shown := data.validated_data.get("prediction"):
+            prediction = Prediction.objects.filter(pk=shown, item=item).first()
         try:
             annotation, created = annotation_submit(
                 item=item,

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import LessThan
+from django.db import connections
+from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from core.models import (
@@ -45,23 +44,24 @@ def user_is_project_admin(*, project: Project, user: AbstractBaseUser) -> bool:
     return membership_role(project=project, user=user) == Role.ADMIN
 
 
-def _open_to(*, user: AbstractBaseUser, now: datetime, k: int, item_ref: str) -> list:
-    """Conditions under which the item at `item_ref` may be offered to `user`."""
-    item = OuterRef(item_ref)
-    conditions = [
-        ~Exists(Lease.objects.filter(item=item, annotator=user, completed_at__isnull=False)),
-        ~Exists(Skip.objects.filter(item=item, annotator=user)),
-    ]
-    occupied = Lease.objects.filter(item=item).filter(
-        Q(completed_at__isnull=False) | Q(expires_at__gt=now)
-    )
+def _open_to_sql(item_id: str, k: int) -> str:
+    """SQL conditions under which the item whose id is `item_id` may be offered to %(user)s:
+    not answered or skipped by them, and fewer than k slots occupied (answered, or leased
+    and not expired at %(now)s)."""
+    lease, skip = Lease._meta.db_table, Skip._meta.db_table
+    occupied = f"""
+        SELECT 1 FROM {lease} occupied WHERE occupied.item_id = {item_id}
+        AND (occupied.completed_at IS NOT NULL OR occupied.expires_at > %(now)s)"""
     if k == 1:
-        conditions.append(~Exists(occupied))
+        open_slot = f"NOT EXISTS ({occupied})"
     else:
-        # Fewer than k occupied slots: "there is no k-th occupied slot".
-        occupied_count = occupied.order_by().values("item").annotate(n=Count("pk")).values("n")
-        conditions.append(LessThan(Coalesce(Subquery(occupied_count), 0), k))
-    return conditions
+        open_slot = f"(SELECT COUNT(*) FROM ({occupied}) slots) < %(k)s"
+    return f"""
+        NOT EXISTS (SELECT 1 FROM {lease} answered WHERE answered.item_id = {item_id}
+                    AND answered.annotator_id = %(user)s AND answered.completed_at IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM {skip} skipped WHERE skipped.item_id = {item_id}
+                        AND skipped.annotator_id = %(user)s)
+        AND {open_slot}"""
 
 
 def queue_candidate_ids(
@@ -71,31 +71,54 @@ def queue_candidate_ids(
 
     Items scored by the project's current model version come first, highest acquisition
     score first (ties by id); then unscored items in their stored random order. Both
-    orders walk an index, so the cost does not grow with the pool.
+    orders walk an index (`prediction_queue_idx`, `item_queue_idx`), so the cost does not
+    grow with the pool.
+
+    Hand-written SQL, because this runs on every lease: the database answers it in well
+    under a millisecond, while building the same query with the ORM's Exists/OuterRef
+    took about 4 ms of Python per call (bench/next_item.py). It is plain SQL that SQLite
+    and PostgreSQL read alike; tests/core/test_queue.py covers it on both.
     """
-    now = now or timezone.now()
+    item, prediction = Item._meta.db_table, Prediction._meta.db_table
     k = project.annotators_per_item
+    connection = connections[Item.objects.db]
+    params = {
+        "user": user.pk,
+        "now": connection.ops.adapt_datetimefield_value(now or timezone.now()),
+        "k": k,
+        "project": project.pk,
+        "version": project.current_model_version_id,
+        "open": False,  # is_done
+        "limit": limit,
+    }
     ids: list[int] = []
-    version_id = project.current_model_version_id
-    if version_id:
-        ids = list(
-            Prediction.objects.filter(model_version_id=version_id, item__is_done=False)
-            .filter(*_open_to(user=user, now=now, k=k, item_ref="item_id"))
-            .order_by("-acquisition_score", "item_id")
-            .values_list("item_id", flat=True)[:limit]
+    with connection.cursor() as cursor:
+        if params["version"]:
+            cursor.execute(
+                f"""SELECT p.item_id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
+                WHERE p.model_version_id = %(version)s AND i.is_done = %(open)s
+                AND {_open_to_sql("p.item_id", k)}
+                ORDER BY p.acquisition_score DESC, p.item_id LIMIT %(limit)s""",
+                params,
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            if len(ids) >= limit:
+                return ids
+            params["limit"] = limit - len(ids)
+        not_scored = (
+            f"""AND NOT EXISTS (SELECT 1 FROM {prediction} p
+                WHERE p.model_version_id = %(version)s AND p.item_id = i.id)"""
+            if params["version"]
+            else ""
         )
-        if len(ids) >= limit:
-            return ids
-    unscored = Item.objects.filter(project=project, is_done=False).filter(
-        *_open_to(user=user, now=now, k=k, item_ref="pk")
-    )
-    if version_id:
-        unscored = unscored.exclude(
-            Exists(Prediction.objects.filter(model_version_id=version_id, item=OuterRef("pk")))
+        cursor.execute(
+            f"""SELECT i.id FROM {item} i
+            WHERE i.project_id = %(project)s AND i.is_done = %(open)s
+            AND {_open_to_sql("i.id", k)} {not_scored}
+            ORDER BY i.random_key, i.id LIMIT %(limit)s""",
+            params,
         )
-    ids += list(
-        unscored.order_by("random_key", "id").values_list("id", flat=True)[: limit - len(ids)]
-    )
+        ids += [row[0] for row in cursor.fetchall()]
     return ids
 
 

@@ -453,10 +453,11 @@ def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = _project_for(request, project_id)
     item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
+    item.project = project
     label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
-    prediction = Prediction.objects.filter(
-        pk=request.POST.get("prediction") or None, item=item
-    ).first()
+    prediction = None
+    if shown := request.POST.get("prediction"):
+        prediction = Prediction.objects.filter(pk=shown, item=item).first()
     try:
         duration_ms = int(request.POST.get("duration_ms") or 0) or None
     except ValueError:

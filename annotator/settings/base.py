@@ -101,7 +101,7 @@ def postgres_database(url: str) -> dict:
 
 def sqlite_database(path: Path) -> dict:
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "annotator.sqlite",
         "NAME": path,
         "OPTIONS": {
             "timeout": 20,

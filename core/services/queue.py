@@ -10,6 +10,7 @@ How the database keeps the promises (SQLite and PostgreSQL alike):
   double submit cannot store two answers.
 """
 
+import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -79,57 +80,73 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
         ]
         if not candidates:
             return None
-        for item_id in candidates:
+        # The best open item first. Somebody else asking at the same moment may win it;
+        # then the rest are tried in random order, so that ten annotators who lost the
+        # race for one item do not all race again for the next one (each lost race is a
+        # write attempt). Everyone still gets one of the top candidates.
+        best, rest = ([], candidates) if tried else (candidates[:1], candidates[1:])
+        random.shuffle(rest)
+        for item_id in best + rest:
             tried.add(item_id)
             lease = _claim(
                 project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
             )
             if lease is not None:
+                lease.item = Item.objects.get(pk=item_id)
+                lease.item.project = project
                 return LeaseResult(lease, created=True)
     return None
 
 
 def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | None:
-    """Try to take one slot of `item_id` for `user`; None if somebody else got there first."""
-    with transaction.atomic():
-        leases = list(Lease.objects.filter(item_id=item_id))
-        mine = next((lease for lease in leases if lease.annotator_id == user.pk), None)
-        expired = [
-            lease for lease in leases if lease.completed_at is None and lease.expires_at <= now
-        ]
-        if mine is not None:
-            # One slot per annotator (a DB constraint): only my own expired lease can be taken.
-            expired = [mine] if mine in expired else []
-        # 1. Take over an expired lease with a conditional update: one racer wins.
-        for lease in expired:
-            try:
-                with transaction.atomic():
-                    taken = Lease.objects.filter(
-                        pk=lease.pk, completed_at__isnull=True, expires_at__lte=now
-                    ).update(annotator=user, leased_at=now, expires_at=expires_at)
-            except IntegrityError:  # the same user claiming from two tabs at once
-                continue
-            if taken == 1:
-                return Lease.objects.select_related("item").get(pk=lease.pk)
-        if mine is not None:
-            return None
-        # 2. Insert into a free slot; the unique (item, slot) constraint settles races.
-        used = {lease.slot for lease in leases}
-        free = [s for s in range(project.annotators_per_item) if s not in used]
-        if not free:
-            return None
+    """Try to take one slot of `item_id` for `user`; None if somebody else got there first.
+
+    No surrounding transaction is needed: every write below is a single statement that
+    the database arbitrates (a unique constraint or a conditional UPDATE), so a decision
+    made on a stale read can only lose a race, never break a rule.
+    """
+    if project.annotators_per_item == 1:
+        # The common case, one statement: the candidate query said slot 0 is free or
+        # expired; the insert fails when it is not free, and then we look closer.
+        lease = _lease_insert(item_id=item_id, user=user, slot=0, now=now, expires_at=expires_at)
+        if lease is not None:
+            return lease
+    leases = list(Lease.objects.filter(item_id=item_id))
+    mine = next((lease for lease in leases if lease.annotator_id == user.pk), None)
+    expired = [lease for lease in leases if lease.completed_at is None and lease.expires_at <= now]
+    if mine is not None:
+        # One slot per annotator (a DB constraint): only my own expired lease can be taken.
+        expired = [mine] if mine in expired else []
+    # 1. Take over an expired lease with a conditional update: one racer wins.
+    for lease in expired:
         try:
             with transaction.atomic():
-                lease = Lease.objects.create(
-                    item_id=item_id,
-                    annotator=user,
-                    slot=free[0],
-                    leased_at=now,
-                    expires_at=expires_at,
-                )
-        except IntegrityError:
-            return None
-        return Lease.objects.select_related("item").get(pk=lease.pk)
+                taken = Lease.objects.filter(
+                    pk=lease.pk, completed_at__isnull=True, expires_at__lte=now
+                ).update(annotator=user, leased_at=now, expires_at=expires_at)
+        except IntegrityError:  # the same user claiming from two tabs at once
+            continue
+        if taken == 1:
+            lease.annotator, lease.leased_at, lease.expires_at = user, now, expires_at
+            return lease
+    if mine is not None:
+        return None
+    # 2. Insert into a free slot; the unique (item, slot) constraint settles races.
+    used = {lease.slot for lease in leases}
+    free = [s for s in range(project.annotators_per_item) if s not in used]
+    if not free:
+        return None
+    return _lease_insert(item_id=item_id, user=user, slot=free[0], now=now, expires_at=expires_at)
+
+
+def _lease_insert(*, item_id: int, user, slot: int, now, expires_at) -> Lease | None:
+    try:
+        with transaction.atomic():
+            return Lease.objects.create(
+                item_id=item_id, annotator=user, slot=slot, leased_at=now, expires_at=expires_at
+            )
+    except IntegrityError:
+        return None
 
 
 @transaction.atomic
@@ -172,7 +189,7 @@ def annotation_submit(
             "someone else). Your answer was not stored; here is the next image."
         )
     annotation = _annotation_create(item, user, label_class, duration_ms, shown_prediction, None)
-    _count_answer(item)
+    _count_answer(item, annotators_per_item=item.project.annotators_per_item)
     labels_submitted_count(project_id=item.project_id)
     return annotation, True
 
@@ -199,8 +216,8 @@ def _annotation_create(item, user, label_class, duration_ms, prediction, superse
     )
 
 
-def _count_answer(item: Item) -> None:
-    k = item.project.annotators_per_item
+def _count_answer(item: Item, *, annotators_per_item: int) -> None:
+    k = annotators_per_item
     Item.objects.filter(pk=item.pk).update(
         annotation_count=F("annotation_count") + 1,
         is_done=Case(
@@ -232,7 +249,7 @@ def annotation_import(
     annotation = Annotation.objects.create(
         item=item, annotator=annotator, label_class=label_class, source=AnnotationSource.IMPORT
     )
-    _count_answer(item)
+    _count_answer(item, annotators_per_item=item.project.annotators_per_item)
     return annotation
 
 

@@ -194,3 +194,54 @@ def test_twenty_concurrent_annotators_never_hold_the_same_item():
     assert Annotation.objects.count() == 200
     assert Item.objects.filter(project=project, is_done=True).count() == 200
     assert len({user for _, user in served}) > 1  # the work really was spread
+
+
+def test_scored_items_come_first_then_the_unscored_in_random_order():
+    project, _, (annotator,) = project_with_members()
+    version = ModelVersionFactory(project=project)
+    late, early, scored = (ItemFactory(project=project, random_key=k) for k in (0.9, 0.1, 0.5))
+    PredictionFactory(item=scored, model_version=version, acquisition_score=0.3)
+    project.current_model_version = version
+    project.save()
+    cat = project.classes.get(name="cat")
+    order = []
+    while (result := item_lease_next(project=project, user=annotator)) is not None:
+        order.append(result.lease.item)
+        annotation_submit(item=result.lease.item, user=annotator, label_class=cat)
+    assert order == [scored, early, late]
+
+
+def test_an_item_with_an_expired_slot_and_an_answered_slot_is_served_once_more():
+    project, _, (a, b, c) = project_with_members(annotators=3, annotators_per_item=2)
+    item = ItemFactory(project=project)
+    cat = project.classes.get(name="cat")
+    assert lease(project, a).item == item
+    annotation_submit(item=item, user=a, label_class=cat)
+    held = lease(project, b)
+    Lease.objects.filter(pk=held.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    taken = lease(project, c)  # b's slot expired: c takes it over, nobody gets a third
+    assert taken.item == item and taken.pk == held.pk and taken.annotator == c
+    assert lease(project, a) is None
+    assert Lease.objects.filter(item=item).count() == 2
+
+
+def test_who_loses_the_race_for_the_best_item_gets_a_random_one_of_the_next(monkeypatch):
+    """Annotators asking at the same moment: one gets the best item, the others spread over
+    the next candidates instead of queuing for the second best, third best..."""
+    from core.services import queue
+
+    project, _, (annotator,) = project_with_members()
+    items = [ItemFactory(project=project, random_key=k / 100) for k in range(30)]
+    real_claim = queue._claim
+
+    def best_is_taken(**kwargs):  # as if another annotator won the best item just now
+        return None if kwargs["item_id"] == items[0].pk else real_claim(**kwargs)
+
+    monkeypatch.setattr(queue, "_claim", best_is_taken)
+    got = []
+    for _ in range(10):
+        result = item_lease_next(project=project, user=annotator)
+        got.append(items.index(result.lease.item))
+        Lease.objects.filter(pk=result.lease.pk).delete()
+    assert all(1 <= position < queue.CANDIDATES_PER_ATTEMPT for position in got)
+    assert len(set(got)) > 1  # not all queuing for the second best
