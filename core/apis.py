@@ -25,7 +25,6 @@ from core.models import (
     Job,
     LabelClass,
     Membership,
-    Prediction,
     Project,
     Role,
     Skip,
@@ -314,9 +313,9 @@ class SubmitApi(APIView):
         ).first()
         if label_class is None:
             raise ValidationError({"label_class": ["Not a class of this project."]})
-        prediction = None
-        if shown := data.validated_data.get("prediction"):
-            prediction = Prediction.objects.filter(pk=shown, item=item).first()
+        prediction = selectors.shown_prediction(
+            item=item, prediction_id=data.validated_data.get("prediction")
+        )
         try:
             annotation, created = annotation_submit(
                 item=item,

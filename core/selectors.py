@@ -137,6 +137,13 @@ def suggestion_for_item(*, item: Item, project: Project) -> Prediction | None:
     )
 
 
+def shown_prediction(*, item: Item, prediction_id) -> Prediction | None:
+    """The suggestion an annotator says they were shown for `item`, if it is one of its own."""
+    if not prediction_id:
+        return None
+    return Prediction.objects.filter(pk=prediction_id, item=item).first()
+
+
 def current_annotation(*, item: Item, user: AbstractBaseUser) -> Annotation | None:
     return Annotation.objects.filter(item=item, annotator=user, is_current=True).first()
 

@@ -23,7 +23,7 @@ from core.forms import (
     ProjectCreateForm,
     ProjectSettingsForm,
 )
-from core.models import Item, Job, LabelClass, Lease, Prediction, Project
+from core.models import Item, Job, LabelClass, Lease, Project
 from core.services.classes import (
     ClassChangeError,
     label_class_create,
@@ -455,9 +455,7 @@ def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
     item.project = project
     label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
-    prediction = None
-    if shown := request.POST.get("prediction"):
-        prediction = Prediction.objects.filter(pk=shown, item=item).first()
+    prediction = selectors.shown_prediction(item=item, prediction_id=request.POST.get("prediction"))
     try:
         duration_ms = int(request.POST.get("duration_ms") or 0) or None
     except ValueError:

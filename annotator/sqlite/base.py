@@ -29,18 +29,14 @@ def _write_lock(name: str) -> "threading.Lock":
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _holds_write_lock = False
-
-    def _lock(self) -> "threading.Lock | None":
-        if self.is_in_memory_db():
-            return None
-        return _write_lock(str(self.settings_dict["NAME"]))
+    _held_lock: "threading.Lock | None" = None
 
     def _start_transaction_under_autocommit(self):
-        lock = self._lock()
-        if lock is not None:
+        if not self.is_in_memory_db():
+            lock = _write_lock(str(self.settings_dict["NAME"]))
             timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
-            self._holds_write_lock = lock.acquire(timeout=timeout)
+            if lock.acquire(timeout=timeout):
+                self._held_lock = lock
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -48,9 +44,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _release_write_lock(self) -> None:
-        if self._holds_write_lock:
-            self._holds_write_lock = False
-            self._lock().release()
+        if self._held_lock is not None:
+            lock, self._held_lock = self._held_lock, None
+            lock.release()
 
     def _commit(self):
         try:

@@ -189,7 +189,7 @@ def annotation_submit(
             "someone else). Your answer was not stored; here is the next image."
         )
     annotation = _annotation_create(item, user, label_class, duration_ms, shown_prediction, None)
-    _count_answer(item, annotators_per_item=item.project.annotators_per_item)
+    _count_answer(item)
     labels_submitted_count(project_id=item.project_id)
     return annotation, True
 
@@ -216,8 +216,8 @@ def _annotation_create(item, user, label_class, duration_ms, prediction, superse
     )
 
 
-def _count_answer(item: Item, *, annotators_per_item: int) -> None:
-    k = annotators_per_item
+def _count_answer(item: Item) -> None:
+    k = item.project.annotators_per_item
     Item.objects.filter(pk=item.pk).update(
         annotation_count=F("annotation_count") + 1,
         is_done=Case(
@@ -249,7 +249,7 @@ def annotation_import(
     annotation = Annotation.objects.create(
         item=item, annotator=annotator, label_class=label_class, source=AnnotationSource.IMPORT
     )
-    _count_answer(item, annotators_per_item=item.project.annotators_per_item)
+    _count_answer(item)
     return annotation
 
 
