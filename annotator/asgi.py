@@ -1,12 +1,18 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (auth + origin checked)."""
 
+import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
+from django.http import FileResponse
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings.dev")
 django.setup(set_prefix=False)
@@ -16,18 +22,24 @@ class SyncViewsASGIHandler(ASGIHandler):
     """Django's ASGI handler, made cheaper for an app whose views are all synchronous.
 
     What a request costs under the stock handler, measured on the 2-core machine
-    (bench/next_item.py and the note of issue #2):
+    (bench/next_item.py and the notes of issue #2):
     - a new thread per request (asgiref's per-request ThreadSensitiveContext), and
       starting a thread costs about 5 ms on that (virtualised) machine;
     - the middleware chain built in async mode, so a request crosses between the event
-      loop and a thread for every middleware hook and for the view (about 3.5 ms).
+      loop and a thread for every middleware hook and for the view (about 3.5 ms);
+    - three more crossings around the view: the request_started signal, the view, and
+      response.close() (the request_finished signal), each a hand-off to the thread and
+      a wake-up of the event loop.
 
     Here each request borrows an idle thread from a pool (asgiref's
-    `ThreadSensitiveContext(executor=...)`, made for this) and runs its middleware and
-    view in one synchronous call on it, as under WSGI. Everything a request does in sync
-    code (signals, middleware, view, closing the database connection) still happens on
-    one thread, which is what Django's database connections need. Websockets go through
-    Channels and are not affected.
+    `ThreadSensitiveContext(executor=...)`, made for this) and everything synchronous
+    about it happens in one call on that thread, as under WSGI: request_started, the
+    middleware chain and view, and (unless the response streams) request_finished, which
+    releases the thread's database connection. Only reading the body and writing the
+    response stay on the event loop. A streaming response with a synchronous iterator (a
+    FileResponse: image and export downloads) is read a chunk at a time on the request
+    thread, instead of whole into memory as the stock handler does. Websockets go
+    through Channels and are not affected.
     """
 
     idle_threads_kept = 64
@@ -50,8 +62,79 @@ class SyncViewsASGIHandler(ASGIHandler):
             else:
                 executor.shutdown(wait=False)
 
-    async def get_response_async(self, request):
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            response = None
+            try:
+                # As the stock handler: a client that goes away ends the request.
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.listen_for_disconnect(receive))
+                    response = await in_request_thread(self.respond)(scope, body_file)
+                    await self.send_response(response, send)
+                    raise _Done
+            except* (_Done, RequestAborted):
+                pass
+            finally:
+                if response is not None and response.streaming:
+                    await in_request_thread(response.close)()
+
+    def respond(self, scope, body_file):
+        """Everything synchronous about one request, on its thread."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # request_finished: the content is in memory already
+        return response
+
+    async def send_response(self, response, send):
+        if not response.streaming or response.is_async:
+            return await super().send_response(response, send)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": self.response_headers(response),
+            }
+        )
+        chunks = iter(response.streaming_content)
+        next_chunk = in_request_thread(next)
+        while (part := await next_chunk(chunks, None)) is not None:
+            for chunk, _ in self.chunk_bytes(part):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    @staticmethod
+    def response_headers(response) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (
+                header.encode("ascii") if isinstance(header, str) else bytes(header),
+                value.encode("latin1") if isinstance(value, str) else bytes(value),
+            )
+            for header, value in response.items()
+        ]
+        headers += [
+            (b"Set-Cookie", c.OutputString().encode("ascii")) for c in response.cookies.values()
+        ]
+        return headers
+
+
+class _Done(Exception):
+    """Raised inside the task group once the response is sent, to stop the listener."""
+
+
+def in_request_thread(func):
+    """`func` to await, run on this request's thread (the ThreadSensitiveContext's)."""
+    return sync_to_async(func, thread_sensitive=True)
 
 
 django_asgi_app = SyncViewsASGIHandler()

@@ -13,8 +13,12 @@ difference is what the queue adds.
 
 Think time 0 is saturation: the figures there are the server's capacity, and latency
 follows from it (ten clients back to back wait for each other: latency = 10 / throughput).
-Think time 1000 ms is ten annotators each answering one image a second, faster than
-people label; the goal (p95 under 50 ms) is about that load.
+Think time 1000 ms is ten annotators each answering one image a second on average,
+faster than people label; the goal (p95 under 50 ms) is about that load. People do not
+press keys in lockstep, so each pause is drawn at random around the think time
+(uniform within +-`--think-jitter`, seeded per annotator, and a random first pause), as
+in any closed-loop load test; `--think-jitter 0` gives the worst case instead, all ten
+annotators asking at the same moment every round.
 
     .venv/bin/python bench/next_item.py [--items 100000] [--annotators 10] [--rounds 100]
 """
@@ -22,6 +26,7 @@ people label; the goal (p95 under 50 ms) is about that load.
 import argparse
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -159,13 +164,22 @@ def wait_until_idle(pid: int, timeout: float = 120) -> float:
     return round(time.monotonic() - t0, 1)
 
 
-def annotate(
-    base: str, project: int, label: int, token: str, rounds: int, think_s: float, out: dict
-) -> None:
+def pauses(think_s: float, jitter: float, rounds: int, seed: int) -> list[float]:
+    """The time a person looks at each image before answering: `think_s` on average,
+    uniform within +-jitter of it; the first pause anywhere in [0, think_s * (1 + jitter)]
+    so that annotators do not all start at the same moment."""
+    if jitter == 0:
+        return [think_s] * rounds
+    rng = random.Random(seed)
+    first = rng.uniform(0, think_s * (1 + jitter))
+    return [first] + [think_s * rng.uniform(1 - jitter, 1 + jitter) for _ in range(rounds - 1)]
+
+
+def annotate(base: str, project: int, label: int, token: str, waits: list, out: dict) -> None:
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
-    for _ in range(rounds):
-        time.sleep(think_s)  # the time a person looks at the image before answering
+    for pause in waits:
+        time.sleep(pause)
         t0 = time.perf_counter()
         try:
             r = session.post(f"{base}/api/projects/{project}/lease-next/", timeout=30)
@@ -189,14 +203,12 @@ def annotate(
             out["errors"].append(type(exc).__name__)
 
 
-def read_baseline(
-    base: str, project: int, label: int, token: str, rounds: int, think_s: float, out: dict
-) -> None:
+def read_baseline(base: str, project: int, label: int, token: str, waits: list, out: dict) -> None:
     """The same rhythm with two plain authenticated reads instead of lease + submit."""
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
-    for _ in range(rounds):
-        time.sleep(think_s)
+    for pause in waits:
+        time.sleep(pause)
         for key in ("lease_ms", "submit_ms"):
             t0 = time.perf_counter()
             try:
@@ -214,12 +226,15 @@ def percentile(values: list[float], q: float) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
 
 
-def run_clients(target, port, project, label, tokens, rounds, think_s) -> tuple[list, float]:
+def run_clients(target, port, project, label, tokens, rounds, think_s, jitter):
     results = [{"lease_ms": [], "submit_ms": [], "items": [], "errors": []} for _ in tokens]
     base = f"http://127.0.0.1:{port}"
     threads = [
-        threading.Thread(target=target, args=(base, project, label, tok, rounds, think_s, res))
-        for tok, res in zip(tokens, results, strict=True)
+        threading.Thread(
+            target=target,
+            args=(base, project, label, tok, pauses(think_s, jitter, rounds, seed), res),
+        )
+        for seed, (tok, res) in enumerate(zip(tokens, results, strict=True))
     ]
     t = time.perf_counter()
     for th in threads:
@@ -229,13 +244,10 @@ def run_clients(target, port, project, label, tokens, rounds, think_s) -> tuple[
     return results, time.perf_counter() - t
 
 
-def run_load(
-    port: int, project: int, label: int, tokens: list[str], rounds: int, think_s: float, log: Path
-) -> dict:
-    results, wall = run_clients(annotate, port, project, label, tokens, rounds, think_s)
-    baseline, baseline_wall = run_clients(
-        read_baseline, port, project, label, tokens, rounds, think_s
-    )
+def run_load(port, project, label, tokens, rounds, think_s, jitter, log: Path) -> dict:
+    load = (port, project, label, tokens, rounds, think_s, jitter if think_s else 0)
+    results, wall = run_clients(annotate, *load)
+    baseline, baseline_wall = run_clients(read_baseline, *load)
 
     def every(key: str, of: list = results) -> list:
         return [v for r in of for v in r[key]]
@@ -247,6 +259,7 @@ def run_load(
         annotators_per_item.setdefault(item, set()).add(token)
     return {
         "think_ms": round(think_s * 1000),
+        "think_jitter": jitter if think_s else 0,
         "requests": len(request_ms),
         "errors": len(every("errors")),
         "error_kinds": dict(Counter(every("errors"))),
@@ -300,7 +313,16 @@ def run_case(db_env: dict, args, scored: bool) -> dict:
         case["server_warm_up_seconds"] = wait_until_idle(server.pid)
         for think_ms in args.think_ms:
             case["loads"].append(
-                run_load(port, project, label, tokens, args.rounds, think_ms / 1000, log)
+                run_load(
+                    port,
+                    project,
+                    label,
+                    tokens,
+                    args.rounds,
+                    think_ms / 1000,
+                    args.think_jitter,
+                    log,
+                )
             )
     finally:
         server.terminate()
@@ -318,6 +340,12 @@ def main() -> None:
         type=lambda v: [int(x) for x in v.split(",")],
         default=[0, 1000],
         help="pause before each answer; 0 = back-to-back requests (saturation)",
+    )
+    parser.add_argument(
+        "--think-jitter",
+        type=float,
+        default=0.5,
+        help="each pause is think * uniform(1 - j, 1 + j); 0 = all annotators in lockstep",
     )
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()

@@ -6,7 +6,10 @@ import json
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
 from django.test import Client
+from django.urls import path
 from rest_framework.authtoken.models import Token
 
 from annotator.asgi import application, django_asgi_app
@@ -16,8 +19,8 @@ from tests.images import rgb_png
 pytestmark = pytest.mark.django_db(transaction=True)  # requests run on other threads
 
 
-def request(path, *, method="GET", headers=(), body=b""):
-    scope = {
+def scope_for(path, *, method="GET", headers=()):
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -31,6 +34,10 @@ def request(path, *, method="GET", headers=(), body=b""):
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
+
+
+def request(path, *, method="GET", headers=(), body=b""):
+    scope = scope_for(path, method=method, headers=headers)
 
     async def run():
         app = ApplicationCommunicator(application, scope)
@@ -93,3 +100,53 @@ def test_request_threads_are_reused():
     for _ in range(5):
         assert request("/accounts/login/")[0] == 200
     assert len(django_asgi_app._idle) == 1  # one thread served all five, one after another
+
+
+# Views for the tests below, served with ROOT_URLCONF pointing at this module.
+produced: list[int] = []
+
+
+def numbers_streamed(request):
+    def chunks():
+        for n in range(50):
+            produced.append(n)
+            yield f"{n:04d}".encode() * 1000
+
+    return StreamingHttpResponse(chunks())
+
+
+def connection_id(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse(str(id(connection.connection)))
+
+
+urlpatterns = [path("stream/", numbers_streamed), path("connection/", connection_id)]
+
+
+def test_a_streaming_response_is_read_as_it_is_sent_not_whole_first(settings):
+    settings.ROOT_URLCONF = __name__
+    produced.clear()
+
+    async def run():
+        app = ApplicationCommunicator(application, scope_for("/stream/"))
+        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+        assert (await app.receive_output(timeout=10))["status"] == 200
+        first = await app.receive_output(timeout=10)
+        produced_when_first_sent = len(produced)
+        body = [first["body"]]
+        while (message := await app.receive_output(timeout=10)).get("more_body"):
+            body.append(message["body"])
+        await app.wait(timeout=10)
+        return produced_when_first_sent, b"".join(body)
+
+    produced_when_first_sent, body = asyncio.run(run())
+    assert produced_when_first_sent <= 2  # the stock handler read all 50 chunks first
+    assert body == b"".join(f"{n:04d}".encode() * 1000 for n in range(50))
+
+
+def test_a_request_thread_keeps_its_database_connection(settings):
+    settings.ROOT_URLCONF = __name__
+    django_asgi_app._idle.clear()
+    ids = {request("/connection/")[2] for _ in range(3)}
+    assert len(ids) == 1  # one pooled thread, one persistent connection, not one per request

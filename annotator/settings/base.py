@@ -100,9 +100,14 @@ def postgres_database(url: str) -> dict:
 
 
 def sqlite_database(path: Path) -> dict:
+    """SQLite keeps each thread's connection open (CONN_MAX_AGE None): opening one costs a
+    schema parse, and a new connection compiles every statement again, about 2-4 ms per
+    request in bench/next_item.py. Requests run on a pool of reused threads
+    (annotator/asgi.py), so the connections stay as few as those threads."""
     return {
         "ENGINE": "annotator.sqlite",
         "NAME": path,
+        "CONN_MAX_AGE": None,
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
