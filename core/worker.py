@@ -1,18 +1,27 @@
-"""The task worker: django-tasks-db's polling worker in threads, plus job recovery.
+"""The task worker: threads that run django-tasks-db's queued tasks, plus job recovery.
 
 `manage.py worker` runs it as its own process (production, one or more per machine, GPU
 machines included). In the embedded default the ASGI app starts the same threads inside
 the web server (annotator/asgi.py), so job events reach the in-memory channel layer that
 the browsers' websockets are connected to.
+
+An idle thread waits for a task enqueued in its own process (django.tasks'
+`task_enqueued` signal wakes it at once) or for its poll interval, whichever comes first;
+the poll finds tasks enqueued by other processes. Claiming and running a task are
+django-tasks-db's own (`get_locked`, `claim`, `Worker.run_task`); only the waiting is ours,
+because its worker loop can only sleep a fixed interval between polls.
 """
 
 import logging
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
+from django.tasks.signals import task_enqueued
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from core.services.jobs import jobs_recover
 
@@ -29,6 +38,7 @@ class TaskWorker:
         self._stop = threading.Event()
         self._workers: list[Worker] = []
         self._threads: list[threading.Thread] = []
+        self._wakes: list[threading.Event] = []
 
     def start(self) -> "TaskWorker":
         prefix = f"{self.name}-{get_random_string(6)}"
@@ -44,8 +54,11 @@ class TaskWorker:
                 worker_id=f"{prefix}-{number}",
                 excluded_queue_names=[],
             )
+            wake = threading.Event()
             self._workers.append(worker)
-            self._spawn(worker.run, f"{prefix}-{number}")
+            self._wakes.append(wake)
+            self._spawn(lambda w=worker, e=wake: self._serve(w, e), f"{prefix}-{number}")
+        task_enqueued.connect(self._task_enqueued, dispatch_uid=id(self))
         self._spawn(self._recover_loop, f"{prefix}-recover")
         logger.info("task worker %s started with %d thread(s)", prefix, self.threads)
         return self
@@ -60,6 +73,42 @@ class TaskWorker:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _task_enqueued(self, **kwargs) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    def _serve(self, worker: Worker, wake: threading.Event) -> None:
+        """Run ready tasks until none is left, then wait for a wake-up or the interval."""
+        while worker.running:
+            wake.clear()  # before looking: a task enqueued from now on sets it again
+            try:
+                while worker.running and self._run_one(worker):
+                    pass
+            except Exception:  # a database hiccup: look again after the interval
+                logger.exception("task worker %s failed to fetch a task", worker.worker_id)
+            wake.wait(self.interval)
+
+    @staticmethod
+    def _run_one(worker: Worker) -> bool:
+        """Claim the next ready task and run it; False when there was none."""
+        close_old_connections()
+        tasks = DBTaskResult.objects.ready().filter(
+            backend_name=worker.backend_name, queue_name__in=worker.queue_names
+        )
+        try:
+            with exclusive_transaction(tasks.db):
+                task_result = tasks.get_locked()
+                if task_result is not None:
+                    task_result.claim(worker.worker_id)
+        except OperationalError as exc:
+            if is_locked_database_exception(exc):
+                return False  # another process holds the database: the next poll retries
+            raise
+        if task_result is None:
+            return False
+        worker.run_task(task_result)
+        return True
 
     @staticmethod
     def _warm_up() -> None:
@@ -84,8 +133,11 @@ class TaskWorker:
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask every thread to finish its current task and exit."""
+        task_enqueued.disconnect(dispatch_uid=id(self))
         for worker in self._workers:
             worker.running = False
+        for wake in self._wakes:
+            wake.set()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
@@ -101,7 +153,7 @@ def inprocess_worker_start() -> TaskWorker | None:
         return _inprocess
     _inprocess = TaskWorker(
         threads=settings.ANNOTATOR_WORKER_THREADS,
-        interval=settings.ANNOTATOR_WORKER_POLL_S,
+        interval=settings.ANNOTATOR_INPROCESS_WORKER_POLL_S,
         name="web",
     ).start()
     return _inprocess

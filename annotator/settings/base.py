@@ -215,8 +215,13 @@ TASKS = {
 # `manage.py worker` processes publish through Redis.
 ANNOTATOR_INPROCESS_WORKER = os.environ.get("ANNOTATOR_INPROCESS_WORKER", "0") in ("1", "true")
 ANNOTATOR_WORKER_THREADS = int(os.environ.get("ANNOTATOR_WORKER_THREADS", 2))
-# How often an idle worker thread looks for new tasks (a bound on the loop's latency).
+# How often an idle worker thread looks for tasks enqueued by other processes (a bound on
+# the loop's latency); a task enqueued in the worker's own process wakes it at once. The
+# in-process worker gets nearly all its tasks from its own process (only `manage.py`
+# commands enqueue from outside), so it looks less often: each look is a write
+# transaction, which on SQLite queues with the annotators' own writes.
 ANNOTATOR_WORKER_POLL_S = float(os.environ.get("ANNOTATOR_WORKER_POLL_S", 0.25))
+ANNOTATOR_INPROCESS_WORKER_POLL_S = float(os.environ.get("ANNOTATOR_INPROCESS_WORKER_POLL_S", 2))
 # A running job writes a heartbeat this often; one silent for 4 intervals is marked failed.
 ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))
 # Embeddings: one float16 matrix per project and encoder key (models_ml.embed.EmbeddingStore).

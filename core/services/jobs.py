@@ -275,17 +275,24 @@ def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:
 def labels_submitted_count(*, project_id: int) -> None:
     """Count one new label towards the retrain trigger, and request a run when it is due.
 
-    One conditional UPDATE moves the mark, so of many concurrent submits exactly one sees
-    the run as due.
+    Each count is one conditional UPDATE, either "not due yet: count it" or "due: count it
+    and move the mark", so of many concurrent submits exactly one sees the run as due, and
+    the common case (not due) costs one statement. Should another submit move the mark
+    between the two, neither matches and the count is tried again.
     """
-    Project.objects.filter(pk=project_id).update(labels_submitted=F("labels_submitted") + 1)
-    due = Project.objects.filter(
-        pk=project_id,
-        labels_submitted__gte=F("labels_at_last_training_request") + F("retrain_every"),
-    ).update(labels_at_last_training_request=F("labels_submitted"))
-    if due:
-        project = Project.objects.get(pk=project_id)
-        training_request(project=project, reason=f"{project.retrain_every} new labels")
+    project = Project.objects.filter(pk=project_id)
+    counted = F("labels_submitted") + 1
+    due_before = F("labels_at_last_training_request") + F("retrain_every") - 1
+    for _ in range(10):
+        if project.filter(labels_submitted__lt=due_before).update(labels_submitted=counted):
+            return
+        if project.filter(labels_submitted__gte=due_before).update(
+            labels_submitted=counted, labels_at_last_training_request=counted
+        ):
+            due = Project.objects.get(pk=project_id)
+            training_request(project=due, reason=f"{due.retrain_every} new labels")
+            return
+    # Neither matched ten times: the project is gone.
 
 
 def _job_event(job: Job) -> None:

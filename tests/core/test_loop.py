@@ -4,18 +4,22 @@ Jobs run through `job_execute` (what the worker calls) in the test process; the 
 process is exercised in test_worker.py.
 """
 
+import threading
+
 import numpy as np
 import pytest
+from django.db import connection, transaction
 from django.db.models import Max
 
 from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
-from core.services import training
+from core.services import jobs, training
 from core.services.embeddings import embedding_store, encoder_cache
 from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
 from core.services.queue import annotation_submit, item_lease_next
 from core.tasks import job_runners
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +108,34 @@ def test_retraining_is_requested_every_n_labels_and_requests_coalesce():
     waiting = train_jobs.get(status=Job.Status.QUEUED)
     assert waiting.requests == 2 and train_jobs.count() == 2
     assert job_claim(job_id=waiting.pk) is None  # cannot start while the first one runs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_labels_request_exactly_one_run_per_n(monkeypatch):
+    project = ProjectFactory(retrain_every=5)
+    requested = []
+    monkeypatch.setattr(jobs, "training_request", lambda **kw: requested.append(kw["reason"]))
+    start = threading.Barrier(8)
+
+    def submit_labels():
+        start.wait()
+        try:
+            for _ in range(5):
+                with transaction.atomic():  # as annotation_submit calls it
+                    jobs.labels_submitted_count(project_id=project.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit_labels) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    project.refresh_from_db()
+    assert project.labels_submitted == 40
+    assert len(requested) == 8  # one per 5 labels, however they interleaved
+    assert project.labels_at_last_training_request == 40
 
 
 def test_on_demand_requests_join_the_waiting_run():

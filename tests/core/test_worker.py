@@ -115,3 +115,24 @@ def test_killed_worker_job_is_failed_within_a_few_heartbeats(worker_env):
     job.refresh_from_db()
     assert outcome["failed"] == 1
     assert job.status == Job.Status.FAILED and "stopped answering" in job.message
+
+
+def test_a_job_queued_in_this_process_wakes_an_idle_worker_at_once(worker_env):
+    """The in-process worker polls the database only every few seconds (each look is a
+    write transaction); a job queued by this process must not wait for that poll."""
+    from core.services.jobs import training_request
+    from core.worker import TaskWorker
+
+    project, admin, *_ = loop_project(images_per_class=2)
+    Job.objects.filter(project=project).delete()
+    worker = TaskWorker(threads=1, interval=600, name="test").start()
+    try:
+        time.sleep(1)  # the thread has looked once, found nothing, and sleeps for 600 s
+        job = training_request(project=project, reason="test", requested_by=admin)
+        deadline = time.monotonic() + 30
+        while Job.objects.filter(pk=job.pk, status="queued").exists():
+            assert time.monotonic() < deadline, "the worker did not wake up"
+            time.sleep(0.1)
+    finally:
+        worker.stop(timeout=30)
+    assert not any(thread.is_alive() for thread in worker._threads)
