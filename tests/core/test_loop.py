@@ -110,6 +110,7 @@ def test_retraining_is_requested_every_n_labels_and_requests_coalesce():
     assert job_claim(job_id=waiting.pk) is None  # cannot start while the first one runs
 
 
+@pytest.mark.dbcompat
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_labels_request_exactly_one_run_per_n(monkeypatch):
     project = ProjectFactory(retrain_every=5)
