@@ -71,14 +71,19 @@ class SyncViewsASGIHandler(ASGIHandler):
             set_script_prefix(get_script_prefix(scope))
             response = None
             try:
-                # As the stock handler: a client that goes away ends the request.
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self.listen_for_disconnect(receive))
-                    response = await in_request_thread(self.respond)(scope, body_file)
-                    await self.send_response(response, send)
-                    raise _Done
-            except* (_Done, RequestAborted):
-                pass
+                try:
+                    # As the stock handler: a client that goes away ends the request.
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self.listen_for_disconnect(receive))
+                        response = await in_request_thread(self.respond)(scope, body_file)
+                        await self.send_response(response, send)
+                        raise _Done
+                except* (_Done, RequestAborted):
+                    pass
+            except BaseExceptionGroup as group:  # an error: raise it as itself, as Django does
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             finally:
                 if response is not None and response.streaming:
                     await in_request_thread(response.close)()
