@@ -65,9 +65,9 @@ def asgi_server(settings, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"{url}/accounts/login/", timeout=2)
+            requests.get(f"{url}/accounts/login/", timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or slow while it imports torch
             time.sleep(0.3)
     yield url
     server.terminate()
