@@ -62,16 +62,18 @@ def asgi_server(settings, tmp_path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/accounts/login/", timeout=5)
-            break
-        except requests.RequestException:  # not listening yet, or slow while it imports torch
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(30)
+    try:  # the server goes away with the test, whatever fails
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{url}/accounts/login/", timeout=5)
+                break
+            except requests.RequestException:  # not listening yet, or slow importing torch
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def test_new_model_version_is_announced_live_while_labeling(asgi_server):
