@@ -102,35 +102,10 @@ class SyncViewsASGIHandler(ASGIHandler):
         return response
 
     async def send_response(self, response, send):
-        if not response.streaming or response.is_async:
-            return await super().send_response(response, send)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": self.response_headers(response),
-            }
-        )
-        chunks = iter(response.streaming_content)
-        next_chunk = in_request_thread(next)
-        while (part := await next_chunk(chunks, None)) is not None:
-            for chunk, _ in self.chunk_bytes(part):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body"})
-
-    @staticmethod
-    def response_headers(response) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (
-                header.encode("ascii") if isinstance(header, str) else bytes(header),
-                value.encode("latin1") if isinstance(value, str) else bytes(value),
-            )
-            for header, value in response.items()
-        ]
-        headers += [
-            (b"Set-Cookie", c.OutputString().encode("ascii")) for c in response.cookies.values()
-        ]
-        return headers
+        if response.streaming and not response.is_async:
+            # Django would read a sync iterator whole first; hand it one chunk at a time.
+            response.streaming_content = chunks_from_request_thread(response.streaming_content)
+        await super().send_response(response, send)
 
 
 class _Done(Exception):
@@ -140,6 +115,13 @@ class _Done(Exception):
 def in_request_thread(func):
     """`func` to await, run on this request's thread (the ThreadSensitiveContext's)."""
     return sync_to_async(func, thread_sensitive=True)
+
+
+async def chunks_from_request_thread(chunks):
+    """A sync iterator of response chunks as an async one, each read on the request thread."""
+    next_chunk, chunks = in_request_thread(next), iter(chunks)
+    while (chunk := await next_chunk(chunks, None)) is not None:
+        yield chunk
 
 
 django_asgi_app = SyncViewsASGIHandler()

@@ -245,7 +245,8 @@ def run_clients(target, port, project, label, tokens, rounds, think_s, jitter):
 
 
 def run_load(port, project, label, tokens, rounds, think_s, jitter, log: Path) -> dict:
-    load = (port, project, label, tokens, rounds, think_s, jitter if think_s else 0)
+    jitter = jitter if think_s else 0
+    load = (port, project, label, tokens, rounds, think_s, jitter)
     results, wall = run_clients(annotate, *load)
     baseline, baseline_wall = run_clients(read_baseline, *load)
 
@@ -259,7 +260,7 @@ def run_load(port, project, label, tokens, rounds, think_s, jitter, log: Path) -
         annotators_per_item.setdefault(item, set()).add(token)
     return {
         "think_ms": round(think_s * 1000),
-        "think_jitter": jitter if think_s else 0,
+        "think_jitter": jitter,
         "requests": len(request_ms),
         "errors": len(every("errors")),
         "error_kinds": dict(Counter(every("errors"))),
