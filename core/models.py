@@ -278,6 +278,13 @@ class Prediction(models.Model):
     source = models.CharField(
         max_length=16, choices=SuggestionSource.choices, default=SuggestionSource.MODEL
     )
+    item_open = models.BooleanField(
+        default=True,
+        help_text=(
+            "False once the item needs no more answers, so that the queue's index skips it. "
+            "May lag behind item.is_done (the queue checks that too), never run ahead of it."
+        ),
+    )
 
     class Meta:
         constraints = [
@@ -287,7 +294,7 @@ class Prediction(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["model_version", "-acquisition_score", "item"],
+                fields=["model_version", "item_open", "-acquisition_score", "item"],
                 name="prediction_queue_idx",
             )
         ]

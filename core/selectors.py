@@ -71,8 +71,9 @@ def queue_candidate_ids(
 
     Items scored by the project's current model version come first, highest acquisition
     score first (ties by id); then unscored items in their stored random order. Both
-    orders walk an index (`prediction_queue_idx`, `item_queue_idx`), so the cost does not
-    grow with the pool.
+    orders walk an index (`prediction_queue_idx`, `item_queue_idx`) that leaves out items
+    already done (`Prediction.item_open`, `Item.is_done`), so the cost grows neither with
+    the pool nor with the labels given since the model version was made.
 
     Hand-written SQL, because this runs on every lease: the database answers it in well
     under a millisecond, while building the same query with the ORM's Exists/OuterRef
@@ -89,6 +90,7 @@ def queue_candidate_ids(
         "project": project.pk,
         "version": project.current_model_version_id,
         "open": False,  # is_done
+        "item_open": True,  # Prediction.item_open
         "limit": limit,
     }
     ids: list[int] = []
@@ -96,7 +98,8 @@ def queue_candidate_ids(
         if params["version"]:
             cursor.execute(
                 f"""SELECT p.item_id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
-                WHERE p.model_version_id = %(version)s AND i.is_done = %(open)s
+                WHERE p.model_version_id = %(version)s AND p.item_open = %(item_open)s
+                AND i.is_done = %(open)s
                 AND {_open_to_sql("p.item_id", k)}
                 ORDER BY p.acquisition_score DESC, p.item_id LIMIT %(limit)s""",
                 params,

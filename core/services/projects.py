@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
-from core.models import Item, Membership, Project, Role
+from core.models import Item, Membership, Prediction, Project, Role
 from core.services.classes import label_class_create
 
 SETTINGS_FIELDS = (
@@ -56,6 +56,10 @@ def project_settings_update(*, project: Project, **changes) -> Project:
         Item.objects.filter(project=project).filter(
             Q(is_done=True, annotation_count__lt=k) | Q(is_done=False, annotation_count__gte=k)
         ).update(is_done=ExpressionWrapper(Q(annotation_count__gte=k), output_field=BooleanField()))
+        # The scored queue's index follows (Prediction.item_open): reopened items back in.
+        predictions = Prediction.objects.filter(item__project=project)
+        predictions.filter(item__is_done=False, item_open=False).update(item_open=True)
+        predictions.filter(item__is_done=True, item_open=True).update(item_open=False)
     return project
 
 

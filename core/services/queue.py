@@ -217,7 +217,8 @@ def _annotation_create(item, user, label_class, duration_ms, prediction, superse
 
 
 def _count_answer(item: Item) -> None:
-    k = item.project.annotators_per_item
+    project = item.project
+    k = project.annotators_per_item
     Item.objects.filter(pk=item.pk).update(
         annotation_count=F("annotation_count") + 1,
         is_done=Case(
@@ -226,6 +227,15 @@ def _count_answer(item: Item) -> None:
             output_field=BooleanField(),
         ),
     )
+    if project.current_model_version_id:
+        # Take the item out of the scored queue's index once it is done (see
+        # Prediction.item_open); with one answer per item this answer did it.
+        closing = Prediction.objects.filter(
+            item_id=item.pk, model_version_id=project.current_model_version_id, item_open=True
+        )
+        if k > 1:
+            closing = closing.filter(item__is_done=True)
+        closing.update(item_open=False)
 
 
 @transaction.atomic

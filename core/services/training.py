@@ -333,6 +333,11 @@ def version_switch(*, project: Project, version: ModelVersion) -> None:
     with transaction.atomic():
         Project.objects.filter(pk=project.pk).update(current_model_version=version)
         project.current_model_version = version
+        # Items answered since the version was written leave its queue index (from now on
+        # each answer does this itself: core/services/queue.py).
+        Prediction.objects.filter(model_version=version, item_open=True, item__is_done=True).update(
+            item_open=False
+        )
         project_event_send(
             project_id=project.pk,
             event="model",

@@ -6,9 +6,15 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.models import Annotation, Item, Lease, Skip
+from core.models import Annotation, Item, Lease, Prediction, Skip
 from core.services.projects import project_settings_update
-from core.services.queue import LeaseLost, annotation_submit, item_lease_next, item_skip
+from core.services.queue import (
+    LeaseLost,
+    annotation_submit,
+    item_lease_next,
+    item_skip,
+)
+from core.services.training import version_switch
 from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
@@ -245,3 +251,77 @@ def test_who_loses_the_race_for_the_best_item_gets_a_random_one_of_the_next(monk
         Lease.objects.filter(pk=result.lease.pk).delete()
     assert all(1 <= position < queue.CANDIDATES_PER_ATTEMPT for position in got)
     assert len(set(got)) > 1  # not all queuing for the second best
+
+
+def _scored_project(scores, **settings):
+    project, _, annotators = project_with_members(annotators=3, **settings)
+    version = ModelVersionFactory(project=project)
+    items = [ItemFactory(project=project) for _ in scores]
+    for item, score in zip(items, scores, strict=True):
+        PredictionFactory(item=item, model_version=version, acquisition_score=score)
+    project.current_model_version = version
+    project.save()
+    return project, version, items, annotators
+
+
+def _open_in_index(version) -> set[int]:
+    return set(
+        Prediction.objects.filter(model_version=version, item_open=True).values_list(
+            "item_id", flat=True
+        )
+    )
+
+
+@pytest.mark.dbcompat
+def test_a_done_item_leaves_the_scored_queue_index():
+    """The queue's index skips items answered since the model version was made, so a lease
+    does not step over every answer given since the last training run."""
+    project, version, (best, second, third), (a, b, _) = _scored_project((0.9, 0.5, 0.1))
+    cat = project.classes.get(name="cat")
+    assert lease(project, a).item == best
+    annotation_submit(item=best, user=a, label_class=cat)
+    assert _open_in_index(version) == {second.pk, third.pk}
+    assert lease(project, b).item == second
+
+
+def test_with_two_answers_per_item_the_second_answer_closes_it():
+    project, version, (item,), (a, b, c) = _scored_project((0.9,), annotators_per_item=2)
+    cat = project.classes.get(name="cat")
+    for user in (a, b):
+        assert lease(project, user).item == item
+        annotation_submit(item=item, user=user, label_class=cat)
+        assert _open_in_index(version) == (set() if user == b else {item.pk})
+    assert lease(project, c) is None
+
+
+def test_raising_annotators_per_item_puts_done_items_back_in_the_index():
+    project, version, (item, other), (a, b, _) = _scored_project((0.9, 0.1))
+    cat = project.classes.get(name="cat")
+    lease(project, a)
+    annotation_submit(item=item, user=a, label_class=cat)
+    project_settings_update(project=project, annotators_per_item=2)
+    assert _open_in_index(version) == {item.pk, other.pk}
+    assert lease(project, b).item == item  # the best score again, for its second answer
+    project_settings_update(project=project, annotators_per_item=1)
+    assert _open_in_index(version) == {other.pk}
+
+
+def test_a_stale_open_mark_never_serves_a_done_item():
+    """item_open may lag behind (an answer recorded against the previous version while a
+    new one was switched in): the queue still checks the item itself."""
+    project, version, (item, other), (a, _, _) = _scored_project((0.9, 0.1))
+    Item.objects.filter(pk=item.pk).update(is_done=True, annotation_count=1)
+    assert _open_in_index(version) == {item.pk, other.pk}
+    assert lease(project, a).item == other
+
+
+def test_switching_to_a_version_closes_items_answered_while_it_was_made():
+    project, old, (done, still_open), (a, _, _) = _scored_project((0.9, 0.1))
+    new = ModelVersionFactory(project=project)
+    for item in (done, still_open):
+        PredictionFactory(item=item, model_version=new, acquisition_score=0.5)
+    lease(project, a)
+    annotation_submit(item=done, user=a, label_class=project.classes.get(name="cat"))
+    assert _open_in_index(new) == {done.pk, still_open.pk}  # answered against the old one
+    version_switch(project=project, version=new)
+    assert _open_in_index(new) == {still_open.pk}
