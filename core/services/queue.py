@@ -11,6 +11,7 @@ How the database keeps the promises (SQLite and PostgreSQL alike):
 """
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -120,7 +121,7 @@ def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | 
     # 1. Take over an expired lease with a conditional update: one racer wins.
     for lease in expired:
         try:
-            with transaction.atomic():
+            with _one_statement():
                 taken = Lease.objects.filter(
                     pk=lease.pk, completed_at__isnull=True, expires_at__lte=now
                 ).update(annotator=user, leased_at=now, expires_at=expires_at)
@@ -141,7 +142,7 @@ def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | 
 
 def _lease_insert(*, item_id: int, user, slot: int, now, expires_at) -> Lease | None:
     try:
-        with transaction.atomic():
+        with _one_statement():
             return Lease.objects.create(
                 item_id=item_id, annotator=user, slot=slot, leased_at=now, expires_at=expires_at
             )
@@ -149,7 +150,21 @@ def _lease_insert(*, item_id: int, user, slot: int, now, expires_at) -> Lease | 
         return None
 
 
-@transaction.atomic
+def _one_statement():
+    """What one INSERT or UPDATE that may lose a race (a constraint, a condition) needs.
+
+    Inside a transaction: a savepoint, so that losing does not spoil the transaction. On
+    SQLite: a transaction of its own, which takes this process's write lock
+    (annotator/sqlite) so that writers queue instead of spinning in SQLite's busy handler.
+    On PostgreSQL outside a transaction: nothing. The statement is a transaction by
+    itself, and BEGIN and COMMIT around it would be two more round trips to the server.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return nullcontext()
+    return transaction.atomic()
+
+
 def annotation_submit(
     *,
     item: Item,
@@ -167,6 +182,22 @@ def annotation_submit(
     """
     if label_class.project_id != item.project_id:
         raise QueueError("That class belongs to another project.")
+    answer = (item, user, label_class, duration_ms, shown_prediction)
+    try:
+        return _answer_store(*answer, lease_first=True)
+    except IntegrityError:
+        # They already have a current answer although their lease was open: an admin
+        # settled the item in review (annotation_review) while they held it. The
+        # transaction is undone; look at that answer first.
+        return _answer_store(*answer, lease_first=False)
+
+
+@transaction.atomic
+def _answer_store(item, user, label_class, duration_ms, prediction, *, lease_first: bool):
+    """The common case, a first answer on the annotator's lease, takes the lease first and
+    needs no look for a current answer: one statement fewer per label."""
+    if lease_first and _lease_complete(item, user):
+        return _first_answer_create(item, user, label_class, duration_ms, prediction), True
     current = (
         Annotation.objects.select_for_update()
         .filter(item=item, annotator=user, is_current=True)
@@ -176,22 +207,30 @@ def annotation_submit(
         if current.label_class_id == label_class.pk:
             return current, False
         Annotation.objects.filter(pk=current.pk).update(is_current=False)
-        return _annotation_create(
-            item, user, label_class, duration_ms, shown_prediction, current
-        ), True
-
-    completed = Lease.objects.filter(item=item, annotator=user, completed_at__isnull=True).update(
-        completed_at=timezone.now()
+        return _annotation_create(item, user, label_class, duration_ms, prediction, current), True
+    if not lease_first and _lease_complete(item, user):
+        return _first_answer_create(item, user, label_class, duration_ms, prediction), True
+    raise LeaseLost(
+        "This image is no longer leased to you (the lease expired and it went to "
+        "someone else). Your answer was not stored; here is the next image."
     )
-    if completed != 1:
-        raise LeaseLost(
-            "This image is no longer leased to you (the lease expired and it went to "
-            "someone else). Your answer was not stored; here is the next image."
+
+
+def _lease_complete(item: Item, user: AbstractBaseUser) -> bool:
+    """Mark the user's open lease on the item answered; False if they hold none."""
+    return (
+        Lease.objects.filter(item=item, annotator=user, completed_at__isnull=True).update(
+            completed_at=timezone.now()
         )
-    annotation = _annotation_create(item, user, label_class, duration_ms, shown_prediction, None)
+        == 1
+    )
+
+
+def _first_answer_create(item, user, label_class, duration_ms, prediction) -> Annotation:
+    annotation = _annotation_create(item, user, label_class, duration_ms, prediction, None)
     _count_answer(item)
     labels_submitted_count(project_id=item.project_id)
-    return annotation, True
+    return annotation
 
 
 def _annotation_create(item, user, label_class, duration_ms, prediction, supersedes) -> Annotation:

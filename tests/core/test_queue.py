@@ -10,6 +10,7 @@ from core.models import Annotation, Item, Lease, Prediction, Skip
 from core.services.projects import project_settings_update
 from core.services.queue import (
     LeaseLost,
+    annotation_review,
     annotation_submit,
     item_lease_next,
     item_skip,
@@ -325,3 +326,21 @@ def test_switching_to_a_version_closes_items_answered_while_it_was_made():
     assert _open_in_index(new) == {done.pk, still_open.pk}  # answered against the old one
     version_switch(project=project, version=new)
     assert _open_in_index(new) == {still_open.pk}
+
+
+@pytest.mark.dbcompat
+def test_an_answer_on_an_item_i_settled_in_review_while_holding_it_changes_my_answer():
+    """The one way to have a current answer and an open lease on the same item: the first
+    attempt (lease first) hits the one-current-answer constraint and the answer is stored
+    as a change instead; nothing of the first attempt is kept."""
+    project, admin, (a,) = project_with_members()
+    item = ItemFactory(project=project)
+    cat, dog = project.classes.get(name="cat"), project.classes.get(name="dog")
+    assert lease(project, admin).item == item
+    review = annotation_review(item=item, reviewer=admin, label_class=dog)
+    assert annotation_submit(item=item, user=admin, label_class=dog) == (review, False)
+    changed, created = annotation_submit(item=item, user=admin, label_class=cat)
+    assert created and changed.supersedes == review and changed.is_current
+    assert Annotation.objects.filter(item=item).count() == 2
+    assert Lease.objects.get(item=item).completed_at is None  # as before: the review took no slot
+    assert Item.objects.get(pk=item.pk).annotation_count == 0
