@@ -461,3 +461,37 @@ def test_zero_shot_suggestions_keep_the_cold_start_order(settings, tiny_clip_wei
         .values_list("item_id", "acquisition_score")
     )
     assert {item for item, _ in ranked[:2]} == cold and ranked[1][1] > 1 > ranked[2][1]
+
+
+def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_version(
+    monkeypatch,
+):
+    """Predictions are written in batches (each its own transaction, so that annotators
+    can write between them on SQLite); a failure after the first batch removes the new
+    version and what was written of it, and the serving version stays."""
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 4)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    serving = project.current_model_version
+    label_items(project, annotator, truth, 4)
+    monkeypatch.setattr(training, "PREDICTION_BATCH", 3)
+    real_bulk_create = Prediction.objects.bulk_create
+    batches = []
+
+    def second_batch_fails(rows, *args, **kwargs):
+        batches.append(len(rows))
+        if len(batches) == 2:
+            raise OSError("simulated disk full")
+        return real_bulk_create(rows, *args, **kwargs)
+
+    monkeypatch.setattr(Prediction.objects, "bulk_create", second_batch_fails)
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "disk full" in job.message
+    assert batches == [3, 3]
+    assert project.current_model_version == serving
+    assert list(ModelVersion.objects.filter(project=project)) == [serving]
+    assert Prediction.objects.exclude(model_version=serving).count() == 0
