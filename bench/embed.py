@@ -56,16 +56,18 @@ def extract_images(data: Path, count: int, folder: Path) -> list[Path]:
     return paths
 
 
-def bench_model(name: str, paths: list[Path], device: torch.device, batch_size: int) -> dict:
+def bench_model(
+    name: str, paths: list[Path], device: torch.device, batch_size: int, workers: int | None
+) -> dict:
     weights = None if name == "pixels" else RANDOM_WEIGHTS
     encoder = load_encoder(name, weights, device)
     ids = list(range(len(paths)))
     warm = min(len(paths), batch_size)
-    embed_images(encoder, paths[:warm], ids[:warm], batch_size=batch_size)  # warm-up
+    embed_images(encoder, paths[:warm], ids[:warm], batch_size=batch_size, num_workers=workers)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    result = embed_images(encoder, paths, ids, batch_size=batch_size)
+    result = embed_images(encoder, paths, ids, batch_size=batch_size, num_workers=workers)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -101,6 +103,9 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="loader workers (default: the worker's choice)"
+    )
     args = parser.parse_args()
     device = best_device(args.device)
     threads = configure_cpu_threads()
@@ -114,7 +119,8 @@ def main() -> None:
             # a 518 px ViT runs ~1 image/s on two CPU cores: time fewer images there
             few = not gpu and name in SLOW_ON_CPU
             subset = paths[: min(len(paths), 64)] if few else paths
-            results.append(bench_model(name, subset, device, min(batch_size, len(subset))))
+            size = min(batch_size, len(subset))
+            results.append(bench_model(name, subset, device, size, args.workers))
     print(
         json.dumps(
             {
@@ -124,7 +130,9 @@ def main() -> None:
                 if gpu
                 else platform.processor() or platform.machine(),
                 "cpu_threads": threads,
-                "data_loader_workers": data_loader_workers(device),
+                "data_loader_workers": data_loader_workers(device)
+                if args.workers is None
+                else args.workers,
                 "batch_size": batch_size,
                 "torch": torch.__version__,
                 "source_images": "CIFAR-10 test JPEGs, 32x32, resized to each model's input",

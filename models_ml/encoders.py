@@ -100,10 +100,37 @@ class Encoder:
 
     @torch.inference_mode()
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features of a batch from `preprocess`: uint8 pixels (scaled and normalised here, on
+        the encoder's device) or a float tensor already normalised."""
         batch = batch.to(self.device, non_blocking=True)
+        if batch.dtype == torch.uint8:
+            batch = _normalise(batch, self.data_config)
         with autocast(self.device):
             features = self.model(batch)
         return features.float()
+
+
+def _normalise(batch: torch.Tensor, data_config: dict[str, Any]) -> torch.Tensor:
+    """What timm's ToTensor + Normalize do on the CPU, in the same float32 operations."""
+    mean = torch.tensor(data_config["mean"], device=batch.device).view(1, -1, 1, 1)
+    std = torch.tensor(data_config["std"], device=batch.device).view(1, -1, 1, 1)
+    return (batch.float() / 255).sub_(mean).div_(std)
+
+
+def _uint8_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
+    """timm's eval transform for `data_config` up to its pixel tensor: resize and crop on the
+    CPU (in the loader workers), scaling and normalising left to `Encoder.embed` on the model's
+    device. A uint8 batch is a quarter of the float one to collate, pin and copy; on a GPU the
+    loader workers, not the model, set the pace of embedding (docs/benchmarks/embed_h100.json)."""
+    import timm
+    from timm.data.transforms import MaybeToTensor, ToTensor
+    from torchvision.transforms import Compose, Normalize, PILToTensor
+
+    steps = list(timm.data.create_transform(**data_config, is_training=False).transforms)
+    tail = [type(step) for step in steps[-2:]]
+    if tail[0] not in (MaybeToTensor, ToTensor) or tail[1] is not Normalize:
+        raise RuntimeError(f"unexpected timm eval transform ending in {tail}")
+    return Compose([*steps[:-2], PILToTensor()])
 
 
 class PixelEncoder(nn.Module):
@@ -155,7 +182,7 @@ def load_encoder(
     if model_kwargs:
         key += "-" + _digest(json.dumps(model_kwargs, sort_keys=True, default=str).encode())[:8]
     data_config = _data_config(model)
-    preprocess = timm.data.create_transform(**data_config, is_training=False)
+    preprocess = _uint8_transform(data_config)
     return _ready(name, key, model, preprocess, data_config, torch_device, source)
 
 
@@ -363,8 +390,6 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _ssl_encoder(path: Path, device: torch.device) -> Encoder:
-    import timm
-
     checkpoint = read_checkpoint(path)
     arch = checkpoint["arch"]
     image_size = int(checkpoint["image_size"])
@@ -380,6 +405,6 @@ def _ssl_encoder(path: Path, device: torch.device) -> Encoder:
         "crop_pct": 1.0,
         "crop_mode": "center",
     }
-    preprocess = timm.data.create_transform(**data_config, is_training=False)
+    preprocess = _uint8_transform(data_config)
     key = f"ssl-{arch}-{file_digest(path)[:12]}"
     return _ready(str(path), key, model, preprocess, data_config, device, str(path))

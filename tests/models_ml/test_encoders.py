@@ -137,3 +137,22 @@ def test_small_image_resnet_gets_a_cifar_stem():
     assert small.conv1.kernel_size == (3, 3) and isinstance(small.maxpool, torch.nn.Identity)
     assert large.conv1.kernel_size == (7, 7)
     assert small(torch.zeros(1, 3, 32, 32)).shape == (1, 512)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [FAMILIES[0], FAMILIES[-1]])
+def test_uint8_pixels_are_normalised_on_the_device_exactly_as_timm_does_on_the_cpu(name, kwargs):
+    """The loader hands over uint8 pixels (a quarter of the float tensor to collate, pin and
+    copy); `embed` scales and normalises them, giving timm's own preprocessing, bit for bit."""
+    import timm
+
+    from models_ml.encoders import _normalise
+
+    encoder = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs)
+    image = _image(45, 30, seed=3)
+    pixels = encoder.preprocess(image)
+    assert pixels.dtype == torch.uint8 and tuple(pixels.shape) == encoder.input_size
+    reference = timm.data.create_transform(**encoder.data_config, is_training=False)(image)
+    assert torch.equal(_normalise(pixels[None], encoder.data_config)[0], reference)
+    with torch.inference_mode():
+        expected = encoder.model(reference[None])
+    assert torch.equal(encoder.embed(pixels[None]), expected)
