@@ -15,13 +15,12 @@ import threading
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
 
-from core.models import Item, Job, ModelVersion, Prediction, Project, SuggestionSource
+from core.models import Item, Job, ModelVersion, Project, SuggestionSource
 from core.services.cold_start import cold_start_order, first_batch_scores
 from core.services.embeddings import embed_with_oom_retry, embedding_store, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
-from core.services.training import PREDICTION_BATCH, model_version_create, version_switch
+from core.services.training import model_version_create, predictions_write, version_switch
 from models_ml.encoders import WeightsUnavailable
 from models_ml.strategies import SCORE_FUNCTIONS, entropy
 from models_ml.zero_shot import DEFAULT_PROMPT_SET, ClipModel, load_clip, zero_shot_probabilities
@@ -130,18 +129,15 @@ def _zero_shot_version_write(
     )
     best = probs.argmax(axis=1)
     rows = [
-        Prediction(
-            item_id=item_id,
-            model_version=version,
-            probabilities=np.round(probs[i], 4).tolist(),
-            predicted_class_id=int(class_ids[best[i]]),
-            confidence=float(probs[i, best[i]]),
-            acquisition_score=float(scores[i]),
-            source=SuggestionSource.ZERO_SHOT,
+        (
+            item_id,
+            np.round(probs[i], 4).tolist(),
+            int(class_ids[best[i]]),
+            float(probs[i, best[i]]),
+            float(scores[i]),
+            SuggestionSource.ZERO_SHOT,
         )
         for i, item_id in enumerate(ids.tolist())
     ]
-    for start in range(0, len(rows), PREDICTION_BATCH):
-        with transaction.atomic():
-            Prediction.objects.bulk_create(rows[start : start + PREDICTION_BATCH])
+    predictions_write(version, rows)
     return version

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Max
 
 from core import selectors
@@ -19,7 +20,7 @@ from core.services.jobs import job_claim, job_execute, jobs_recover, training_re
 from core.services.queue import annotation_submit, item_lease_next
 from core.tasks import job_runners
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
-from tests.factories import ProjectFactory
+from tests.factories import ItemFactory, LabelClassFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -477,16 +478,16 @@ def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_versi
     serving = project.current_model_version
     label_items(project, annotator, truth, 4)
     monkeypatch.setattr(training, "PREDICTION_BATCH", 3)
-    real_bulk_create = Prediction.objects.bulk_create
+    real_executemany = CursorWrapper.executemany
     batches = []
 
-    def second_batch_fails(rows, *args, **kwargs):
-        batches.append(len(rows))
+    def second_batch_fails(self, sql, param_list):
+        batches.append(len(param_list))
         if len(batches) == 2:
             raise OSError("simulated disk full")
-        return real_bulk_create(rows, *args, **kwargs)
+        return real_executemany(self, sql, param_list)
 
-    monkeypatch.setattr(Prediction.objects, "bulk_create", second_batch_fails)
+    monkeypatch.setattr(CursorWrapper, "executemany", second_batch_fails)
     (job,) = run_jobs(project, Job.Kind.TRAIN)
 
     project.refresh_from_db()
@@ -495,3 +496,29 @@ def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_versi
     assert project.current_model_version == serving
     assert list(ModelVersion.objects.filter(project=project)) == [serving]
     assert Prediction.objects.exclude(model_version=serving).count() == 0
+
+
+@pytest.mark.dbcompat
+def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
+    """predictions_write bypasses the ORM (one executemany per batch): what it writes reads
+    back through the ORM as bulk_create would have written it, on SQLite and PostgreSQL."""
+    project = ProjectFactory()
+    a, b = LabelClassFactory(project=project), LabelClassFactory(project=project)
+    items = [ItemFactory(project=project) for _ in range(5)]
+    version = training.model_version_create(project=project, class_ids=[a.pk, b.pk])
+    monkeypatch.setattr(training, "PREDICTION_BATCH", 2)
+    rows = [
+        (item.pk, [0.25, 0.75], b.pk, 0.75, float(i), SuggestionSource.MODEL)
+        for i, item in enumerate(items[:4])
+    ] + [(items[4].pk, [0.9, 0.1], None, 0.0, -1.5, SuggestionSource.ZERO_SHOT)]
+
+    training.predictions_write(version, rows)
+
+    written = {p.item_id: p for p in Prediction.objects.filter(model_version=version)}
+    assert set(written) == {item.pk for item in items}
+    first, last = written[items[0].pk], written[items[4].pk]
+    assert first.probabilities == [0.25, 0.75] and first.predicted_class == b
+    assert (first.confidence, first.acquisition_score, first.source) == (0.75, 0.0, "model")
+    assert last.predicted_class is None and last.acquisition_score == -1.5
+    assert last.source == SuggestionSource.ZERO_SHOT and last.probabilities == [0.9, 0.1]
+    assert all(p.item_open for p in written.values())
