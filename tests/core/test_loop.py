@@ -149,7 +149,9 @@ def test_on_demand_requests_join_the_waiting_run():
     assert first.requests == 2
 
 
-def test_crashed_run_fails_keeps_the_previous_version_and_every_label(monkeypatch):
+def serving_model_and_four_new_labels():
+    """A project serving a model trained on 4 labels, with 4 more labels since: enough for
+    the next training run."""
     project, _, annotator, truth = loop_project(retrain_every=4)
     run_jobs(project, Job.Kind.EMBED)
     label_items(project, annotator, truth, 4)
@@ -157,6 +159,11 @@ def test_crashed_run_fails_keeps_the_previous_version_and_every_label(monkeypatc
     project.refresh_from_db()
     serving = project.current_model_version
     label_items(project, annotator, truth, 4)
+    return project, serving
+
+
+def test_crashed_run_fails_keeps_the_previous_version_and_every_label(monkeypatch):
+    project, serving = serving_model_and_four_new_labels()
     labels_before = Annotation.objects.filter(item__project=project).count()
 
     def explode(**kwargs):
@@ -470,13 +477,7 @@ def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_versi
     """Predictions are written in batches (each its own transaction, so that annotators
     can write between them on SQLite); a failure after the first batch removes the new
     version and what was written of it, and the serving version stays."""
-    project, _, annotator, truth = loop_project(retrain_every=4)
-    run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 4)
-    run_jobs(project, Job.Kind.TRAIN)
-    project.refresh_from_db()
-    serving = project.current_model_version
-    label_items(project, annotator, truth, 4)
+    project, serving = serving_model_and_four_new_labels()
     monkeypatch.setattr(training, "PREDICTION_BATCH", 3)
     real_executemany = CursorWrapper.executemany
     batches = []
