@@ -341,7 +341,7 @@ def predictions_write(version: ModelVersion, rows: list[PredictionRow]) -> None:
         ", ".join(quote(field.column) for field in fields),
         ", ".join(["%s"] * len(fields)),
     )
-    probabilities = fields[2]
+    probabilities = meta.get_field("probabilities")  # JSON: the backend's own encoding
     try:
         for start in range(0, len(rows), PREDICTION_BATCH):
             params = [
