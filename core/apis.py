@@ -1,7 +1,7 @@
 """REST API (DRF). Each view: parse → authorize → call a service → serialize.
 
-Every lookup starts from `Project.objects.for_user(user)`, so a project the user is not a
-member of answers 404, exactly like one that does not exist.
+Every lookup starts from `Project.objects.for_user(user)` (or `Item.objects.for_user(user)`),
+so a project the user is not a member of answers 404, exactly like one that does not exist.
 """
 
 from django.db import IntegrityError
@@ -50,7 +50,13 @@ from core.services.exports import FORMATS as EXPORT_FORMATS
 from core.services.imports import items_import
 from core.services.jobs import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
-from core.services.queue import QueueError, annotation_submit, item_lease_next, item_skip
+from core.services.queue import (
+    LeaseResult,
+    QueueError,
+    annotation_submit,
+    item_lease_next,
+    item_skip,
+)
 from core.services.uploads import sources_from_uploads
 
 
@@ -59,6 +65,16 @@ def project_for(request: Request, project_id: int, *, admin: bool = False) -> Pr
     if admin and not selectors.user_is_project_admin(project=project, user=request.user):
         raise PermissionDenied("Only project admins can do this.")
     return project
+
+
+def item_for(request: Request, project_id: int, item_id: int) -> Item:
+    """The item, with its project, in one query: 404 as `project_for` gives when the user is
+    not a member of the project, or when the item is not one of its items."""
+    return get_object_or_404(
+        Item.objects.for_user(request.user).select_related("project"),
+        pk=item_id,
+        project_id=project_id,
+    )
 
 
 def _roles(user) -> dict[int, str]:
@@ -255,8 +271,7 @@ class ItemDetailApi(generics.RetrieveAPIView):
     serializer_class = ItemSerializer
 
     def get_object(self):
-        project = project_for(self.request, self.kwargs["project_id"])
-        return get_object_or_404(Item, pk=self.kwargs["item_id"], project=project)
+        return item_for(self.request, self.kwargs["project_id"], self.kwargs["item_id"])
 
 
 class AnnotationListApi(generics.ListAPIView):
@@ -274,14 +289,14 @@ class AnnotationListApi(generics.ListAPIView):
         return annotations.order_by("id")
 
 
-def _lease_payload(project: Project, lease, refreshed: bool) -> dict:
+def _lease_payload(result: LeaseResult) -> dict:
     return LeaseSerializer(
         {
-            "pk": lease.pk,
-            "expires_at": lease.expires_at,
-            "item": lease.item,
-            "suggestion": selectors.suggestion_for_item(item=lease.item, project=project),
-            "refreshed": refreshed,
+            "pk": result.lease.pk,
+            "expires_at": result.lease.expires_at,
+            "item": result.lease.item,
+            "suggestion": result.suggestion,
+            "refreshed": not result.created,
         }
     ).data
 
@@ -294,7 +309,7 @@ class LeaseNextApi(APIView):
         result = item_lease_next(project=project, user=request.user)
         if result is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(_lease_payload(project, result.lease, refreshed=not result.created))
+        return Response(_lease_payload(result))
 
 
 class SubmitApi(APIView):
@@ -303,9 +318,8 @@ class SubmitApi(APIView):
     )
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
         """Answer an item you hold (or change your answer). The same answer twice stores one."""
-        project = project_for(request, project_id)
-        item = get_object_or_404(Item, pk=item_id, project=project)
-        item.project = project  # the submit reads the project's settings: no second query
+        item = item_for(request, project_id, item_id)
+        project = item.project
         data = SubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         label_class = LabelClass.objects.filter(
@@ -336,9 +350,7 @@ class SkipApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
         """Give the item back; it will not be offered to you again."""
-        project = project_for(request, project_id)
-        item = get_object_or_404(Item, pk=item_id, project=project)
-        item_skip(item=item, user=request.user)
+        item_skip(item=item_for(request, project_id, item_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -19,6 +19,12 @@ class ProjectQuerySet(models.QuerySet):
 
 
 class ItemQuerySet(models.QuerySet):
+    def for_user(self, user) -> "ItemQuerySet":
+        """Items of the projects the user is a member of (as ProjectQuerySet.for_user)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(project__memberships__user=user)
+
     def open(self) -> "ItemQuerySet":
         """Items that still need answers."""
         return self.filter(is_done=False)

@@ -125,19 +125,41 @@ def queue_candidate_ids(
     return ids
 
 
+def _current_predictions(project: Project):
+    """The current version's predictions, with what a suggestion shows (its class and
+    version) joined in; the columns nothing shows (probabilities, and the version's
+    recipe and metrics, which grow with the project) are left in the database."""
+    return (
+        Prediction.objects.filter(model_version_id=project.current_model_version_id)
+        .select_related("predicted_class", "model_version")
+        .defer(
+            "probabilities",
+            "model_version__recipe",
+            "model_version__class_ids",
+            "model_version__metrics",
+        )
+    )
+
+
 def suggestion_for_item(*, item: Item, project: Project) -> Prediction | None:
     """The current version's class suggestion for the item, if it has one."""
     if not project.current_model_version_id:
         return None
-    return (
-        Prediction.objects.filter(
-            item=item,
-            model_version_id=project.current_model_version_id,
-            predicted_class__isnull=False,  # a cold-start order suggests no class
-        )
-        .select_related("predicted_class", "model_version")
-        .first()
-    )
+    # A cold-start order scores items but suggests no class.
+    return _current_predictions(project).filter(item=item, predicted_class__isnull=False).first()
+
+
+def item_with_suggestion(*, item_id: int, project: Project) -> tuple[Item, Prediction | None]:
+    """The item and its suggestion (as `suggestion_for_item`), in one query when the current
+    version scored the item, as it has every item the scored queue hands out."""
+    if project.current_model_version_id:
+        prediction = _current_predictions(project).select_related("item").filter(item_id=item_id)
+        if (found := prediction.first()) is not None:
+            found.item.project = project
+            return found.item, found if found.predicted_class_id else None
+    item = Item.objects.get(pk=item_id)
+    item.project = project
+    return item, None
 
 
 def shown_prediction(*, item: Item, prediction_id) -> Prediction | None:

@@ -1,8 +1,29 @@
+import copy
+
 from django.urls import reverse
 from rest_framework import serializers
 
 from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
 from core.services.projects import SETTINGS_FIELDS
+
+
+class FieldsOnceModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer that works out its fields from the model once per class.
+
+    DRF's ModelSerializer introspects the model for every instance it makes, and the
+    labeling endpoints make a few per request: about 0.3 ms each on the 2-core machine,
+    a tenth of what a lease + submit pair costs in Python. The fields depend only on
+    the class (Meta and the declared fields), so the first instance's are kept and
+    every instance gets a deep copy, which is how DRF hands out declared fields too.
+    """
+
+    _fields_of_class: dict[type, dict] = {}
+
+    def get_fields(self):
+        cls = type(self)
+        if cls not in self._fields_of_class:
+            self._fields_of_class[cls] = super().get_fields()
+        return copy.deepcopy(self._fields_of_class[cls])
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -54,7 +75,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         return roles.get(project.pk)
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(FieldsOnceModelSerializer):
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
@@ -80,7 +101,7 @@ class ItemSerializer(serializers.ModelSerializer):
         return reverse("core:item_thumbnail", args=[item.project_id, item.pk])
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(FieldsOnceModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
     suggestion_accepted = serializers.BooleanField(read_only=True, allow_null=True)
 
@@ -105,7 +126,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SuggestionSerializer(serializers.ModelSerializer):
+class SuggestionSerializer(FieldsOnceModelSerializer):
     model_version_number = serializers.IntegerField(source="model_version.number", read_only=True)
     model_version_labels = serializers.IntegerField(
         source="model_version.labels_count",

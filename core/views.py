@@ -23,7 +23,7 @@ from core.forms import (
     ProjectCreateForm,
     ProjectSettingsForm,
 )
-from core.models import Item, Job, LabelClass, Lease, Project
+from core.models import Item, Job, LabelClass, Lease, Prediction, Project
 from core.services.classes import (
     ClassChangeError,
     label_class_create,
@@ -396,7 +396,9 @@ def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 # --- labeling -----------------------------------------------------------------------
 
 
-def _card_context(request, project: Project, lease: Lease | None, *, editing: bool = False) -> dict:
+def _card_context(
+    request, project: Project, lease: Lease | None, suggestion: Prediction | None, *, editing=False
+) -> dict:
     context: dict = {
         "project": project,
         "classes": list(project.classes.all()),
@@ -408,7 +410,6 @@ def _card_context(request, project: Project, lease: Lease | None, *, editing: bo
     if lease is None:
         return context
     item = lease.item
-    suggestion = selectors.suggestion_for_item(item=item, project=project)
     answer = selectors.current_annotation(item=item, user=request.user) if editing else None
     selected = (
         answer.label_class_id if answer else (suggestion.predicted_class_id if suggestion else None)
@@ -439,7 +440,9 @@ def _next_card(request: HtmxHttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST" and not request.htmx:
         return redirect("core:label_session", project_id=project.pk)
     result = item_lease_next(project=project, user=request.user)
-    return _render_card(request, _card_context(request, project, result.lease if result else None))
+    if result is None:
+        return _render_card(request, _card_context(request, project, None, None))
+    return _render_card(request, _card_context(request, project, result.lease, result.suggestion))
 
 
 @require_GET
@@ -497,7 +500,8 @@ def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         messages.info(request, "No earlier answer to go back to.")
         url = reverse("core:label_session", args=[project.pk])
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    return _render_card(request, _card_context(request, project, lease, editing=True))
+    suggestion = selectors.suggestion_for_item(item=lease.item, project=project)
+    return _render_card(request, _card_context(request, project, lease, suggestion, editing=True))
 
 
 # --- images ---------------------------------------------------------------------------

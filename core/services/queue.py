@@ -30,7 +30,7 @@ from core.models import (
     Project,
     Skip,
 )
-from core.selectors import queue_candidate_ids
+from core.selectors import item_with_suggestion, queue_candidate_ids
 from core.services.jobs import labels_submitted_count
 
 CANDIDATES_PER_ATTEMPT = 20
@@ -46,8 +46,9 @@ class LeaseLost(QueueError):
 
 @dataclass(frozen=True)
 class LeaseResult:
-    lease: Lease
+    lease: Lease  # lease.item is loaded
     created: bool  # False when an existing lease was returned (page refresh)
+    suggestion: Prediction | None  # the current version's class suggestion for the item
 
 
 def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult | None:
@@ -61,14 +62,13 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
         Lease.objects.filter(
             item__project=project, annotator=user, completed_at__isnull=True, expires_at__gt=now
         )
-        .select_related("item")
         .order_by("leased_at")
         .first()
     )
     if held is not None:
         Lease.objects.filter(pk=held.pk).update(expires_at=expires_at)
         held.expires_at = expires_at
-        return LeaseResult(held, created=False)
+        return _result(held, project, created=False)
 
     tried: set[int] = set()
     for _ in range(5):
@@ -93,10 +93,13 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
                 project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
             )
             if lease is not None:
-                lease.item = Item.objects.get(pk=item_id)
-                lease.item.project = project
-                return LeaseResult(lease, created=True)
+                return _result(lease, project, created=True)
     return None
+
+
+def _result(lease: Lease, project: Project, *, created: bool) -> LeaseResult:
+    lease.item, suggestion = item_with_suggestion(item_id=lease.item_id, project=project)
+    return LeaseResult(lease, created, suggestion)
 
 
 def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | None:

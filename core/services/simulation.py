@@ -46,7 +46,6 @@ from core.models import (
     Skip,
     Strategy,
 )
-from core.selectors import suggestion_for_item
 from core.services.cold_start import cold_start_write
 from core.services.embeddings import (
     embed_with_oom_retry,
@@ -409,8 +408,7 @@ class Simulation:
             leased = item_lease_next(project=project, user=prepared.user)
             if leased is None:
                 break
-            item = leased.lease.item
-            suggestion = suggestion_for_item(item=item, project=project)
+            item, suggestion = leased.lease.item, leased.suggestion
             answer = classes[prepared.truth[item.pk]]
             annotation_submit(
                 item=item, user=prepared.user, label_class=answer, shown_prediction=suggestion

@@ -6,7 +6,15 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.models import Annotation, Project
-from tests.factories import ItemFactory, project_with_members
+from core.serializers import ItemSerializer
+from core.services.queue import CANDIDATES_PER_ATTEMPT
+from core.services.projects import membership_set
+from tests.factories import (
+    ItemFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    project_with_members,
+)
 from tests.images import rgb_png
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +173,69 @@ def test_member_of_project_a_gets_404_on_every_endpoint_of_project_b():
     assert client.patch(f"/api/projects/{b}/", {"name": "x"}, format="json").status_code == 404
 
 
+def test_an_item_is_found_only_under_its_own_projects_url():
+    project_a, _, (member,) = project_with_members()
+    project_b, _, _ = project_with_members()
+    membership_set(project=project_b, user=member, role="annotator")
+    item = ItemFactory(project=project_a)
+    client = api(member)
+    assert client.get(f"/api/projects/{project_a.pk}/items/{item.pk}/").status_code == 200
+    wrong = f"/api/projects/{project_b.pk}/items/{item.pk}"
+    assert client.get(f"{wrong}/").status_code == 404
+    cat_of_b = project_b.classes.first().pk
+    assert client.post(f"{wrong}/submit/", {"label_class": cat_of_b}).status_code == 404
+    assert client.post(f"{wrong}/skip/").status_code == 404
+
+
+def statements(queries) -> list[str]:
+    """The SQL statements run, without the transaction control around them (which differs
+    between SQLite and PostgreSQL)."""
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    return [q["sql"] for q in queries if not q["sql"].upper().startswith(control)]
+
+
+@pytest.mark.dbcompat
+def test_a_lease_and_an_answer_take_six_and_eight_statements():
+    """The labeling endpoints' cost, statement by statement (see bench/next_item.py): a
+    query more on either is a regression on the hottest path of the app."""
+    project, _, (annotator,) = project_with_members()
+    version = ModelVersionFactory(project=project)
+    cat = project.classes.get(name="cat")
+    scored = ItemFactory.create_batch(CANDIDATES_PER_ATTEMPT, project=project)  # a full page
+    for rank, scored_item in enumerate(scored):
+        PredictionFactory(
+            item=scored_item, model_version=version, predicted_class=cat, acquisition_score=-rank
+        )
+    item = scored[0]
+    project.current_model_version = version
+    project.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    with CaptureQueriesContext(connection) as lease:
+        leased = client.post(f"/api/projects/{project.pk}/lease-next/").json()
+    # token, project, held lease, candidates, insert lease, item with its suggestion
+    assert len(statements(lease.captured_queries)) == 6
+    assert leased["item"]["id"] == item.pk and leased["suggestion"]["predicted_class"] == cat.pk
+    with CaptureQueriesContext(connection) as submit:
+        answered = client.post(
+            f"/api/projects/{project.pk}/items/{item.pk}/submit/", {"label_class": cat.pk}
+        )
+    # token, item with its project, class, lease, annotation, item count, prediction, project count
+    assert answered.status_code == 201 and len(statements(submit.captured_queries)) == 8
+
+
 def test_openapi_schema_and_docs_are_served(client):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/projects/{project_id}/lease-next/" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_serializers_that_build_their_fields_once_give_each_instance_its_own():
+    project, _, _ = project_with_members()
+    first, second = ItemFactory(project=project), ItemFactory(project=project)
+    one, other = ItemSerializer(first), ItemSerializer(second)
+    assert one.fields["id"] is not other.fields["id"]  # bound to their own serializer
+    assert one.fields["id"].parent is one and other.fields["id"].parent is other
+    assert (one.data["id"], other.data["id"]) == (first.pk, second.pk)
+    listed = ItemSerializer([first, second], many=True).data
+    assert [row["image_url"] for row in listed] == [one.data["image_url"], other.data["image_url"]]

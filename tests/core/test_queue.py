@@ -344,3 +344,34 @@ def test_an_answer_on_an_item_i_settled_in_review_while_holding_it_changes_my_an
     assert Annotation.objects.filter(item=item).count() == 2
     assert Lease.objects.get(item=item).completed_at is None  # as before: the review took no slot
     assert Item.objects.get(pk=item.pk).annotation_count == 0
+
+
+@pytest.mark.dbcompat
+def test_a_lease_comes_with_the_current_versions_suggestion_for_its_item():
+    project, _, (annotator,) = project_with_members()
+    cat = project.classes.get(name="cat")
+    version = ModelVersionFactory(project=project, metrics={"curve": list(range(1000))})
+    scored, order_only, unscored = (
+        ItemFactory(project=project, random_key=key) for key in (0.1, 0.2, 0.3)
+    )
+    suggestion = PredictionFactory(
+        item=scored, model_version=version, predicted_class=cat, acquisition_score=0.9
+    )
+    # A cold-start order scores an item but suggests no class.
+    PredictionFactory(item=order_only, model_version=version, acquisition_score=0.8)
+    project.current_model_version = version
+    project.save()
+
+    first = item_lease_next(project=project, user=annotator)
+    assert first.lease.item == scored and first.suggestion == suggestion
+    assert first.suggestion.predicted_class == cat and first.suggestion.model_version == version
+    assert first.lease.item.project is project  # read from memory, not queried again
+    refreshed = item_lease_next(project=project, user=annotator)
+    assert refreshed.created is False and refreshed.suggestion == suggestion
+
+    annotation_submit(item=first.lease.item, user=annotator, label_class=cat)
+    second = item_lease_next(project=project, user=annotator)
+    assert second.lease.item == order_only and second.suggestion is None
+    annotation_submit(item=second.lease.item, user=annotator, label_class=cat)
+    third = item_lease_next(project=project, user=annotator)
+    assert third.lease.item == unscored and third.suggestion is None
