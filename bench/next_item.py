@@ -24,6 +24,7 @@ annotators asking at the same moment every round.
 """
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -36,8 +37,6 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -106,8 +105,18 @@ if scored:
     )
     Project.objects.filter(pk=project.pk).update(current_model_version=version)
 from django.db import connection
-with connection.cursor() as cursor:  # fresh statistics, as autovacuum would have them
-    cursor.execute("ANALYZE")
+with connection.cursor() as cursor:
+    if connection.vendor == "postgresql":
+        # The steady state of a server whose pool was imported a while ago: autovacuum has
+        # visited the new rows and the checkpointer has written them out. Left to happen
+        # during the measurement, both do so at a moment of their choosing.
+        cursor.execute("VACUUM (ANALYZE)")
+        try:
+            cursor.execute("CHECKPOINT")
+        except Exception as exc:  # needs superuser or pg_checkpoint; measure anyway
+            print(f"no CHECKPOINT before measuring: {exc}", file=sys.stderr)
+    else:
+        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would have them
 tokens = []
 for u in range(n_users):
     user = User.objects.create_user(f"bench-{u}", password="x")
@@ -136,31 +145,41 @@ def wait_for(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/accounts/login/")
+            connection.getresponse().read()
             return
-        except requests.RequestException:  # not listening yet, or busy starting up
+        except (OSError, http.client.HTTPException):  # not listening yet, or starting up
             time.sleep(0.2)
     raise RuntimeError("server did not start")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of process `pid` (NaN where there is no /proc), or of this
+    process."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return float("nan")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until_idle(pid: int, timeout: float = 120) -> float:
     """Wait until the server process has finished starting up (the in-process worker
     imports torch, timm and scikit-learn in the background: seconds of CPU) and return
     how long that took, so that the measurement does not include it."""
-
-    def cpu_seconds() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     t0 = time.monotonic()
     if not Path(f"/proc/{pid}/stat").exists():  # not Linux: a fixed pause instead
         time.sleep(15)
         return 15.0
     quiet = 0
     while quiet < 2 and time.monotonic() - t0 < timeout:
-        before = cpu_seconds()
+        before = cpu_seconds(pid)
         time.sleep(1)
-        quiet = quiet + 1 if cpu_seconds() - before < 0.05 else 0
+        quiet = quiet + 1 if cpu_seconds(pid) - before < 0.05 else 0
     return round(time.monotonic() - t0, 1)
 
 
@@ -175,48 +194,72 @@ def pauses(think_s: float, jitter: float, rounds: int, seed: int) -> list[float]
     return [first] + [think_s * rng.uniform(1 - jitter, 1 + jitter) for _ in range(rounds - 1)]
 
 
-def annotate(base: str, project: int, label: int, token: str, waits: list, out: dict) -> None:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Token {token}"
+class Annotator:
+    """One annotator's keep-alive HTTP connection, made with http.client.
+
+    The ten annotators are threads of this one process, on the same two cores as the
+    server and the database, so what the client costs is measured too: `requests` spends
+    about 2 ms of CPU per request, under this process's GIL, shared by all ten (a
+    response that arrives while another annotator's thread holds it waits). http.client
+    spends a fraction of that. Browsers do not run on the server's cores.
+    """
+
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        try:
+            self.connection.request(method, path, body=data, headers=self.headers)
+            response = self.connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()  # the next request opens a new connection
+            raise
+
+
+def annotate(port: int, project: int, label: int, token: str, waits: list, out: dict) -> None:
+    client = Annotator(port, token)
     for pause in waits:
         time.sleep(pause)
         t0 = time.perf_counter()
         try:
-            r = session.post(f"{base}/api/projects/{project}/lease-next/", timeout=30)
+            status, body = client.request("POST", f"/api/projects/{project}/lease-next/")
             t1 = time.perf_counter()
             out["lease_ms"].append((t1 - t0) * 1000)
-            if r.status_code != 200:
-                out["errors"].append(f"lease {r.status_code}")
+            if status != 200:
+                out["errors"].append(f"lease {status}")
                 continue
-            item = r.json()["item"]["id"]
+            item = json.loads(body)["item"]["id"]
             out["items"].append((item, token))
-            s = session.post(
-                f"{base}/api/projects/{project}/items/{item}/submit/",
-                json={"label_class": label, "duration_ms": 500},
-                timeout=30,
+            status, _ = client.request(
+                "POST",
+                f"/api/projects/{project}/items/{item}/submit/",
+                {"label_class": label, "duration_ms": 500},
             )
             t2 = time.perf_counter()
             out["submit_ms"].append((t2 - t1) * 1000)
-            if s.status_code != 201:
-                out["errors"].append(f"submit {s.status_code}")
-        except requests.RequestException as exc:
+            if status != 201:
+                out["errors"].append(f"submit {status}")
+        except (OSError, http.client.HTTPException) as exc:
             out["errors"].append(type(exc).__name__)
 
 
-def read_baseline(base: str, project: int, label: int, token: str, waits: list, out: dict) -> None:
+def read_baseline(port: int, project: int, label: int, token: str, waits: list, out: dict) -> None:
     """The same rhythm with two plain authenticated reads instead of lease + submit."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Token {token}"
+    client = Annotator(port, token)
     for pause in waits:
         time.sleep(pause)
         for key in ("lease_ms", "submit_ms"):
             t0 = time.perf_counter()
             try:
-                r = session.get(f"{base}/api/projects/{project}/classes/", timeout=30)
+                status, _ = client.request("GET", f"/api/projects/{project}/classes/")
                 out[key].append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    out["errors"].append(f"read {r.status_code}")
-            except requests.RequestException as exc:
+                if status != 200:
+                    out["errors"].append(f"read {status}")
+            except (OSError, http.client.HTTPException) as exc:
                 out["errors"].append(type(exc).__name__)
 
 
@@ -228,11 +271,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_clients(target, port, project, label, tokens, rounds, think_s, jitter):
     results = [{"lease_ms": [], "submit_ms": [], "items": [], "errors": []} for _ in tokens]
-    base = f"http://127.0.0.1:{port}"
     threads = [
         threading.Thread(
             target=target,
-            args=(base, project, label, tok, pauses(think_s, jitter, rounds, seed), res),
+            args=(port, project, label, tok, pauses(think_s, jitter, rounds, seed), res),
         )
         for seed, (tok, res) in enumerate(zip(tokens, results, strict=True))
     ]
@@ -244,11 +286,26 @@ def run_clients(target, port, project, label, tokens, rounds, think_s, jitter):
     return results, time.perf_counter() - t
 
 
-def run_load(port, project, label, tokens, rounds, think_s, jitter, log: Path) -> dict:
+def run_clients_measured(target, server_pid: int, *load) -> tuple[list, float, dict]:
+    """run_clients, and the CPU the server and the load generator spent per request: on a
+    machine whose speed drifts from run to run these move less than the tail latencies."""
+    server_before, client_before = cpu_seconds(server_pid), cpu_seconds()
+    results, wall = run_clients(target, *load)
+    requests = sum(len(r["lease_ms"]) + len(r["submit_ms"]) for r in results) or 1
+    cpu = {
+        "server_cpu_ms_per_request": round(
+            (cpu_seconds(server_pid) - server_before) * 1000 / requests, 2
+        ),
+        "client_cpu_ms_per_request": round((cpu_seconds() - client_before) * 1000 / requests, 2),
+    }
+    return results, wall, cpu
+
+
+def run_load(port, server_pid, project, label, tokens, rounds, think_s, jitter, log) -> dict:
     jitter = jitter if think_s else 0
     load = (port, project, label, tokens, rounds, think_s, jitter)
-    results, wall = run_clients(annotate, *load)
-    baseline, baseline_wall = run_clients(read_baseline, *load)
+    results, wall, cpu = run_clients_measured(annotate, server_pid, *load)
+    baseline, baseline_wall, baseline_cpu = run_clients_measured(read_baseline, server_pid, *load)
 
     def every(key: str, of: list = results) -> list:
         return [v for r in of for v in r[key]]
@@ -274,11 +331,13 @@ def run_load(port, project, label, tokens, rounds, think_s, jitter, log: Path) -
         "submit_p50_ms": percentile(every("submit_ms"), 50),
         "submit_p95_ms": percentile(every("submit_ms"), 95),
         "throughput_requests_per_s": round(len(request_ms) / wall, 1),
+        **cpu,
         "baseline_read": {
             "p50_ms": percentile(baseline_ms, 50),
             "p95_ms": percentile(baseline_ms, 95),
             "errors": len(every("errors", baseline)),
             "throughput_requests_per_s": round(len(baseline_ms) / baseline_wall, 1),
+            **baseline_cpu,
         },
     }
 
@@ -316,6 +375,7 @@ def run_case(db_env: dict, args, scored: bool) -> dict:
             case["loads"].append(
                 run_load(
                     port,
+                    server.pid,
                     project,
                     label,
                     tokens,

@@ -153,8 +153,11 @@ def item_with_suggestion(*, item_id: int, project: Project) -> tuple[Item, Predi
     """The item and its suggestion (as `suggestion_for_item`), in one query when the current
     version scored the item, as it has every item the scored queue hands out."""
     if project.current_model_version_id:
-        prediction = _current_predictions(project).select_related("item").filter(item_id=item_id)
-        if (found := prediction.first()) is not None:
+        try:  # one prediction per item and version (a constraint): get() needs no ORDER BY
+            found = _current_predictions(project).select_related("item").get(item_id=item_id)
+        except Prediction.DoesNotExist:
+            pass
+        else:
             found.item.project = project
             return found.item, found if found.predicted_class_id else None
     item = Item.objects.get(pk=item_id)
