@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 
 from core.models import Annotation, Project
 from core.serializers import ItemSerializer
-from core.services.queue import CANDIDATES_PER_ATTEMPT
 from core.services.projects import membership_set
+from core.services.queue import CANDIDATES_PER_ATTEMPT
 from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
