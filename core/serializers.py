@@ -12,7 +12,7 @@ class FieldsOnceModelSerializer(serializers.ModelSerializer):
 
     DRF's ModelSerializer introspects the model for every instance it makes, and the
     labeling endpoints make a few per request: about 0.3 ms each on the 2-core machine,
-    a tenth of what a lease + submit pair costs in Python. The fields depend only on
+    where a lease + submit pair costs ~20 ms of Python in all. The fields depend only on
     the class (Meta and the declared fields), so the first instance's are kept and
     every instance gets a deep copy, which is how DRF hands out declared fields too.
     """

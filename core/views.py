@@ -397,7 +397,12 @@ def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 
 
 def _card_context(
-    request, project: Project, lease: Lease | None, suggestion: Prediction | None, *, editing=False
+    request,
+    project: Project,
+    lease: Lease | None,
+    suggestion: Prediction | None,
+    *,
+    editing: bool = False,
 ) -> dict:
     context: dict = {
         "project": project,
