@@ -205,7 +205,6 @@ class Annotator:
     """
 
     def __init__(self, port: int, token: str):
-        self.port = port
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 

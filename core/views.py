@@ -445,9 +445,8 @@ def _next_card(request: HtmxHttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST" and not request.htmx:
         return redirect("core:label_session", project_id=project.pk)
     result = item_lease_next(project=project, user=request.user)
-    if result is None:
-        return _render_card(request, _card_context(request, project, None, None))
-    return _render_card(request, _card_context(request, project, result.lease, result.suggestion))
+    lease, suggestion = (result.lease, result.suggestion) if result else (None, None)
+    return _render_card(request, _card_context(request, project, lease, suggestion))
 
 
 @require_GET
