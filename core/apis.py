@@ -224,6 +224,8 @@ class ItemListApi(generics.ListCreateAPIView):
         elif item_status == "skipped":
             items = items.filter(Exists(Skip.objects.filter(item=OuterRef("pk"))))
         if params.get("label"):
+            if not params["label"].isascii() or not params["label"].isdigit():
+                raise ValidationError({"label": ["A class id (a number)."]})
             items = items.filter(
                 Exists(
                     Annotation.objects.filter(

@@ -62,6 +62,31 @@ def _project_for(request: HttpRequest, project_id: int, *, admin: bool = False) 
     return project
 
 
+def _item_for(request: HttpRequest, project_id: int, item_id) -> Item:
+    """The item with its project, in one query (as the API's `item_for`): 404 unless the
+    user is a member of the project and the item is one of its items."""
+    return get_object_or_404(
+        Item.objects.for_user(request.user).select_related("project"),
+        pk=_posted_id(item_id),
+        project_id=project_id,
+    )
+
+
+def _posted_id(value) -> int:
+    """An id sent in a form field or the query string; 404 when it is missing or not a
+    number, as for a number that names nothing (never a server error)."""
+    if (number := _id_or_none(value)) is None:
+        raise Http404("No such object.")
+    return number
+
+
+def _id_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @require_GET
 @login_required
 def project_list(request: HtmxHttpRequest) -> HttpResponse:
@@ -166,7 +191,9 @@ def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> HttpResponse:
     project = _project_for(request, project_id, admin=True)
     item = get_object_or_404(Item, pk=item_id, project=project)
-    label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
+    label_class = get_object_or_404(
+        LabelClass, pk=_posted_id(request.POST.get("label_class")), project=project
+    )
     annotation_review(item=item, reviewer=request.user, label_class=label_class)
     if request.htmx:
         return render(
@@ -354,7 +381,9 @@ def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -
         if action in ("up", "down"):
             label_class_move(label_class=label_class, step=-1 if action == "up" else 1)
         elif action == "merge":
-            target = get_object_or_404(LabelClass, pk=request.POST.get("into"), project=project)
+            target = get_object_or_404(
+                LabelClass, pk=_posted_id(request.POST.get("into")), project=project
+            )
             changed = label_classes_merge(source=label_class, target=target)
             messages.success(
                 request,
@@ -458,11 +487,15 @@ def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id)
-    item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
-    item.project = project
-    label_class = get_object_or_404(LabelClass, pk=request.POST.get("label_class"), project=project)
-    prediction = selectors.shown_prediction(item=item, prediction_id=request.POST.get("prediction"))
+    item = _item_for(request, project_id, request.POST.get("item"))
+    project = item.project
+    label_class = get_object_or_404(
+        LabelClass, pk=_posted_id(request.POST.get("label_class")), project=project
+    )
+    # A malformed suggestion id loses the suggestion's provenance, not the answer.
+    prediction = selectors.shown_prediction(
+        item=item, prediction_id=_id_or_none(request.POST.get("prediction"))
+    )
     try:
         duration_ms = int(request.POST.get("duration_ms") or 0) or None
     except ValueError:
@@ -483,10 +516,9 @@ def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def label_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id)
-    item = get_object_or_404(Item, pk=request.POST.get("item"), project=project)
+    item = _item_for(request, project_id, request.POST.get("item"))
     item_skip(item=item, user=request.user)
-    return _next_card(request, project)
+    return _next_card(request, item.project)
 
 
 @require_GET
@@ -497,7 +529,7 @@ def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     before = None
     if request.GET.get("before"):
         before = Lease.objects.filter(
-            pk=request.GET["before"], annotator=request.user, item__project=project
+            pk=_posted_id(request.GET["before"]), annotator=request.user, item__project=project
         ).first()
     lease = selectors.answered_lease_before(project=project, user=request.user, before=before)
     if lease is None:

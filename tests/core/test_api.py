@@ -99,6 +99,8 @@ def test_items_filter_by_status_and_class_and_paginate():
         lease["item"]["id"]
     ]
     assert client.get(base, {"status": "bogus"}).status_code == 400
+    not_an_id = client.get(base, {"label": "cat"})
+    assert not_an_id.status_code == 400 and "label" in not_an_id.json()
     assert items
 
 

@@ -5,7 +5,8 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from core.models import Annotation, Item, Project
+from core.models import Annotation, Item, Lease, Project, Skip
+from core.services.projects import membership_set
 from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
@@ -92,6 +93,50 @@ def test_submit_over_htmx_stores_answer_with_suggestion_and_returns_next_card(cl
     annotation = Annotation.objects.get()
     assert annotation.duration_ms == 1234 and annotation.suggestion_accepted is True
     assert annotation.suggestion_model_version == version
+
+
+def test_an_answer_names_an_item_and_a_class_of_the_projects_url_or_gets_404(client):
+    """A member of two projects posts to A's labeling URL: B's item, B's class, a missing or
+    malformed id are each a 404 (never a server error), and nothing is stored or leased."""
+    project_a, _, (member,) = project_with_members()
+    project_b, _, _ = project_with_members()
+    membership_set(project=project_b, user=member, role="annotator")
+    item_a, item_b = ItemFactory(project=project_a), ItemFactory(project=project_b)
+    cat_a, cat_b = project_a.classes.get(name="cat").pk, project_b.classes.get(name="cat").pk
+    client.force_login(member)
+    submit = reverse("core:label_submit", args=[project_a.pk])
+    skip = reverse("core:label_skip", args=[project_a.pk])
+    bad_answers = [
+        {"item": item_b.pk, "label_class": cat_a},
+        {"item": item_a.pk, "label_class": cat_b},
+        {"item": "", "label_class": cat_a},
+        {"item": "12abc", "label_class": cat_a},
+        {"item": item_a.pk, "label_class": "cat"},
+        {"label_class": cat_a},
+        {"item": item_a.pk},
+    ]
+    for data in bad_answers:
+        assert client.post(submit, data, **HTMX).status_code == 404, data
+    for data in ({"item": item_b.pk}, {"item": "x"}, {}):
+        assert client.post(skip, data, **HTMX).status_code == 404, data
+    assert not (Annotation.objects.exists() or Skip.objects.exists() or Lease.objects.exists())
+    client.get(reverse("core:label_session", args=[project_a.pk]))  # leases item_a
+    assert client.post(submit, {"item": item_a.pk, "label_class": cat_a}, **HTMX).status_code == 200
+    assert Annotation.objects.get().item == item_a
+
+
+def test_malformed_ids_in_forms_and_query_strings_are_404_not_server_errors(client):
+    project, admin, _ = project_with_members()
+    item = ItemFactory(project=project)
+    cat = project.classes.get(name="cat")
+    client.force_login(admin)
+    p = project.pk
+    assert client.get(reverse("core:label_previous", args=[p]), {"before": "x"}).status_code == 404
+    relabel = reverse("core:review_relabel", args=[p, item.pk])
+    assert client.post(relabel, {"label_class": "x"}).status_code == 404
+    merge = reverse("core:label_class_edit", args=[p, cat.pk])
+    assert client.post(merge, {"action": "merge", "into": "x"}).status_code == 404
+    assert project.classes.count() == 2 and not Annotation.objects.exists()
 
 
 def test_back_shows_my_previous_answer_selected(client):
