@@ -1,7 +1,7 @@
 """REST API (DRF). Each view: parse → authorize → call a service → serialize.
 
-Every lookup starts from `Project.objects.for_user(user)` (or `Item.objects.for_user(user)`),
-so a project the user is not a member of answers 404, exactly like one that does not exist.
+Every lookup starts from `core.access` (the user's memberships), so a project the user is
+not a member of answers 404, exactly like one that does not exist.
 """
 
 from django.db import IntegrityError
@@ -10,13 +10,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import selectors
+from core.access import item_for, project_for
 from core.downloads import export_download
 from core.forms import ExportForm
 from core.models import (
@@ -58,23 +59,6 @@ from core.services.queue import (
     item_skip,
 )
 from core.services.uploads import sources_from_uploads
-
-
-def project_for(request: Request, project_id: int, *, admin: bool = False) -> Project:
-    project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
-    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
-        raise PermissionDenied("Only project admins can do this.")
-    return project
-
-
-def item_for(request: Request, project_id: int, item_id: int) -> Item:
-    """The item, with its project, in one query: 404 as `project_for` gives when the user is
-    not a member of the project, or when the item is not one of its items."""
-    return get_object_or_404(
-        Item.objects.for_user(request.user).select_related("project"),
-        pk=item_id,
-        project_id=project_id,
-    )
 
 
 def _roles(user) -> dict[int, str]:

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -13,6 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from core import charts, selectors
+from core.access import item_for, project_for
 from core.downloads import attachment, export_download
 from core.forms import (
     BrowseForm,
@@ -54,22 +55,9 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -> Project:
-    """The project if the user is a member (404 otherwise); PermissionDenied if admin is needed."""
-    project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
-    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
-        raise PermissionDenied("Only project admins can do this.")
-    return project
-
-
 def _item_for(request: HttpRequest, project_id: int, item_id) -> Item:
-    """The item with its project, in one query (as the API's `item_for`): 404 unless the
-    user is a member of the project and the item is one of its items."""
-    return get_object_or_404(
-        Item.objects.for_user(request.user).select_related("project"),
-        pk=_posted_id(item_id),
-        project_id=project_id,
-    )
+    """`item_for` with the item's id as a form sent it."""
+    return item_for(request, project_id, _posted_id(item_id))
 
 
 def _posted_id(value) -> int:
@@ -115,7 +103,7 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id)
+    project = project_for(request, project_id)
     is_admin = selectors.user_is_project_admin(project=project, user=request.user)
     context = {
         "project": project,
@@ -139,7 +127,7 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """The admin's live view: progress, charts, annotators, jobs, versions. htmx re-fetches
     the body on websocket events and every few seconds (?partial=1 renders only the body)."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     data = selectors.project_dashboard(project=project)
     context = {
         "project": project,
@@ -163,7 +151,7 @@ def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse
 @login_required
 def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Items to check again (admins): annotators disagree, or the model confidently disagrees."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     kind = request.GET.get("kind", "disagreement")
     if kind not in selectors.REVIEW_KINDS:
         raise Http404("Unknown review list.")
@@ -189,7 +177,7 @@ def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     item = get_object_or_404(Item, pk=item_id, project=project)
     label_class = get_object_or_404(
         LabelClass, pk=_posted_id(request.POST.get("label_class")), project=project
@@ -209,7 +197,7 @@ def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> H
 @login_required
 def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileResponse:
     """The file of a finished export job (admins), as an attachment."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     job = get_object_or_404(
         Job, pk=job_id, project=project, kind=Job.Kind.EXPORT, status=Job.Status.SUCCEEDED
     )
@@ -227,7 +215,7 @@ def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileRespo
 @login_required
 def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Thumbnails with filters and keyset paging; "more like this" from the embeddings."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = BrowseForm(request.GET or None, project=project)
     filters = form.cleaned_data if form.is_valid() else {}
     entries, next_after = selectors.item_browse(
@@ -261,7 +249,7 @@ def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Download the labels (admins): ?format=csv|jsonl|coco|imagefolder|parquet
     [&include_pseudo_labels=MIN_CONFIDENCE][&split=VAL_FRACTION]."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = ExportForm(request.GET)
     if not form.is_valid():
         messages.error(request, f"Export not possible: {form.errors.as_text()}")
@@ -296,7 +284,7 @@ def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     job = training_request(
         project=project, reason="requested on the project page", requested_by=request.user
     )
@@ -307,7 +295,7 @@ def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     job = pretrain_request(project=project, requested_by=request.user)
     messages.success(
         request,
@@ -320,7 +308,7 @@ def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_settings(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = ProjectSettingsForm(request.POST, instance=Project.objects.get(pk=project.pk))
     if form.is_valid():
         project_settings_update(
@@ -335,7 +323,7 @@ def project_settings(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_member_set(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = MemberForm(request.POST)
     if form.is_valid():
         membership_set(
@@ -352,7 +340,7 @@ def project_member_set(request: HtmxHttpRequest, project_id: int) -> HttpRespons
 @require_POST
 @login_required
 def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = LabelClassForm(request.POST)
     if form.is_valid():
         try:
@@ -374,7 +362,7 @@ def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -> HttpResponse:
     """Rename / set the hotkey (action=save), move (up, down), or merge into another class."""
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
     action = request.POST.get("action", "save")
     try:
@@ -404,7 +392,7 @@ def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -
 @require_http_methods(["GET", "POST"])
 @login_required
 def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = _project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, admin=True)
     form = ImportForm(request.POST or None, request.FILES or None)
     report: ImportReport | None = None
     if request.method == "POST" and form.is_valid():
@@ -481,7 +469,7 @@ def _next_card(request: HtmxHttpRequest, project: Project) -> HttpResponse:
 @require_GET
 @login_required
 def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    return _next_card(request, _project_for(request, project_id))
+    return _next_card(request, project_for(request, project_id))
 
 
 @require_POST
@@ -525,7 +513,7 @@ def label_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """The annotator's previous answer, to change it (Backspace)."""
-    project = _project_for(request, project_id)
+    project = project_for(request, project_id)
     before = None
     if request.GET.get("before"):
         before = Lease.objects.filter(
@@ -546,7 +534,7 @@ def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def _image_response(
     request: HttpRequest, project_id: int, item_id: int, field: str
 ) -> FileResponse:
-    project = _project_for(request, project_id)
+    project = project_for(request, project_id)
     item = get_object_or_404(Item, pk=item_id, project=project)
     file = getattr(item, field)
     try:

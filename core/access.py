@@ -1,0 +1,31 @@
+"""Who may see what: the project and item lookups every page and API endpoint starts from.
+
+Both start from the user's memberships (`Project.objects.for_user`, `Item.objects.for_user`),
+so a project the user is not a member of answers 404, exactly like one that does not exist.
+DRF turns these exceptions into its own 404 / 403 responses, with the same message.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+
+from core import selectors
+from core.models import Item, Project
+
+
+def project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -> Project:
+    """The project if the user is a member (404 otherwise); PermissionDenied if admin is needed."""
+    project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
+    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
+        raise PermissionDenied("Only project admins can do this.")
+    return project
+
+
+def item_for(request: HttpRequest, project_id: int, item_id: int) -> Item:
+    """The item, with its project, in one query: 404 as `project_for` gives when the user is
+    not a member of the project, or when the item is not one of its items."""
+    return get_object_or_404(
+        Item.objects.for_user(request.user).select_related("project"),
+        pk=item_id,
+        project_id=project_id,
+    )
