@@ -27,6 +27,14 @@ class ProjectSettingsForm(forms.ModelForm):
         fields = SETTINGS_FIELDS
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        used = self.instance.encoder_used if self.instance.pk else ""
+        field = self.fields["encoder_name"]
+        # What the setting asks for and what the embeddings really are can differ (auto, or a
+        # fallback while weights are missing): say which is in use right beside it.
+        field.help_text = f"In use now: {used}. {field.help_text}" if used else field.help_text
+
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)

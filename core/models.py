@@ -20,6 +20,10 @@ def random_seed() -> int:
     return random.randrange(2**31)
 
 
+AUTO_ENCODER = "auto"
+"""The encoder setting that lets measurement choose (core/services/encoder_choice.py)."""
+
+
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     ANNOTATOR = "annotator", "Annotator"
@@ -74,8 +78,9 @@ class Project(models.Model):
     )
     encoder_name = models.CharField(
         max_length=200,
-        default="vit_small_patch14_dinov2.lvd142m",
-        help_text="timm name with pretrained tag, 'pixels', or a local weights path.",
+        default=AUTO_ENCODER,
+        help_text="'auto' (measure the available encoders on your labels and use the best), "
+        "a timm name with pretrained tag, 'pixels', or a local weights path.",
     )
     annotators_per_item = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
@@ -97,6 +102,13 @@ class Project(models.Model):
         help_text="Order of the images before the first model: random, or TypiClust on the "
         "embeddings (one typical image per cluster, so the first labels cover the data).",
     )
+    preselect_precision = models.FloatField(
+        default=0.9,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Pre-select a suggestion only where suggestions that confident were right at "
+        "least this often on the labels so far (cross-validated); below it the likely classes "
+        "are shown ranked and none is selected.",
+    )
     seed = models.PositiveIntegerField(
         default=random_seed,
         help_text="Seeds the random choices of the strategies (same seed, same queue).",
@@ -113,7 +125,12 @@ class Project(models.Model):
     # its weights are missing (encoder_notice then says which model, where we looked, the fix).
     embedding_key = models.CharField(max_length=300, blank=True)
     embedding_dim = models.PositiveIntegerField(default=0)
+    encoder_used = models.CharField(max_length=300, blank=True)
     encoder_notice = models.JSONField(default=dict, blank=True)
+    # With encoder_name "auto": the encoder measurement chose (empty: none yet, start with the
+    # first available in models_ml.encoders.preferred_encoders) and the latest comparison.
+    encoder_chosen = models.CharField(max_length=300, blank=True)
+    encoder_comparison = models.JSONField(default=dict, blank=True)
     zero_shot_notice = models.JSONField(default=dict, blank=True)
 
     objects = ProjectQuerySet.as_manager()
@@ -251,6 +268,12 @@ class ModelVersion(models.Model):
     )
     labels_count = models.PositiveIntegerField(default=0)
     estimated_accuracy = models.FloatField(null=True, blank=True)
+    preselect_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Suggestions at or above this confidence are pre-selected; None: never "
+        "(too few labels to know, or no confidence is right often enough).",
+    )
     metrics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -301,6 +324,18 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} → {self.predicted_class_id} ({self.confidence:.2f})"
+
+    @property
+    def preselected(self) -> bool:
+        """Whether the labeling page selects this suggestion, so that Enter accepts it: only
+        at or above its version's threshold (where held-out suggestions that confident were
+        right at least the project's target share of the time)."""
+        threshold = self.model_version.preselect_threshold
+        return (
+            self.predicted_class_id is not None
+            and threshold is not None
+            and self.confidence >= threshold
+        )
 
 
 class Lease(models.Model):
@@ -413,6 +448,7 @@ class Job(models.Model):
         TRAIN = "train", "Training run"
         PRETRAIN = "pretrain", "In-domain SSL pretraining"
         EXPORT = "export", "Export labels"
+        CHOOSE_ENCODER = "choose_encoder", "Encoder comparison"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

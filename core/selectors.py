@@ -9,7 +9,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from core.models import (
@@ -17,6 +17,7 @@ from core.models import (
     AnnotationSource,
     Item,
     Job,
+    LabelClass,
     Lease,
     Membership,
     ModelVersion,
@@ -126,19 +127,28 @@ def queue_candidate_ids(
 
 
 def _current_predictions(project: Project):
-    """The current version's predictions, with what a suggestion shows (its class and
-    version) joined in; the columns nothing shows (probabilities, and the version's
-    recipe and metrics, which grow with the project) are left in the database."""
+    """The current version's predictions, with what a suggestion shows (its class, its
+    version and the ranking of the classes) joined in; the version's recipe and metrics,
+    which grow with the project and nothing on a card shows, are left in the database."""
     return (
         Prediction.objects.filter(model_version_id=project.current_model_version_id)
         .select_related("predicted_class", "model_version")
-        .defer(
-            "probabilities",
-            "model_version__recipe",
-            "model_version__class_ids",
-            "model_version__metrics",
-        )
+        .defer("model_version__recipe", "model_version__metrics")
     )
+
+
+def suggestion_ranking(
+    *, suggestion: Prediction, classes: list[LabelClass], top: int = 3, floor: float = 0.05
+) -> list[tuple[LabelClass, float]]:
+    """The `top` most likely classes of a suggestion with their probabilities (those of at
+    least `floor`), most likely first: what a card shows when it selects nothing."""
+    by_id = {c.pk: c for c in classes}
+    pairs = zip(suggestion.model_version.class_ids, suggestion.probabilities or [], strict=False)
+    ranked = sorted(
+        ((by_id[cid], float(p)) for cid, p in pairs if cid in by_id and p >= floor),
+        key=lambda pair: -pair[1],
+    )
+    return ranked[:top]
 
 
 def suggestion_for_item(*, item: Item, project: Project) -> Prediction | None:
@@ -327,6 +337,8 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
         .order_by("number")
         .values_list("labels_count", "estimated_accuracy")
     )
+    versions = model_versions(project=project)
+    current = next((v for v in versions if v.pk == project.current_model_version_id), None)
     return {
         "progress": project_progress(project=project),
         "labels": len(rows),
@@ -336,8 +348,29 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
         "prefill_overall": sum(shown) / len(shown) if shown else None,
         "annotators": annotators,
         "jobs": recent_jobs(project=project),
-        "model_versions": model_versions(project=project),
+        "model_versions": versions,
+        "preselect": {
+            "target": project.preselect_precision,
+            "current": (current.metrics or {}).get("preselect") if current else None,
+            **preselected_answers(project=project),
+        },
+        "encoder_comparison": project.encoder_comparison or None,
     }
+
+
+def preselected_answers(*, project: Project) -> dict:
+    """How the pre-selected suggestions fared with the annotators: cards answered while a
+    suggestion was pre-selected (its confidence at or above its version's threshold), and the
+    share where the annotator kept it (the realised precision of the single key press)."""
+    counts = Annotation.objects.filter(
+        item__project=project,
+        is_current=True,
+        source=AnnotationSource.HUMAN,
+        suggestion_model_version__preselect_threshold__isnull=False,
+        suggestion_confidence__gte=F("suggestion_model_version__preselect_threshold"),
+    ).aggregate(shown=Count("id"), kept=Count("id", filter=Q(suggestion_accepted=True)))
+    shown, kept = counts["shown"], counts["kept"]
+    return {"shown": shown, "kept": kept, "kept_share": kept / shown if shown else None}
 
 
 REVIEW_KINDS = ("disagreement", "model")

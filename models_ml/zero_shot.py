@@ -20,12 +20,14 @@ from torch import nn
 
 from models_ml.device import autocast, best_device
 from models_ml.encoders import (
-    OFFLINE_ENVS,
     RANDOM_WEIGHTS,
     WEIGHTS_DIR_ENV,
     Encoder,
     WeightsUnavailable,
+    downloads_allowed,
     file_digest,
+    hub_cached_file,
+    hub_unreachable_reason,
     safe_key,
     weights_file,
 )
@@ -55,6 +57,7 @@ PROMPT_SETS: dict[str, tuple[str, ...]] = {
     "single": ("a photo of a {}.",),
 }
 DEFAULT_PROMPT_SET = "ensemble-v1"
+_CLIP_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 class _ImageTower(nn.Module):
@@ -127,13 +130,16 @@ def load_clip(
         elif Path(pretrained).exists() or os.sep in pretrained:
             raise _unavailable(model_name, pretrained, tried)
         else:
-            if allow_download is None:
-                allow_download = not any(
-                    os.environ.get(env) in ("1", "true", "yes") for env in OFFLINE_ENVS
-                )
             hub = f"open_clip tag {pretrained!r} from the Hugging Face hub"
-            if not allow_download:
+            repo_id = (open_clip.get_pretrained_cfg(model_name, pretrained) or {}).get("hf_hub")
+            cached = hub_cached_file(repo_id, _CLIP_HUB_FILES) if repo_id else None
+            if cached is not None:
+                weights_arg, source = str(cached), str(cached)
+            elif not downloads_allowed(allow_download):
                 tried.append(f"{hub}: not tried, downloads are off")
+                raise _unavailable(model_name, pretrained, tried)
+            elif unreachable := hub_unreachable_reason():
+                tried.append(f"{hub}: not in the cache, and {unreachable}")
                 raise _unavailable(model_name, pretrained, tried)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(

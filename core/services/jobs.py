@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.events import project_event_send
-from core.models import Job, Project
+from core.models import AUTO_ENCODER, Job, Project
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +260,22 @@ def zero_shot_request_if_useful(*, project: Project, reason: str) -> Job | None:
     if project.classes.count() < 2:
         return None
     return job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason=reason)
+
+
+ENCODER_COMPARISON_FIRST_AT = 20  # labels; then each time the labels have doubled
+
+
+def encoder_choice_request_if_due(*, project: Project, labels_count: int) -> Job | None:
+    """With the `auto` encoder: compare the encoders on the labels at 20 labels, then at
+    every doubling (each comparison embeds the new labeled items with every candidate)."""
+    if project.encoder_name != AUTO_ENCODER:
+        return None
+    last = int((project.encoder_comparison or {}).get("labels", 0))
+    if labels_count < max(ENCODER_COMPARISON_FIRST_AT, 2 * last):
+        return None
+    return job_request(
+        project=project, kind=Job.Kind.CHOOSE_ENCODER, reason=f"{labels_count} labels"
+    )
 
 
 def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:

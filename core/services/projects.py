@@ -8,6 +8,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from core.models import Item, Membership, Prediction, Project, Role
 from core.services.classes import label_class_create
+from core.services.jobs import embed_request
 
 SETTINGS_FIELDS = (
     "name",
@@ -19,6 +20,7 @@ SETTINGS_FIELDS = (
     "lease_seconds",
     "self_training_threshold",
     "cold_start",
+    "preselect_precision",
 )
 
 
@@ -46,11 +48,13 @@ def project_settings_update(*, project: Project, **changes) -> Project:
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise TypeError(f"Unknown project settings: {sorted(unknown)}")
-    old_k = project.annotators_per_item
+    old_k, old_encoder = project.annotators_per_item, project.encoder_name
     for key, value in changes.items():
         setattr(project, key, value)
     project.full_clean()
     project.save()
+    if project.encoder_name != old_encoder:
+        embed_request(project=project, reason=f"encoder set to {project.encoder_name}")
     if project.annotators_per_item != old_k:
         k = project.annotators_per_item
         Item.objects.filter(project=project).filter(

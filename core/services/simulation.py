@@ -36,6 +36,7 @@ from sklearn.metrics import f1_score
 
 from core.imaging import ImageRejected, normalise_image
 from core.models import (
+    AUTO_ENCODER,
     Annotation,
     ColdStart,
     Item,
@@ -47,12 +48,7 @@ from core.models import (
     Strategy,
 )
 from core.services.cold_start import cold_start_write
-from core.services.embeddings import (
-    embed_with_oom_retry,
-    embedded_vectors,
-    encoder_cache,
-    project_encoder_resolve,
-)
+from core.services.embeddings import embed_with_oom_retry, embedded_vectors, encoder_cache
 from core.services.imports import ImportSource, items_import, split_and_class_from_name
 from core.services.jobs import job_request, training_request
 from core.services.projects import project_create
@@ -65,6 +61,7 @@ from core.services.training import (
     run_seed,
     training_labels,
 )
+from models_ml.encoders import safe_key
 
 INITS = ("random", "typiclust", "zero-shot")
 TARGETS = (0.8, 0.9, 0.95)
@@ -174,10 +171,14 @@ class _Prepared:
     user: object
     truth: dict[int, int]  # item id -> class id
     class_ids: np.ndarray
-    test_vectors: np.ndarray
+    test_images: list  # normalised PIL images of the test split
     test_labels: np.ndarray  # class ids
     setup: dict = field(default_factory=dict)
-    full_accuracy: dict[str, float] = field(default_factory=dict)
+    full_accuracy: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Test vectors by embedding key: with the `auto` encoder a run may switch encoders.
+    test_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    # The embedding the pool was prepared with; every run starts from it.
+    initial_embedding: dict = field(default_factory=dict)
 
 
 class Simulation:
@@ -190,7 +191,7 @@ class Simulation:
         self,
         data: Path,
         *,
-        encoder: str = "pixels",
+        encoder: str = AUTO_ENCODER,
         pool_size: int | None = None,
         test_size: int | None = None,
         data_seed: int = 0,
@@ -254,7 +255,7 @@ class Simulation:
             strategy=Strategy.RANDOM,
             lease_seconds=86_400,
         )
-        self._prepared = _Prepared(project, user, {}, np.zeros(0), np.zeros(0), np.zeros(0))
+        self._prepared = _Prepared(project, user, {}, np.zeros(0), [], np.zeros(0))
         class_of = dict(project.classes.values_list("name", "pk"))
         self.log(f"importing {len(train)} of {len(dataset.train)} train images")
         encoder_cache.clear()
@@ -269,20 +270,21 @@ class Simulation:
         if not project.embedding_key:
             raise SimulationError("The embedding job did not run; see the jobs of the project.")
         truth = dict(Item.objects.filter(project=project).values_list("pk", "ground_truth_id"))
-        self.log(f"embedding {len(test)} test images with {self.encoder}")
-        t0 = time.perf_counter()
-        test_vectors, test_labels, test_rejected = self._embed_test(
-            project, dataset, test, class_of
-        )
-        test_embed_s = time.perf_counter() - t0
+        self.log(f"embedding {len(test)} test images with {project.encoder_used}")
+        test_images, test_labels, test_rejected = self._test_images(dataset, test, class_of)
         embed_job = Job.objects.filter(project=project, kind=Job.Kind.EMBED).last()
         self._prepared = _Prepared(
             project=project,
             user=user,
             truth=truth,
             class_ids=np.array(sorted(class_of.values()), dtype=np.int64),
-            test_vectors=test_vectors,
+            test_images=test_images,
             test_labels=test_labels,
+            initial_embedding={
+                "embedding_key": project.embedding_key,
+                "embedding_dim": project.embedding_dim,
+                "encoder_used": project.encoder_used,
+            },
             setup={
                 "data": str(self.data_path),
                 "classes": dataset.classes,
@@ -296,20 +298,23 @@ class Simulation:
                 "subsample": "stratified by class, numpy default_rng(data_seed)",
                 "data_seed": self.data_seed,
                 "encoder_requested": self.encoder,
-                "encoder_used": project.embedding_key,
+                "encoder_used": project.encoder_used,
+                "embedding_key": project.embedding_key,
                 "encoder_notice": project.encoder_notice,
                 "embedding_dim": project.embedding_dim,
                 "embed_images_per_s": (embed_job.metrics or {}).get("images_per_s")
                 if embed_job
                 else None,
                 "import_and_embed_s": round(import_embed_s, 2),
-                "test_embed_s": round(test_embed_s, 2),
             },
         )
+        t0 = time.perf_counter()
+        self._test_vectors(project)
+        self._prepared.setup["test_embed_s"] = round(time.perf_counter() - t0, 2)
         self._prepared.setup["prepare_s"] = round(time.perf_counter() - started, 2)
 
-    def _embed_test(self, project, dataset, test, class_of):
-        """Test images go through the same normalisation as imported ones, then the encoder."""
+    def _test_images(self, dataset, test, class_of):
+        """Test images go through the same normalisation as imported ones."""
         images, labels, rejected = [], [], []
         for name, class_name in test:
             try:
@@ -323,12 +328,22 @@ class Simulation:
                 continue
             images.append(Image.open(BytesIO(normalised.content)).convert("RGB"))
             labels.append(class_of[class_name])
-        encoder = project_encoder_resolve(project=project).encoder
-        result, _ = embed_with_oom_retry(encoder, images, list(range(len(images))), 128)
-        vectors = np.zeros((len(images), result.vectors.shape[1]), dtype=np.float32)
-        vectors[result.ids] = result.vectors
-        keep = np.isin(np.arange(len(images)), result.ids)
-        return vectors[keep], np.asarray(labels, dtype=np.int64)[keep], rejected
+        return images, np.asarray(labels, dtype=np.int64), rejected
+
+    def _test_vectors(self, project: Project) -> np.ndarray:
+        """The test split under the encoder the project's embeddings are in (cached by key)."""
+        prepared = self._prepared
+        key = project.embedding_key
+        if key not in prepared.test_vectors:
+            encoder = encoder_cache.get(project.encoder_used)
+            if safe_key(encoder.key) != key:
+                raise SimulationError(f"encoder {project.encoder_used} no longer gives {key}")
+            images = prepared.test_images
+            result, _ = embed_with_oom_retry(encoder, images, list(range(len(images))), 128)
+            if len(result.ids) != len(images):
+                raise SimulationError(f"{len(result.failed)} test images could not be embedded")
+            prepared.test_vectors[key] = result.vectors.astype(np.float32)
+        return prepared.test_vectors[key]
 
     @property
     def setup(self) -> dict:
@@ -347,14 +362,16 @@ class Simulation:
         labeled_ids, X = embedded_vectors(project=prepared.project, item_ids=ids.tolist())
         y = np.array([prepared.truth[i] for i in labeled_ids.tolist()], dtype=np.int64)
         head_name, head = head_for(strategy=strategy, labels=y, seed=0)
-        if head_name not in prepared.full_accuracy:
+        project = prepared.project
+        project.refresh_from_db(fields=["embedding_key", "encoder_used"])
+        cache_key = (head_name, project.embedding_key)
+        if cache_key not in prepared.full_accuracy:
             if "calibrate" in head.get_params():
                 head.set_params(calibrate=False)  # accuracy only: calibration cannot change it
             head.fit(X, y)
-            prepared.full_accuracy[head_name] = float(
-                (head.predict(prepared.test_vectors) == prepared.test_labels).mean()
-            )
-        return prepared.full_accuracy[head_name], head_name
+            predicted = head.predict(self._test_vectors(project))
+            prepared.full_accuracy[cache_key] = float((predicted == prepared.test_labels).mean())
+        return prepared.full_accuracy[cache_key], head_name
 
     # --- one run -----------------------------------------------------------------------------
 
@@ -380,6 +397,9 @@ class Simulation:
             seed=config.seed,
             labels_submitted=0,
             labels_at_last_training_request=0,
+            encoder_chosen="",
+            encoder_comparison={},
+            **prepared.initial_embedding,
         )
         project.refresh_from_db()
         return project
@@ -400,7 +420,8 @@ class Simulation:
                 )
         classes = {c.pk: c for c in project.classes.all()}
         rounds: list[dict] = []
-        shown: list[tuple[bool, str]] = []  # per label of the round: (suggestion right, source)
+        # per label of the round: (suggestion right, source, pre-selected)
+        shown: list[tuple[bool, str, bool]] = []
         round_started = time.perf_counter()
         labels = 0
         while labels < config.budget:
@@ -418,6 +439,7 @@ class Simulation:
                 (
                     suggestion is not None and suggestion.predicted_class_id == answer.pk,
                     suggestion.source if suggestion is not None else "none",
+                    suggestion is not None and suggestion.preselected,
                 )
             )
             if labels % config.batch == 0:
@@ -436,6 +458,7 @@ class Simulation:
     def _round(self, project: Project, labels: int, shown: list, started: float) -> dict:
         project.refresh_from_db()
         version = project.current_model_version
+        right_pre = [right for right, _, pre in shown if pre]
         row = {
             "labels": labels,
             "model_version": None,
@@ -443,8 +466,13 @@ class Simulation:
             "test_accuracy": None,
             "test_macro_f1": None,
             "estimated_accuracy": None,
-            "prefill_accuracy": round(float(np.mean([right for right, _ in shown])), 4),
-            "prefill_sources": dict(Counter(source for _, source in shown)),
+            "prefill_accuracy": round(float(np.mean([right for right, *_ in shown])), 4),
+            "prefill_sources": dict(Counter(source for _, source, _ in shown)),
+            # Cards shown with a class pre-selected (Enter accepts it), and how often that
+            # class was the true one: what the annotator's single key press is worth.
+            "preselected_share": round(float(np.mean([pre for *_, pre in shown])), 4),
+            "preselected_right": round(float(np.mean(right_pre)), 4) if right_pre else None,
+            "encoder": project.encoder_used,
             "seconds": None,
         }
         if version is not None and version.kind == ModelVersion.Kind.MODEL:
@@ -456,6 +484,7 @@ class Simulation:
                 test_accuracy=round(accuracy, 4),
                 test_macro_f1=round(f1, 4),
                 estimated_accuracy=version.estimated_accuracy,
+                preselect_threshold=version.preselect_threshold,
                 pseudo_labels=(version.recipe or {}).get("pseudo_labels"),
                 training_run_seconds=(job.metrics or {}).get("seconds") if job else None,
             )
@@ -466,7 +495,8 @@ class Simulation:
         """Score the model that served (see `served_model`) on the test split."""
         prepared = self._ready()
         head_name, head = served_model(project=project, version=version)
-        predicted = head.predict(prepared.test_vectors)  # argmax: calibration cannot change it
+        # argmax: calibration cannot change it
+        predicted = head.predict(self._test_vectors(project))
         accuracy = float((predicted == prepared.test_labels).mean())
         f1 = float(
             f1_score(
@@ -496,6 +526,12 @@ class Simulation:
         summary["mean_prefill_accuracy"] = round(
             float(np.mean([r["prefill_accuracy"] for r in rounds])), 4
         )
+        summary["mean_preselected_share"] = round(
+            float(np.mean([r["preselected_share"] for r in rounds])), 4
+        )
+        right = [r["preselected_right"] for r in rounds if r["preselected_right"] is not None]
+        summary["min_preselected_right"] = min(right) if right else None
+        summary["encoder_final"] = rounds[-1]["encoder"] if rounds else None
         return summary
 
 

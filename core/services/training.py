@@ -28,13 +28,15 @@ from core.models import (
 )
 from core.selectors import majority_class
 from core.services.embeddings import embedded_vectors, embedding_store
-from core.services.jobs import JobSkipped, job_progress
+from core.services.jobs import JobSkipped, encoder_choice_request_if_due, job_progress
+from models_ml.confidence import PreselectThreshold, preselect_threshold
 from models_ml.heads import (
     LinearHead,
     MLPHead,
+    OutOfFold,
     PrototypeHead,
     SelfTrainingHead,
-    cross_validated_accuracy,
+    out_of_fold,
     proba_for_classes,
 )
 from models_ml.strategies import pool_scores
@@ -116,11 +118,14 @@ def run_seed(*, project: Project, labels_count: int) -> int:
 
 @dataclass(frozen=True)
 class _Suggestions:
-    """Which source fills the prefill: the model, or zero-shot while it is more accurate."""
+    """Which source fills the prefill: the model, or zero-shot while it is more accurate;
+    with zero-shot's confidence and hit/miss on the labeled items (for its threshold)."""
 
     source: str
     zero_shot_version: ModelVersion | None
     zero_shot_accuracy: float | None
+    zero_shot_confidence: np.ndarray | None = None
+    zero_shot_correct: np.ndarray | None = None
 
 
 def _suggestion_source(
@@ -134,16 +139,40 @@ def _suggestion_source(
     if zero_shot is None:
         return _Suggestions(SuggestionSource.MODEL, None, None)
     truth = dict(zip(labeled_ids.tolist(), labels.tolist(), strict=True))
-    predicted = Prediction.objects.filter(
-        model_version=zero_shot, item_id__in=list(truth)
-    ).values_list("item_id", "predicted_class_id")
-    hits = [truth[item_id] == class_id for item_id, class_id in predicted]
-    accuracy = float(np.mean(hits)) if hits else None
+    predicted = list(
+        Prediction.objects.filter(model_version=zero_shot, item_id__in=list(truth)).values_list(
+            "item_id", "predicted_class_id", "confidence"
+        )
+    )
+    hits = np.array([truth[item_id] == class_id for item_id, class_id, _ in predicted], bool)
+    accuracy = float(np.mean(hits)) if len(hits) else None
     use_zero_shot = accuracy is not None and (model_accuracy is None or accuracy > model_accuracy)
     return _Suggestions(
         SuggestionSource.ZERO_SHOT if use_zero_shot else SuggestionSource.MODEL,
         zero_shot,
         accuracy,
+        np.array([confidence for *_, confidence in predicted], dtype=float),
+        hits,
+    )
+
+
+def suggestion_threshold(
+    *, project: Project, suggestions: _Suggestions, oof: OutOfFold, y: np.ndarray
+) -> PreselectThreshold:
+    """The confidence above which this version's suggestions are pre-selected, measured on
+    held-out answers of the source that makes them: the head's out-of-fold predictions on
+    the labels, or zero-shot's predictions on the labeled items (it never saw them)."""
+    if suggestions.source == SuggestionSource.ZERO_SHOT:
+        confidence, correct = suggestions.zero_shot_confidence, suggestions.zero_shot_correct
+    else:
+        proba = oof.proba[oof.covered]
+        classes = np.unique(y)
+        confidence = proba.max(axis=1) if len(proba) else np.zeros(0)
+        correct = classes[proba.argmax(axis=1)] == y[oof.covered] if len(proba) else confidence
+    return preselect_threshold(
+        np.asarray(confidence, dtype=float),
+        np.asarray(correct, dtype=bool),
+        target=project.preselect_precision,
     )
 
 
@@ -180,11 +209,13 @@ def training_run(job: Job) -> dict:
         project=project, X=X_labeled, y=y, X_unlabeled=X_pool[open_rows], seed=seed
     )
     lap("fit")
-    # The linear head's calibration folds already give the estimate; otherwise (prototype,
-    # MLP, self-training: the head without its pseudo-labels) it is cross-validated here.
-    estimate = getattr(head, "cv_estimate_", None) or cross_validated_accuracy(
-        unfitted, X_labeled, y
+    # The linear head's calibration folds already give the out-of-fold predictions;
+    # otherwise (prototype, MLP, self-training: the head without its pseudo-labels) they are
+    # made here. They give the accuracy estimate and the pre-selection threshold.
+    oof = getattr(head, "out_of_fold_", None) or out_of_fold(
+        unfitted, X_labeled, y, random_state=seed
     )
+    estimate = oof.estimate
     lap("estimate_accuracy")
     job_progress(job=job, fraction=0.4, message="Scoring the pool")
 
@@ -208,6 +239,7 @@ def training_run(job: Job) -> dict:
     suggestions = _suggestion_source(
         project=project, labeled_ids=labeled_ids, labels=y, model_accuracy=estimate.accuracy
     )
+    preselect = suggestion_threshold(project=project, suggestions=suggestions, oof=oof, y=y)
     version = _version_write(
         project=project,
         job=job,
@@ -226,13 +258,17 @@ def training_run(job: Job) -> dict:
         },
         labels_count=labels_count,
         accuracy=estimate,
+        preselect=preselect,
     )
     lap("write_predictions")
     version_switch(project=project, version=version)
     lap("switch")
+    encoder_choice_request_if_due(project=project, labels_count=labels_count)
     job.model_version = version
-    job.message = f"Model v{version.number} on {labels_count} labels" + (
-        f", estimated accuracy {estimate.accuracy:.0%}" if estimate.accuracy is not None else ""
+    job.message = f"Model v{version.number} on {labels_count} labels, " + (
+        f"estimated accuracy {estimate.accuracy:.0%}"
+        if estimate.accuracy is not None
+        else "too few labels to estimate its accuracy"
     )
     return {
         "labels": labels_count,
@@ -242,6 +278,7 @@ def training_run(job: Job) -> dict:
         "estimated_accuracy": estimate.accuracy,
         "zero_shot_accuracy": suggestions.zero_shot_accuracy,
         "suggestion_source": suggestions.source,
+        "preselect": preselect.as_dict(),
         "seconds": seconds,
     }
 
@@ -270,6 +307,7 @@ def _version_write(
     recipe: dict,
     labels_count: int,
     accuracy,
+    preselect: PreselectThreshold,
 ) -> ModelVersion:
     """A new ModelVersion with one prediction per pool item (not yet current)."""
     zero_shot: dict[int, tuple[int, float]] = {}
@@ -288,10 +326,12 @@ def _version_write(
         class_ids=class_ids.tolist(),
         labels_count=labels_count,
         estimated_accuracy=accuracy.accuracy,
+        preselect_threshold=preselect.threshold,
         metrics={
             "accuracy_std": accuracy.std,
             "folds": accuracy.folds,
             "zero_shot_accuracy": suggestions.zero_shot_accuracy,
+            "preselect": preselect.as_dict(),
         },
     )
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)

@@ -1,10 +1,18 @@
-// Keyboard labeling: Enter confirms the highlighted class, a hotkey answers with that
-// class, S skips, Backspace goes back to the previous answer. The server renders every
-// card; this file only maps keys to the buttons and times each answer.
+// Keyboard labeling: Enter confirms the highlighted class (only a pre-selected suggestion is
+// highlighted; with none, Enter stores nothing and says so), a hotkey answers with that class,
+// S skips, Backspace goes back to the previous answer. The server renders every card; this
+// file only maps keys to the buttons, times each answer, and keeps the keys typed while the
+// next card is on its way: they are applied to that card once it is shown.
 (function () {
   "use strict";
 
+  const MAX_PENDING = 4;
+  const BOUNCE_MS = 150;  // the same key again this soon is a double press, not a new answer
+  const pending = [];
+  let lastKey = "", lastKeyAt = 0;
+
   function card() { return document.getElementById("card"); }
+  function busy() { return !card() || card().classList.contains("busy"); }
 
   function markShown() {
     const el = card();
@@ -17,24 +25,54 @@
     return false;
   }
 
+  function hint(message) {
+    const el = document.getElementById("key-hint");
+    if (el) el.textContent = message;
+  }
+
+  // Act on the card shown now; true when the key meant something here.
+  function apply(key) {
+    if (key === "Enter") {
+      if (click("button.cls.selected")) return true;
+      if (card() && card().querySelector("button.cls")) {
+        hint("Nothing is selected: press the key of a class to answer (nothing was stored).");
+        return true;
+      }
+      return false;
+    }
+    if (key === "Backspace") return click("#back-button");
+    if (key === "s") return click("#skip-button");
+    if (key.length === 1) return click('button.cls[data-hotkey="' + CSS.escape(key) + '"]');
+    return false;
+  }
+
+  function isLabelingKey(key) {
+    return key === "Enter" || key === "Backspace" || key.length === 1;
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
-    if (!card() || card().classList.contains("busy")) return;
-    const key = event.key.toLowerCase();
-    let handled = false;
-    if (event.key === "Enter") {
-      handled = click("button.cls.selected") || click("button.cls");
-    } else if (event.key === "Backspace") {
-      handled = click("#back-button");
-    } else if (key === "s") {
-      handled = click("#skip-button");
-    } else if (key.length === 1) {
-      handled = click('button.cls[data-hotkey="' + CSS.escape(key) + '"]');
+    if (!card()) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (!isLabelingKey(key)) return;
+    const now = performance.now();
+    const bounce = event.repeat || (key === lastKey && now - lastKeyAt < BOUNCE_MS);
+    lastKey = key; lastKeyAt = now;
+    if (bounce) { event.preventDefault(); return; }
+    if (busy()) {
+      // The next card is on its way: keep the key for it (typing ahead is not lost).
+      if (pending.length < MAX_PENDING) pending.push(key);
+      event.preventDefault();
+      return;
     }
-    if (handled) event.preventDefault();
+    if (apply(key)) event.preventDefault();
   });
+
+  function drain() {
+    while (pending.length && !busy()) apply(pending.shift());
+  }
 
   // Time taken: from the card being shown to the answer being sent.
   document.addEventListener("htmx:configRequest", function (event) {
@@ -44,9 +82,12 @@
     const shown = parseFloat(el.dataset.shownAt || "0");
     if (shown) event.detail.parameters.duration_ms = Math.round(performance.now() - shown);
   });
-  // Ignore keys while a request is in flight, so a double press cannot answer the next image.
+  // While a request is in flight the card is busy: keys wait in `pending` for the next card.
   document.addEventListener("htmx:beforeRequest", function () { if (card()) card().classList.add("busy"); });
-  document.addEventListener("htmx:afterSettle", markShown);
-  document.addEventListener("htmx:responseError", function () { if (card()) card().classList.remove("busy"); });
+  document.addEventListener("htmx:afterSettle", function () { markShown(); drain(); });
+  document.addEventListener("htmx:responseError", function () {
+    pending.length = 0;  // the card they were meant for did not come
+    if (card()) card().classList.remove("busy");
+  });
   document.addEventListener("DOMContentLoaded", markShown);
 })();

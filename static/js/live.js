@@ -12,7 +12,7 @@
   function text(el, value) { if (el) el.textContent = value; }
 
   function onModel(event) {
-    const accuracy = event.estimated_accuracy == null ? "" :
+    const accuracy = event.estimated_accuracy == null ? ", too few labels to estimate its accuracy" :
       ", estimated accuracy " + Math.round(100 * event.estimated_accuracy) + "%";
     if (event.kind === "cold_start") {
       text(document.getElementById("model-status"),
@@ -55,6 +55,13 @@
     }
   }
 
+  // The encoder in use changed (a fallback, or `auto` chose another): re-render its panel.
+  function onEncoder() {
+    const panel = document.getElementById("encoder-panel");
+    if (!panel || !window.htmx) return;
+    htmx.ajax("GET", panel.dataset.refreshUrl, {target: "#encoder-panel", swap: "outerHTML"});
+  }
+
   function connect() {
     const socket = new WebSocket(url);
     socket.onopen = function () { delay = 1000; root.dataset.connected = "1"; };
@@ -62,6 +69,7 @@
       const event = JSON.parse(message.data);
       if (event.event === "model") onModel(event);
       else if (event.event === "job") onJob(event);
+      else if (event.event === "encoder") onEncoder();
       document.body.dispatchEvent(new CustomEvent("project-updated", {detail: event}));
     };
     socket.onclose = function (close) {

@@ -85,3 +85,56 @@ def test_class_names_are_escaped_in_the_charts():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "<polyline" in str(line_chart([("a", [(1, 0.2), (2, 0.5)])], x_label="x", y_label="y"))
     assert Annotation.objects.count() == 0
+
+
+def test_dashboard_shows_the_preselection_rule_its_record_and_the_encoder_comparison(client):
+    project, admin, (annotator,) = project_with_members(classes=("cat", "dog"))
+    cat, dog = project.classes.order_by("order")
+    version = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        labels_count=40,
+        estimated_accuracy=0.8,
+        preselect_threshold=0.9,
+        metrics={
+            "preselect": {
+                "threshold": 0.9, "target": 0.9, "support": 31, "precision": 0.968,
+                "share": 0.5, "predictions": 62,
+            }
+        },
+    )  # fmt: skip
+    project.current_model_version = version
+    project.encoder_comparison = {
+        "labels": 40,
+        "at": "2026-11-25T10:00:00",
+        "margin": 0.03,
+        "rows": [
+            {"encoder": "tf_efficientnet_lite0.in1k", "available": True, "knn": 0.7,
+             "linear": 0.75, "labels": 40, "chosen": True},
+            {"encoder": "pixels", "available": True, "knn": 0.3, "linear": 0.31,
+             "labels": 40, "chosen": False},
+            {"encoder": "vit_small_patch14_dinov2.lvd142m", "available": False,
+             "reason": "hub cannot be reached", "chosen": False},
+        ],
+    }  # fmt: skip
+    project.save()
+    items = [ItemFactory(project=project) for _ in range(4)]
+    # Three answers on pre-selected cards (two kept), one on a card below the threshold.
+    for item, confidence, answer in zip(
+        items, [0.95, 0.97, 0.92, 0.6], [dog, dog, cat, cat], strict=True
+    ):
+        Annotation.objects.create(
+            item=item, annotator=annotator, label_class=answer, suggested_class=dog,
+            suggestion_confidence=confidence, suggestion_model_version=version,
+            suggestion_accepted=answer == dog,
+        )  # fmt: skip
+
+    data = selectors.project_dashboard(project=project)
+    assert (data["preselect"]["shown"], data["preselect"]["kept"]) == (3, 2)
+
+    client.force_login(admin)
+    body = client.get(reverse("core:project_dashboard", args=[project.pk])).content.decode()
+    assert "confidence ≥ <strong>0.900</strong>" in body and "31 held-out" in body
+    assert "kept 2 of 3 pre-selected" in body
+    assert "<code>tf_efficientnet_lite0.in1k</code></td>" in body and "0.750" in body
+    assert "not available: hub cannot be reached" in body

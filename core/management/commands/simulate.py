@@ -5,9 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from core.models import Strategy
+from core.models import AUTO_ENCODER, Strategy
 from core.plots import Series, learning_curve_png
 from core.services.simulation import INITS, RunConfig, Simulation, SimulationError
+from models_ml.encoders import ENCODERS
 
 
 class Command(BaseCommand):
@@ -25,7 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", type=Path, help="write the result here (default: stdout)")
         parser.add_argument(
-            "--encoder", default="pixels", help="timm name with tag, 'pixels', or a weights path"
+            "--encoder",
+            default=AUTO_ENCODER,
+            help="'auto' (the app's default: measured on the labels), a registry or timm name "
+            f"with tag ({', '.join(ENCODERS)}), 'pixels', or a weights path",
         )
         parser.add_argument("--init", choices=INITS, default="random", help="cold start")
         parser.add_argument(
@@ -59,7 +63,8 @@ class Command(BaseCommand):
                 log=lambda message: self.stderr.write(message),
             )
             with simulation:
-                if simulation.setup["encoder_notice"]:
+                notice = simulation.setup["encoder_notice"]
+                if notice and not notice.get("auto"):
                     self.stderr.write(
                         f"warning: encoder {options['encoder']!r} could not be loaded; using "
                         f"{simulation.setup['encoder_used']} (see settings.encoder_notice)"
@@ -78,7 +83,9 @@ class Command(BaseCommand):
             f"{config.strategy}: {len(result['rounds'])} rounds, final accuracy "
             f"{summary.get('final_accuracy')}, labels to 90% of full-label accuracy "
             f"({summary.get('full_label_accuracy')}): {summary.get('labels_to_90pct')}, "
-            f"AULC {summary.get('aulc')}, {result['seconds']} s"
+            f"AULC {summary.get('aulc')}, pre-selected {summary.get('mean_preselected_share')} "
+            f"of cards (right at least {summary.get('min_preselected_right')} per round), "
+            f"encoder {summary.get('encoder_final')}, {result['seconds']} s"
         )
         if options["plot"]:
             rounds = result["rounds"]
