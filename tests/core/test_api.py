@@ -201,7 +201,7 @@ def test_a_lease_and_an_answer_take_six_and_eight_statements():
     """The labeling endpoints' cost, statement by statement (see bench/next_item.py): a
     query more on either is a regression on the hottest path of the app."""
     project, _, (annotator,) = project_with_members()
-    version = ModelVersionFactory(project=project)
+    version = ModelVersionFactory(project=project, preselect_threshold=0.85)
     cat = project.classes.get(name="cat")
     scored = ItemFactory.create_batch(CANDIDATES_PER_ATTEMPT, project=project)  # a full page
     for rank, scored_item in enumerate(scored):
@@ -218,6 +218,7 @@ def test_a_lease_and_an_answer_take_six_and_eight_statements():
     # token, project, held lease, candidates, insert lease, item with its suggestion
     assert len(statements(lease.captured_queries)) == 6
     assert leased["item"]["id"] == item.pk and leased["suggestion"]["predicted_class"] == cat.pk
+    assert leased["suggestion"]["preselected"] is True  # 0.9 >= the version's 0.85: no query more
     with CaptureQueriesContext(connection) as submit:
         answered = client.post(
             f"/api/projects/{project.pk}/items/{item.pk}/submit/", {"label_class": cat.pk}

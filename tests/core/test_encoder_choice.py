@@ -13,6 +13,7 @@ from core.services.jobs import encoder_choice_request_if_due, training_request
 from models_ml import encoders
 from models_ml.encoders import load_encoder
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
+from tests.factories import project_with_members
 
 pytestmark = pytest.mark.django_db
 
@@ -91,18 +92,21 @@ def test_auto_keeps_the_encoder_in_use_when_no_other_wins_clearly(two_encoders):
     assert not Job.objects.filter(project=project, kind=Job.Kind.EMBED, status="queued")
 
 
-def test_comparisons_are_due_at_twenty_labels_then_at_every_doubling(monkeypatch):
+def test_comparisons_are_due_at_five_labels_per_class_then_at_every_doubling(monkeypatch):
     requested = []
     monkeypatch.setattr(jobs, "job_request", lambda **kw: requested.append(kw["kind"]))
-    project = Project(encoder_name=AUTO_ENCODER, encoder_comparison={})
-    assert encoder_choice_request_if_due(project=project, labels_count=19) is None
-    encoder_choice_request_if_due(project=project, labels_count=20)
-    project.encoder_comparison = {"labels": 20}
-    assert encoder_choice_request_if_due(project=project, labels_count=39) is None
-    encoder_choice_request_if_due(project=project, labels_count=40)
-    named = Project(encoder_name="pixels", encoder_comparison={})
+    two, *_ = project_with_members(classes=("a", "b"), encoder_name=AUTO_ENCODER)
+    assert encoder_choice_request_if_due(project=two, labels_count=19) is None  # 20 at least
+    encoder_choice_request_if_due(project=two, labels_count=20)
+    two.encoder_comparison = {"labels": 20}
+    assert encoder_choice_request_if_due(project=two, labels_count=39) is None
+    encoder_choice_request_if_due(project=two, labels_count=40)
+    ten, *_ = project_with_members(classes=[str(i) for i in range(10)], encoder_name="auto")
+    assert encoder_choice_request_if_due(project=ten, labels_count=49) is None  # 5 per class
+    encoder_choice_request_if_due(project=ten, labels_count=50)
+    named, *_ = project_with_members(encoder_name="pixels")
     assert encoder_choice_request_if_due(project=named, labels_count=500) is None
-    assert requested == [Job.Kind.CHOOSE_ENCODER] * 2
+    assert requested == [Job.Kind.CHOOSE_ENCODER] * 3
 
 
 def test_without_the_hub_auto_starts_with_the_installed_encoder_within_seconds(monkeypatch):

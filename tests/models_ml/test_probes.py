@@ -45,3 +45,19 @@ def test_probes_are_deterministic_for_a_seed_and_use_it():
     assert probe_scores(X, y, random_state=1) == probe_scores(X, y, random_state=1)
     draws = {probe_scores(X, y, random_state=s).knn for s in range(6)}
     assert len(draws) > 1  # the folds follow the seed
+
+
+def _scores(mean_hits: np.ndarray) -> ProbeScores:
+    return ProbeScores(float(mean_hits.mean()), float(mean_hits.mean()), len(mean_hits), mean_hits)
+
+
+def test_a_lead_within_the_noise_of_few_labels_does_not_cause_a_switch():
+    """Same labels, paired: 2 of 20 more right is a 10-point lead but within two standard
+    errors; 20 of 200 more right is the same lead, well outside them."""
+    rng = np.random.default_rng(0)
+    for n, switch in ((20, False), (200, True)):
+        mine = (rng.random(n) < 0.5).astype(float)
+        theirs = mine.copy()
+        theirs[np.flatnonzero(mine == 0)[: n // 10]] = 1.0
+        chosen = encoder_choose({"mine": _scores(mine), "theirs": _scores(theirs)}, "mine")
+        assert chosen == ("theirs" if switch else "mine"), n
