@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from core.models import Project, Role
+from core.services.classes import class_names_check
 from core.services.projects import SETTINGS_FIELDS
 
 
@@ -15,10 +16,15 @@ class ProjectCreateForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def cleaned_class_names(self) -> list[str]:
+    def clean_class_names(self) -> list[str]:
         raw = self.cleaned_data.get("class_names", "").replace(",", "\n")
-        names = [n.strip() for n in raw.splitlines() if n.strip()]
-        return list(dict.fromkeys(names))
+        try:
+            return class_names_check([n for n in raw.splitlines() if n.strip()])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def cleaned_class_names(self) -> list[str]:
+        return self.cleaned_data.get("class_names", [])
 
 
 class ProjectSettingsForm(forms.ModelForm):
@@ -105,8 +111,16 @@ class ExportForm(forms.Form):
         min_value=0.0,
         max_value=0.99,
         label="Validation fraction",
-        help_text="Empty: no train/val split.",
+        help_text="Above 0 and below 1; empty: no train/val split.",
     )
+
+    def clean_split(self) -> float | None:
+        value = self.cleaned_data.get("split")
+        if value is not None and value <= 0:
+            raise forms.ValidationError(
+                "The validation fraction must be above 0 (leave it empty for no split)."
+            )
+        return value
 
 
 class BrowseForm(forms.Form):

@@ -40,6 +40,18 @@ def normalise_image(data: bytes, *, max_pixels: int, thumbnail_size: int = 256) 
     """
     if not data:
         raise ImageRejected("empty file")
+    try:
+        return _normalise(data, max_pixels=max_pixels, thumbnail_size=thumbnail_size)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        # Pillow's decoders raise whatever their C code runs into on hostile input (a TIFF
+        # with mutated strip offsets raised TypeError inside load()): every such failure is
+        # this file's rejection, never the batch's server error.
+        raise ImageRejected(f"cannot decode image ({type(exc).__name__}: {exc})"[:300]) from exc
+
+
+def _normalise(data: bytes, *, max_pixels: int, thumbnail_size: int) -> NormalisedImage:
     image = _open_checked(data, max_pixels=max_pixels)
     source_format = image.format or ""
     rgb = _to_rgb8(image)

@@ -436,8 +436,11 @@ def embedding_store(*, project: Project, key: str | None = None, dim: int | None
     dim = dim or project.embedding_dim
     if not key or not dim:
         return None
-    root = Path(settings.ANNOTATOR_EMBEDDINGS_DIR) / f"project-{project.pk}"
-    return EmbeddingStore(root, key, dim)
+    return EmbeddingStore(embeddings_root(project=project), key, dim)
+
+
+def embeddings_root(*, project: Project) -> Path:
+    return Path(settings.ANNOTATOR_EMBEDDINGS_DIR) / f"project-{project.pk}"
 
 
 def similar_item_ids(*, project: Project, item_id: int, limit: int = 60) -> list[int] | None:

@@ -4,6 +4,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
+from core.services.classes import class_names_check
 from core.services.projects import SETTINGS_FIELDS
 
 
@@ -73,6 +74,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "classes",
             "role",
         ]
+
+    def validate_class_names(self, names: list[str]) -> list[str]:
+        try:
+            return class_names_check([n for n in names if n.strip()])
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
     def get_role(self, project: Project) -> str | None:
         roles = self.context.get("roles", {})

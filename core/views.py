@@ -39,7 +39,7 @@ from core.services.exports import (
     export_request,
 )
 from core.services.imports import ImportReport, items_import
-from core.services.jobs import pretrain_request, training_request
+from core.services.jobs import embed_request, pretrain_request, training_request
 from core.services.projects import membership_set, project_create, project_settings_update
 from core.services.queue import (
     QueueError,
@@ -49,6 +49,7 @@ from core.services.queue import (
     item_skip,
 )
 from core.services.uploads import sources_from_uploads
+from models_ml.store import StoreDamaged
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -220,17 +221,27 @@ def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id, admin=True)
     form = BrowseForm(request.GET or None, project=project)
     filters = form.cleaned_data if form.is_valid() else {}
-    entries, next_after = selectors.item_browse(
-        project=project,
-        status=filters.get("status") or "all",
-        label_class_id=filters.get("label_class"),
-        annotator_id=filters.get("annotator"),
-        predicted_class_id=filters.get("predicted_class"),
-        min_confidence=filters.get("min_confidence"),
-        max_confidence=filters.get("max_confidence"),
-        after=filters.get("after") or 0,
-        similar_to=filters.get("similar_to"),
-    )
+    try:
+        entries, next_after = selectors.item_browse(
+            project=project,
+            status=filters.get("status") or "all",
+            label_class_id=filters.get("label_class"),
+            annotator_id=filters.get("annotator"),
+            predicted_class_id=filters.get("predicted_class"),
+            min_confidence=filters.get("min_confidence"),
+            max_confidence=filters.get("max_confidence"),
+            after=filters.get("after") or 0,
+            similar_to=filters.get("similar_to"),
+        )
+    except StoreDamaged:
+        # "More like this" reads the embeddings file: degrade, and have the worker rebuild it.
+        embed_request(project=project, reason="the embeddings file is damaged")
+        messages.warning(
+            request,
+            "The embeddings of this project are damaged and are being rebuilt; "
+            "“more like this” works again when the embedding job has finished.",
+        )
+        entries, next_after = [], None
     query = request.GET.copy()
     query.pop("after", None)
     query.pop("similar_to", None)

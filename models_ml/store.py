@@ -8,9 +8,11 @@ row per number.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,13 +25,19 @@ def safe_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@+-]", "_", key)
 
 
+class StoreDamaged(Exception):
+    """The store's files do not hold what its meta.json says (cut short, altered, unreadable)."""
+
+
 class EmbeddingStore:
     """Append-only vectors for one encoder key under `root/<key>/`.
 
-    Files: `vectors.f16` (row-major float16), `ids.i64` and `meta.json` (dim, count). `count` in
-    meta.json is written last, so a writer that dies mid-append leaves trailing bytes that the
-    next append overwrites and readers never see. One writer at a time (a file lock); readers
-    need no lock.
+    Files: `vectors.f16` (row-major float16), `ids.i64` and `meta.json` (dim, count, and the
+    SHA-256 of every appended segment). `count` in meta.json is written last, so a writer that
+    dies mid-append leaves trailing bytes that the next append overwrites and readers never
+    see. One writer at a time (a file lock); readers need no lock. Readers check the file sizes
+    (cheap) and raise `StoreDamaged`; `verify` also re-hashes every segment (the worker does,
+    before it appends, and rebuilds a damaged store: `reset`).
     """
 
     def __init__(self, root: str | os.PathLike[str], encoder_key: str, dim: int):
@@ -60,16 +68,44 @@ class EmbeddingStore:
 
     def _read_meta(self) -> dict | None:
         try:
-            return json.loads(self._meta_path.read_text())
+            meta = json.loads(self._meta_path.read_text())
+            int(meta["count"]), int(meta["dim"])
+            return meta
         except FileNotFoundError:
             return None
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            raise StoreDamaged(f"{self._meta_path} is unreadable: {error}") from error
 
-    def _write_meta(self, count: int) -> None:
+    def _write_meta(self, count: int, segments: list | None = None) -> None:
         tmp = self._meta_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"encoder_key": self.encoder_key, "dim": self.dim, "count": count})
-        )
+        meta = {"encoder_key": self.encoder_key, "dim": self.dim, "count": count}
+        meta["segments"] = segments if segments is not None else []
+        tmp.write_text(json.dumps(meta))
         os.replace(tmp, self._meta_path)
+
+    def _check_sizes(self, count: int) -> None:
+        for path, row_bytes in ((self._ids_path, 8), (self._vectors_path, 2 * self.dim)):
+            size = path.stat().st_size if path.exists() else 0
+            if size < count * row_bytes:
+                raise StoreDamaged(f"{path} holds {size} bytes, fewer than {count} rows")
+
+    def verify(self) -> None:
+        """Raise StoreDamaged unless every segment hashes as recorded (reads the whole store)."""
+        meta = self._read_meta()
+        if meta is None:
+            return
+        self._check_sizes(int(meta["count"]))
+        start = 0
+        for count, digest in meta.get("segments", []):
+            if _segment_digest(self, start, count) != digest:
+                raise StoreDamaged(f"rows {start}-{start + count - 1} of {self.path} changed")
+            start += count
+
+    @classmethod
+    def reset(cls, root: str | os.PathLike[str], encoder_key: str, dim: int) -> EmbeddingStore:
+        """An empty store in place of a damaged one."""
+        shutil.rmtree(Path(root) / safe_key(encoder_key), ignore_errors=True)
+        return cls(root, encoder_key, dim)
 
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -83,7 +119,11 @@ class EmbeddingStore:
     # reading
     def __len__(self) -> int:
         meta = self._read_meta()
-        return int(meta["count"]) if meta else 0
+        if not meta:
+            return 0
+        count = int(meta["count"])
+        self._check_sizes(count)
+        return count
 
     def ids(self) -> np.ndarray:
         count = len(self)
@@ -153,6 +193,24 @@ class EmbeddingStore:
                         f.truncate()
                         f.flush()
                         os.fsync(f.fileno())
-                self._write_meta(count + int(new.sum()))
+                segments = (self._read_meta() or {}).get("segments", [])
+                segments.append([int(new.sum()), _segment_digest(self, count, int(new.sum()))])
+                self._write_meta(count + int(new.sum()), segments)
             self._index = None
             return int(new.sum())
+
+
+def _segment_digest(store: EmbeddingStore, start: int, count: int) -> str:
+    """SHA-256 of rows start..start+count-1: their ids, then their vectors, as stored."""
+    digest = hashlib.sha256()
+    for path, row_bytes in ((store._ids_path, 8), (store._vectors_path, 2 * store.dim)):
+        with open(path, "rb") as f:
+            f.seek(start * row_bytes)
+            left = count * row_bytes
+            while left:
+                block = f.read(min(left, 1 << 22))
+                if not block:
+                    raise StoreDamaged(f"{path} ends before row {start + count}")
+                digest.update(block)
+                left -= len(block)
+    return digest.hexdigest()

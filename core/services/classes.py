@@ -12,6 +12,35 @@ HOTKEY_ORDER = "1234567890" + "abcdefghijklmnopqrtuvwxyz"
 RESERVED_HOTKEYS = frozenset("s")
 
 
+def class_name_normalise(name: str) -> str:
+    """A class name as stored: surrounding whitespace removed, inner runs of it made one space
+    ("  big  cat " and "big cat" are one class)."""
+    return " ".join(str(name).split())
+
+
+def class_names_check(names: list[str]) -> list[str]:
+    """Normalised names, in order; ValueError naming the first that repeats one before it
+    (ignoring case: "Cat" and "cat" would be two buttons nobody can tell apart)."""
+    seen: dict[str, str] = {}
+    result = []
+    for raw in names:
+        name = class_name_normalise(raw)
+        if not name:
+            raise ValueError("A class needs a name.")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(f"Class name {name!r} contains control characters.")
+        if name.casefold() in seen:
+            raise ValueError(f"Class name {name!r} repeats {seen[name.casefold()]!r}.")
+        seen[name.casefold()] = name
+        result.append(name)
+    return result
+
+
+def _name_taken(project: Project, name: str, exclude: int | None = None) -> bool:
+    others = project.classes.exclude(pk=exclude) if exclude else project.classes.all()
+    return others.filter(name__iexact=name).exists()
+
+
 def next_free_hotkey(project: Project) -> str:
     used = set(project.classes.values_list("hotkey", flat=True))
     return next((key for key in HOTKEY_ORDER if key not in used), "")
@@ -20,9 +49,9 @@ def next_free_hotkey(project: Project) -> str:
 @transaction.atomic
 def label_class_create(*, project: Project, name: str, hotkey: str | None = None) -> LabelClass:
     """Add a class at the end of the project's order, with the next free hotkey by default."""
-    name = name.strip()
-    if not name:
-        raise ValueError("A class needs a name.")
+    (name,) = class_names_check([name])
+    if _name_taken(project, name):
+        raise ValueError(f"The project already has a class named {name!r}.")
     if hotkey is not None:
         hotkey = hotkey.strip().lower()
         if hotkey in RESERVED_HOTKEYS:
@@ -39,13 +68,14 @@ def label_class_create(*, project: Project, name: str, hotkey: str | None = None
 
 
 def label_class_get_or_create(*, project: Project, name: str) -> tuple[LabelClass, bool]:
-    existing = project.classes.filter(name=name).first()
+    name = class_name_normalise(name)
+    existing = project.classes.filter(name__iexact=name).first()
     if existing:
         return existing, False
     try:
         return label_class_create(project=project, name=name), True
-    except IntegrityError:  # created concurrently
-        return project.classes.get(name=name), False
+    except (IntegrityError, ValueError):  # created concurrently
+        return project.classes.get(name__iexact=name), False
 
 
 class ClassChangeError(ValueError):
@@ -58,9 +88,12 @@ def label_class_update(
 ) -> LabelClass:
     """Rename a class and/or set its hotkey ('' for none). Answers keep pointing at it."""
     if name is not None:
-        name = name.strip()
-        if not name:
-            raise ClassChangeError("A class needs a name.")
+        try:
+            (name,) = class_names_check([name])
+        except ValueError as exc:
+            raise ClassChangeError(str(exc)) from exc
+        if _name_taken(label_class.project, name, exclude=label_class.pk):
+            raise ClassChangeError(f"Another class of this project is named {name!r}.")
         label_class.name = name
     if hotkey is not None:
         hotkey = hotkey.strip().lower()

@@ -23,7 +23,7 @@ from PIL import Image
 
 from core.events import project_event_send
 from core.models import AUTO_ENCODER, Item, Job, Project
-from core.selectors import embedding_store, training_is_possible
+from core.selectors import embedding_store, embeddings_root, training_is_possible
 from core.services.jobs import (
     JobSkipped,
     job_progress,
@@ -38,6 +38,7 @@ from models_ml.encoders import (
     preferred_encoders,
     safe_key,
 )
+from models_ml.store import EmbeddingStore, StoreDamaged
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def items_embed_run(job: Job) -> dict:
     resolved = project_encoder_resolve(project=project)
     encoder = resolved.encoder
     key = safe_key(encoder.key)
-    store = embedding_store(project=project, key=key, dim=encoder.embed_dim)
+    store, damage = _verified_store(project, key, encoder.embed_dim)
     items = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "image"))
     missing = set(store.missing([pk for pk, _ in items]))
     todo = [(pk, name) for pk, name in items if pk in missing]
@@ -173,8 +174,10 @@ def items_embed_run(job: Job) -> dict:
             )
     project.embedding_key, project.embedding_dim = key, encoder.embed_dim
     project.encoder_used, project.encoder_notice = encoder.name, resolved.notice
-    job.message = f"{len(todo) - len(failed)} images embedded with {encoder.name}" + (
-        f" ({resolved.notice['model']} has no weights here)" if resolved.notice else ""
+    job.message = (
+        f"{len(todo) - len(failed)} images embedded with {encoder.name}"
+        + (f" ({resolved.notice['model']} has no weights here)" if resolved.notice else "")
+        + (" after the damaged embeddings file was rebuilt" if damage else "")
     )
     _after_embedding(project=project, newly_embedded=len(todo) - len(failed))
     return {
@@ -187,7 +190,22 @@ def items_embed_run(job: Job) -> dict:
         "seconds": round(seconds, 3),
         "images_per_s": round((len(todo) - len(failed)) / seconds, 1) if seconds else None,
         "batch_size": batch_size,
+        "rebuilt_damaged_store": damage,
     }
+
+
+def _verified_store(project: Project, key: str, dim: int) -> tuple[EmbeddingStore, str | None]:
+    """The store for `key`, re-hashed (StoreDamaged: emptied, to be embedded again), and what
+    was wrong with it, if anything. Pages that meet a damaged store request this job."""
+    try:
+        store = embedding_store(project=project, key=key, dim=dim)
+        store.verify()
+        return store, None
+    except StoreDamaged as damage:
+        logger.warning(
+            "project %s: embeddings %s damaged (%s); rebuilding", project.pk, key, damage
+        )
+        return EmbeddingStore.reset(embeddings_root(project=project), key, dim), str(damage)[:200]
 
 
 class _ProgressReporter:

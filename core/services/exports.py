@@ -190,6 +190,17 @@ def _flat(row: ExportRow) -> dict:
     return data
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell no spreadsheet evaluates (OWASP CSV injection): text that starts with
+    = + - @ tab or carriage return gets a leading ' (shown, not run). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def write_csv(rows, out) -> None:
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(text)
@@ -197,7 +208,9 @@ def write_csv(rows, out) -> None:
     for row in rows:
         data = _flat(row)
         data["annotators"] = ";".join(data["annotators"])
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+        writer.writerow(
+            ["" if data[c] is None else spreadsheet_safe(data[c]) for c in CSV_COLUMNS]
+        )
     text.detach()
 
 

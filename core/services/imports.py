@@ -179,6 +179,9 @@ def items_import(
             _import_one(project, source, labels_as, annotator, classes, report)
         except (SourceRejected, ImageRejected) as exc:
             report.rejected.append((source.name, str(exc)))
+        except Exception:  # noqa: BLE001 - one file's failure never costs the rest of the batch
+            logger.exception("importing %r into project %s failed", source.name, project.pk)
+            report.rejected.append((source.name, "could not be imported (the server log says why)"))
         if progress:
             progress(count)
     if report.imported:

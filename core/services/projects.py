@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from core.models import Item, Membership, Prediction, Project, Role
-from core.services.classes import label_class_create
+from core.services.classes import class_names_check, label_class_create
 from core.services.jobs import embed_request
 
 SETTINGS_FIELDS = (
@@ -33,12 +33,12 @@ def project_create(
     if unknown:
         raise TypeError(f"Unknown project settings: {sorted(unknown)}")
     project = Project(name=name, created_by=created_by, **settings)
+    names = class_names_check([n for n in class_names if n.strip()])  # ValueError: repeats
     project.full_clean()
     project.save()
     Membership.objects.create(user=created_by, project=project, role=Role.ADMIN)
-    for class_name in class_names:
-        if class_name.strip():
-            label_class_create(project=project, name=class_name)
+    for class_name in names:
+        label_class_create(project=project, name=class_name)
     return project
 
 

@@ -242,3 +242,33 @@ def test_serializers_that_build_their_fields_once_give_each_instance_its_own():
     assert (one.data["id"], other.data["id"]) == (first.pk, second.pk)
     listed = ItemSerializer([first, second], many=True).data
     assert [row["image_url"] for row in listed] == [one.data["image_url"], other.data["image_url"]]
+
+
+@pytest.mark.dbcompat
+@pytest.mark.parametrize("query", ["split=%00", "split=a%00b", "label=%1b", "status=%7f", "x%00=1"])
+def test_control_characters_in_a_query_are_a_400_naming_the_parameter(query):
+    """PostgreSQL refuses NUL in text: `?split=%00` on the items list was a 500 there."""
+    project, admin, _ = project_with_members()
+    ItemFactory(project=project)
+    client = APIClient()
+    client.force_authenticate(admin)
+    response = client.get(f"/api/projects/{project.pk}/items/?{query}")
+    assert response.status_code == 400
+    (field,) = response.json()
+    assert "control characters" in response.json()[field][0]
+    assert client.get(f"/api/projects/{project.pk}/items/?split=train").status_code == 200
+
+
+def test_export_with_a_zero_or_out_of_range_split_is_a_400_naming_split(client):
+    project, admin, _ = project_with_members()
+    api = APIClient()
+    api.force_authenticate(admin)
+    for split in ("0.0", "0", "-1", "1", "abc"):
+        response = api.get(f"/api/projects/{project.pk}/export/csv/?split={split}")
+        assert response.status_code == 400 and "split" in response.json(), split
+    assert api.get(f"/api/projects/{project.pk}/export/csv/?split=0.2").status_code == 200
+    client.force_login(admin)
+    page = client.get(f"/projects/{project.pk}/export/?format=csv&split=0.0", follow=True)
+    assert (
+        page.status_code == 200 and "validation fraction must be above 0" in page.content.decode()
+    )

@@ -105,3 +105,54 @@ def test_browser_is_for_admins(client):
     assert client.get(url).status_code == 403
     client.force_login(UserFactory())
     assert client.get(url).status_code == 404
+
+
+def test_more_like_this_on_a_damaged_embeddings_file_degrades_and_queues_a_rebuild(client):
+    """A cut-short vectors file answered 500; now the page says so and the worker rebuilds."""
+    from core.models import Job
+    from core.services.embeddings import encoder_cache
+    from tests.core.loop_helpers import loop_project, run_jobs
+
+    encoder_cache.clear()
+    project, admin, *_ = loop_project(images_per_class=4)
+    run_jobs(project, Job.Kind.EMBED)
+    project.refresh_from_db()
+    store = selectors.embedding_store(project=project)
+    vectors = store.path / "vectors.f16"
+    vectors.write_bytes(vectors.read_bytes()[:100])  # damaged on disk
+    item = project.items.first()
+    client.force_login(admin)
+
+    response = client.get(
+        reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk}
+    )
+
+    assert response.status_code == 200 and "being rebuilt" in response.content.decode()
+    (rebuild,) = run_jobs(project, Job.Kind.EMBED)
+    assert rebuild.metrics["rebuilt_damaged_store"] and rebuild.metrics["embedded"] == 8
+    assert "rebuilt" in rebuild.message
+    response = client.get(
+        reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk}
+    )
+    assert "being rebuilt" not in response.content.decode()
+    selectors.embedding_store(project=project).verify()
+
+
+def test_a_changed_byte_in_the_embeddings_is_found_by_verify(tmp_path):
+    import numpy as np
+    import pytest
+
+    from models_ml.store import EmbeddingStore, StoreDamaged
+
+    store = EmbeddingStore(tmp_path, "k", 4)
+    store.append([1, 2], np.ones((2, 4)))
+    store.append([3], np.zeros((1, 4)))
+    store.verify()
+    data = bytearray((store.path / "vectors.f16").read_bytes())
+    data[3] ^= 0xFF
+    (store.path / "vectors.f16").write_bytes(bytes(data))
+    with pytest.raises(StoreDamaged, match="rows 0-1"):
+        store.verify()
+    (store.path / "meta.json").write_text("{not json")
+    with pytest.raises(StoreDamaged, match="unreadable"):
+        EmbeddingStore(tmp_path, "k", 4)

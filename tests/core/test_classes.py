@@ -79,8 +79,10 @@ def test_rename_hotkey_and_order(project_with_answers):
     kitten.refresh_from_db()
     assert (kitten.name, kitten.hotkey) == ("young cat", "k")
     assert Annotation.objects.filter(label_class=kitten).count() == 3  # answers follow
-    with pytest.raises(ClassChangeError, match="name or hotkey"):
+    with pytest.raises(ClassChangeError, match="is named 'cat'"):
         label_class_update(label_class=dog, name="cat")
+    with pytest.raises(ClassChangeError, match="is named"):
+        label_class_update(label_class=dog, name="  CAT ")  # same name, other case and spaces
     with pytest.raises(ClassChangeError, match="reserved"):
         label_class_update(label_class=dog, hotkey="s")
 
@@ -127,3 +129,40 @@ def test_api_renames_and_merges(project_with_answers, client):
         content_type="application/json",
     )  # fmt: skip
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "names", [["x", "x"], ["x", " x"], ["Big cat", "big  cat"], ["a", "b", "A"]]
+)
+def test_repeated_class_names_are_a_400_naming_the_field_and_create_nothing(names):
+    from rest_framework.test import APIClient
+
+    from core.models import Project
+    from tests.factories import UserFactory
+
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    response = client.post("/api/projects/", {"name": "P", "class_names": names}, format="json")
+    assert response.status_code == 400
+    assert "repeats" in response.json()["class_names"][0]
+    assert not Project.objects.exists()
+
+
+def test_the_new_project_form_refuses_repeated_class_names(client):
+    from core.models import Project
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory())
+    response = client.post(
+        reverse("core:project_new"), {"name": "P", "class_names": "cat, dog\nCat"}
+    )
+    assert response.status_code == 200 and "repeats" in response.content.decode()
+    assert not Project.objects.exists()
+
+
+def test_class_names_are_stored_with_their_whitespace_normalised():
+    from core.services.classes import class_names_check
+
+    assert class_names_check(["  big   cat ", "dog"]) == ["big cat", "dog"]
+    with pytest.raises(ValueError, match="control"):
+        class_names_check(["a\x00b"])

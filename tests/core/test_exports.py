@@ -273,3 +273,20 @@ def test_image_formats_export_in_the_background_with_a_download_link(labeled_pro
     annotator = project.memberships.filter(role="annotator").first().user
     client.force_login(annotator)
     assert client.get(download).status_code == 403
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(labeled_project, tmp_path, prefix):
+    project, items, cat, _, _ = labeled_project
+    LabelClass.objects.filter(pk=cat.pk).update(name=f'{prefix}HYPERLINK("http://x")')
+    Item.objects.filter(pk=items[2].pk).update(original_name=f"{prefix}cmd|' /C calc'!A0")
+    out, _ = export(project, "csv", tmp_path)
+
+    rows = list(csv.DictReader(out.open(newline="")))
+    row = next(r for r in rows if r["item_id"] == str(items[2].pk))
+    assert row["label"] == f'\'{prefix}HYPERLINK("http://x")'
+    assert row["file_name"] == f"'{prefix}cmd|' /C calc'!A0"
+    for cell in (c for r in rows for c in r.values()):
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+    # Numbers are not text: a negative number would be kept, and ids/sizes stay plain.
+    assert row["width"] == "16" and row["item_id"].isdigit()

@@ -163,3 +163,27 @@ def test_import_command_reads_zip_with_imagefolder_tree(tmp_path):
         ("test", "dog"),
         ("train", "cat"),
     ]
+
+
+def test_an_unexpected_failure_on_one_file_is_its_rejection_not_the_batchs(tmp_path, monkeypatch):
+    from core.services import imports
+
+    project, _, _ = project_with_members()
+    for index, name in enumerate(("a.png", "b.png", "c.png")):
+        write(tmp_path, name, rgb_png(index))
+    real = imports.normalise_image
+
+    def failing_on_b(data, **kwargs):
+        if data == rgb_png(1):
+            raise RuntimeError("disk on fire")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(imports, "normalise_image", failing_on_b)
+    report = items_import(
+        project=project, sources=sources_from_folder(tmp_path, max_file_bytes=10**7)
+    )
+
+    assert sorted(Item.objects.values_list("original_name", flat=True)) == ["a.png", "c.png"]
+    (rejected,) = report.rejected
+    assert rejected[0] == "b.png" and "server log" in rejected[1] and "fire" not in rejected[1]
+    assert project.jobs.filter(kind="embed").exists()

@@ -528,3 +528,22 @@ def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
     assert last.predicted_class is None and last.acquisition_score == -1.5
     assert last.source == SuggestionSource.ZERO_SHOT and last.probabilities == [0.9, 0.1]
     assert all(p.item_open for p in written.values())
+
+
+def test_embedding_reports_moving_progress_while_it_runs(monkeypatch):
+    from core.services import embeddings
+
+    reported = []
+    real = embeddings.job_progress
+    monkeypatch.setattr(
+        embeddings, "job_progress", lambda **kw: reported.append(kw["fraction"]) or real(**kw)
+    )
+    monkeypatch.setattr(embeddings, "PROGRESS_EVERY_S", 0.0)
+    project, *_ = loop_project(images_per_class=40, classes=("red", "blue", "green"))
+
+    (job,) = run_jobs(project, Job.Kind.EMBED)
+
+    assert job.status == Job.Status.SUCCEEDED and job.metrics["embedded"] == 120
+    # Loading, then one step per batch of 64: the bar moves before the job ends.
+    assert reported[0] > 0 and any(0.02 < f < 1 for f in reported) and reported[-1] == 1.0
+    assert reported == sorted(reported)
