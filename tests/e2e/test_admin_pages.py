@@ -65,7 +65,7 @@ def test_dashboard_and_review_queue(browser_page, live_server):  # noqa: F811
     ModelVersion.objects.create(project=project, number=4, labels_count=30, estimated_accuracy=0.81)
     page.evaluate("document.body.dispatchEvent(new CustomEvent('project-updated'))")
     page.wait_for_function(
-        "document.querySelector('#dashboard').innerText.includes('0.81')", timeout=10_000
+        "() => document.querySelector('#dashboard').innerText.includes('0.81')", timeout=10_000
     )
 
     page.goto(f"{live_server.url}/projects/{project.pk}/review/?kind=disagreement")
