@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
 from core.services.classes import class_names_check
+from core.services.jobs import public_metrics
 from core.services.projects import SETTINGS_FIELDS
 
 
@@ -197,6 +198,7 @@ class JobSerializer(serializers.ModelSerializer):
         source="model_version.number", read_only=True, allow_null=True, default=None
     )
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
+    metrics = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -209,7 +211,6 @@ class JobSerializer(serializers.ModelSerializer):
             "progress",
             "message",
             "metrics",
-            "error",
             "model_version",
             "created_at",
             "started_at",
@@ -218,3 +219,7 @@ class JobSerializer(serializers.ModelSerializer):
             "duration_s",
         ]
         read_only_fields = fields
+
+    def get_metrics(self, job: Job) -> dict:
+        """Without server paths (the traceback, `error`, is not in the API at all)."""
+        return public_metrics(job.metrics)

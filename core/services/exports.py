@@ -482,4 +482,6 @@ def export_run(job: Job) -> dict:
         progress=progress,
     )
     job.message = f"{summary.rows} rows exported as {summary.format} ({summary.bytes:,} bytes)"
-    return summary.as_dict()
+    metrics = summary.as_dict()
+    metrics["file"] = Path(metrics.pop("path")).name  # downloaded by job id, never by path
+    return metrics

@@ -16,6 +16,7 @@ twice is harmless because only one claim succeeds.
 
 import logging
 import os
+import re
 import socket
 import threading
 import traceback
@@ -32,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.events import project_event_send
-from core.models import AUTO_ENCODER, Job, Project
+from core.models import AUTO_ENCODER, Job, ModelVersion, Project
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,9 @@ def job_execute(*, job_id: int, runners: dict[str, Callable[[Job], dict | None]]
         return Job.Status.SKIPPED
     except Exception as error:
         logger.exception("job %s failed", job)
-        message = f"{type(error).__name__}: {error}"
+        # Members see the short reason, without server paths; the traceback stays in the
+        # server log and in `error` (shown to staff only, and in Django's admin).
+        message = redact_paths(f"{type(error).__name__}: {error}")
         _job_finish(job, Job.Status.FAILED, message=message, error=traceback.format_exc())
         return Job.Status.FAILED
     _job_finish(job, Job.Status.SUCCEEDED, message=job.message or "Done", metrics=metrics)
@@ -212,6 +215,7 @@ def jobs_recover(*, now=None) -> dict[str, int]:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=4 * settings.ANNOTATOR_JOB_HEARTBEAT_S)
     stale = list(Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale_before))
+    orphans_removed = 0
     for job in stale:
         updated = Job.objects.filter(
             pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale_before
@@ -225,6 +229,7 @@ def jobs_recover(*, now=None) -> dict[str, int]:
         if updated:
             job.refresh_from_db()
             _job_event(job)
+            orphans_removed += _orphan_versions_delete(job)
     # Waiting jobs nobody is running ahead of: their task was lost (worker killed between
     # claim and hand-over, or a task backend that was emptied). Young ones are left alone.
     running_ahead = Job.objects.filter(
@@ -237,7 +242,23 @@ def jobs_recover(*, now=None) -> dict[str, int]:
     )
     for job_id in waiting:
         _enqueue_on_commit(job_id)
-    return {"failed": len(stale), "requeued": len(waiting)}
+    return {"failed": len(stale), "requeued": len(waiting), "orphan_versions": orphans_removed}
+
+
+def _orphan_versions_delete(job: Job) -> int:
+    """The model versions a killed job had begun writing (never switched to): deleted with
+    their predictions, so no half-written version lingers (the serving one is never touched)."""
+    serving = (
+        Project.objects.filter(pk=job.project_id)
+        .values_list("current_model_version_id", flat=True)
+        .first()
+    )
+    orphans = ModelVersion.objects.filter(project_id=job.project_id, recipe__job=job.pk)
+    return (
+        orphans.exclude(pk=serving).delete()[1].get("core.ModelVersion", 0)
+        if serving
+        else (orphans.delete()[1].get("core.ModelVersion", 0))
+    )
 
 
 def training_request(*, project: Project, reason: str, requested_by=None) -> Job:
@@ -312,6 +333,30 @@ def labels_submitted_count(*, project_id: int) -> None:
             training_request(project=due, reason=f"{due.retrain_every} new labels")
             return
     # Neither matched ten times: the project is gone.
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[^\s'\"/:,;()\[\]]+){2,}")
+
+
+def redact_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part (`…/encoder.pt`): what members
+    and API clients see of server errors and metrics, never where files live."""
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], text)
+
+
+def public_metrics(metrics: dict) -> dict:
+    """A job's metrics as members and the API see them: paths redacted, recursively."""
+
+    def clean(value):
+        if isinstance(value, str):
+            return redact_paths(value)
+        if isinstance(value, dict):
+            return {key: clean(v) for key, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(metrics or {})
 
 
 def _job_event(job: Job) -> None:

@@ -114,3 +114,29 @@ def test_web_code_never_imports_torch():
     root = Path(__file__).resolve().parents[2]
     env = {"DJANGO_SETTINGS_MODULE": "annotator.settings.test", "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, timeout=60)
+
+
+def test_members_see_a_short_failure_without_server_paths_or_traceback(client):
+    from rest_framework.test import APIClient
+
+    from core.services.jobs import job_execute
+
+    project, admin, (annotator,) = project_with_members()
+    job = Job.objects.create(project=project, kind=Job.Kind.TRAIN)
+
+    def crash(job):
+        raise FileNotFoundError(2, "No such file", "/srv/annotator/var/embeddings/secret.f16")
+
+    job_execute(job_id=job.pk, runners={Job.Kind.TRAIN: crash})
+    job.refresh_from_db()
+    assert "/srv/annotator" in job.error  # kept for the server's staff
+    assert job.message.endswith("'…/secret.f16'") and "/srv" not in job.message
+    Job.objects.filter(pk=job.pk).update(metrics={"encoder_path": "/srv/a/b/encoder.pt"})
+    api = APIClient()
+    api.force_authenticate(annotator)
+    (listed,) = api.get(f"/api/projects/{project.pk}/jobs/").json()["results"]
+    assert "error" not in listed and "/srv" not in str(listed)
+    assert listed["metrics"] == {"encoder_path": "…/encoder.pt"}
+    client.force_login(annotator)
+    page = client.get(reverse("core:project_detail", args=[project.pk])).content.decode()
+    assert "Traceback" not in page and "/srv/annotator" not in page
