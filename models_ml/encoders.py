@@ -237,7 +237,7 @@ def hub_unreachable_reason(timeout: float | None = None) -> str | None:
         try:
             socket.create_connection((host, port), timeout=timeout).close()
             outcome.append(None)
-        except OSError as error:
+        except Exception as error:  # noqa: BLE001 - any failure means: not reachable
             outcome.append(f"{type(error).__name__}: {error}")
 
     probe = threading.Thread(target=connect, daemon=True, name="hub-probe")

@@ -89,6 +89,19 @@ TEMPLATES = [
 ]
 
 
+def local_secret_key(path: Path) -> str:
+    """A random secret key made on first start and kept in `path` (readable by the owner
+    only), so the embedded default never runs on a key everyone knows."""
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
 def database_from_env(default_sqlite_path: Path) -> dict:
     """One DATABASES entry: `DATABASE_URL` when set, else SQLite tuned for concurrent writers.
 
@@ -193,6 +206,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two fields named "source" (annotation, suggestion): one enum name each.
+    "ENUM_NAME_OVERRIDES": {
+        "SuggestionSourceEnum": "core.models.SuggestionSource",
+        "AnnotationSourceEnum": "core.models.AnnotationSource",
+    },
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -3,13 +3,14 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import REDIS_URL, VAR_DIR
+from .base import REDIS_URL, VAR_DIR, local_secret_key
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-key-change-me"
+# DEBUG is opt-in (DJANGO_DEBUG=1): its error pages list every URL and setting of the server.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(VAR_DIR / "secret-key.txt")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 # One command runs everything: the task worker runs as threads of the web server.
 ANNOTATOR_INPROCESS_WORKER = os.environ.get(
     "ANNOTATOR_INPROCESS_WORKER", "0" if REDIS_URL else "1"

@@ -123,6 +123,7 @@ def _seed_files() -> dict[str, bytes]:
 SEED_FILES = _seed_files()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on what it then rejects
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(sorted(SEED_FILES)),
