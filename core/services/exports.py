@@ -208,9 +208,7 @@ def write_csv(rows, out) -> None:
     for row in rows:
         data = _flat(row)
         data["annotators"] = ";".join(data["annotators"])
-        writer.writerow(
-            ["" if data[c] is None else spreadsheet_safe(data[c]) for c in CSV_COLUMNS]
-        )
+        writer.writerow(["" if data[c] is None else spreadsheet_safe(data[c]) for c in CSV_COLUMNS])
     text.detach()
 
 

@@ -472,6 +472,8 @@ class Simulation:
             # class was the true one: what the annotator's single key press is worth.
             "preselected_share": round(float(np.mean([pre for *_, pre in shown])), 4),
             "preselected_right": round(float(np.mean(right_pre)), 4) if right_pre else None,
+            "preselected_cards": len(right_pre),
+            "preselected_right_cards": int(sum(right_pre)),
             "encoder": project.encoder_used,
             "seconds": None,
         }
@@ -531,6 +533,10 @@ class Simulation:
         )
         right = [r["preselected_right"] for r in rounds if r["preselected_right"] is not None]
         summary["min_preselected_right"] = min(right) if right else None
+        cards = sum(r["preselected_cards"] for r in rounds)
+        hits = sum(r["preselected_right_cards"] for r in rounds)
+        summary["preselected_cards"] = cards
+        summary["preselected_precision"] = round(hits / cards, 4) if cards else None
         summary["encoder_final"] = rounds[-1]["encoder"] if rounds else None
         return summary
 

@@ -88,6 +88,14 @@ def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_p
     # Colours are easy: the model is right on the test split and the prefill is mostly right.
     assert rounds[-1]["test_accuracy"] >= 0.9
     assert np.mean([r["prefill_accuracy"] for r in rounds[1:]]) >= 0.7
+    # Cards with a pre-selected class, counted per round and right when there are any.
+    assert rounds[0]["preselected_cards"] == 0  # no model yet: nothing pre-selected
+    for r in rounds:
+        assert r["preselected_cards"] == round(r["preselected_share"] * 6)
+        assert r["preselected_right"] is None or r["preselected_right"] >= 0.9
+    summary = result["summary"]
+    assert summary["preselected_cards"] == sum(r["preselected_cards"] for r in rounds)
+    assert summary["encoder_final"] == "pixels"
     summary = result["summary"]
     assert summary["full_label_accuracy"] >= 0.9 and summary["full_label_head"] == "linear"
     assert summary["labels_to_90pct"] in (6, 12, 18, 24)
