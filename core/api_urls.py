@@ -1,10 +1,10 @@
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from core import apis
+from core.auth import ThrottledObtainAuthToken
 
 urlpatterns = [
-    path("token/", obtain_auth_token, name="api_token"),
+    path("token/", ThrottledObtainAuthToken.as_view(), name="api_token"),
     path("projects/", apis.ProjectListApi.as_view(), name="api_projects"),
     path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="api_project"),
     path(

@@ -29,3 +29,13 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ANNOTATOR_EMBEDDINGS_DIR = tmp_path / "embeddings"
     settings.ANNOTATOR_ENCODERS_DIR = tmp_path / "encoders"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Sign-in failure counts (core/auth.py) live in the cache: none leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

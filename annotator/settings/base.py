@@ -191,7 +191,7 @@ X_FRAME_OPTIONS = "DENY"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -221,8 +221,20 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
+    # Shared by every process: sign-in failure counts (core/auth.py).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}  # fmt: skip
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Sign-in limits (core/auth.py): failures per address and account, per address, and the
+# window they are counted in; API tokens expire after this many days (0: never).
+ANNOTATOR_LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("ANNOTATOR_LOGIN_FAILURES", 10))
+ANNOTATOR_LOGIN_FAILURES_PER_ADDRESS = int(
+    os.environ.get("ANNOTATOR_LOGIN_FAILURES_PER_ADDRESS", 100)
+)
+ANNOTATOR_LOGIN_WINDOW_S = int(os.environ.get("ANNOTATOR_LOGIN_WINDOW_S", 900))
+ANNOTATOR_API_TOKEN_DAYS = int(os.environ.get("ANNOTATOR_API_TOKEN_DAYS", 30))
 
 # Image import limits (see core/imaging.py). Overridable per deployment.
 ANNOTATOR_MAX_IMAGE_PIXELS = int(os.environ.get("ANNOTATOR_MAX_IMAGE_PIXELS", 50_000_000))

@@ -123,17 +123,13 @@ def test_more_like_this_on_a_damaged_embeddings_file_degrades_and_queues_a_rebui
     item = project.items.first()
     client.force_login(admin)
 
-    response = client.get(
-        reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk}
-    )
+    response = client.get(reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk})
 
     assert response.status_code == 200 and "being rebuilt" in response.content.decode()
     (rebuild,) = run_jobs(project, Job.Kind.EMBED)
     assert rebuild.metrics["rebuilt_damaged_store"] and rebuild.metrics["embedded"] == 8
     assert "rebuilt" in rebuild.message
-    response = client.get(
-        reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk}
-    )
+    response = client.get(reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk})
     assert "being rebuilt" not in response.content.decode()
     selectors.embedding_store(project=project).verify()
 

@@ -1,0 +1,68 @@
+"""Sign-in throttling (login page and token endpoint) and expiring API tokens."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_thirty_wrong_passwords_then_the_right_one_is_still_refused(client, settings):
+    """Before: 30 wrong passwords, then the right one signed in."""
+    UserFactory(username="ann")
+    login = reverse("login")
+    statuses = [
+        client.post(login, {"username": "ann", "password": f"guess{i}"}).status_code
+        for i in range(30)
+    ]
+    assert statuses[: settings.ANNOTATOR_LOGIN_FAILURES_PER_ACCOUNT] == [200] * 10
+    assert set(statuses[10:]) == {429}
+    blocked = client.post(login, {"username": "ann", "password": "pw"})
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.content.decode()
+    assert "_auth_user_id" not in client.session
+    # Another account from the same address is not locked by ann's failures...
+    UserFactory(username="bob")
+    assert client.post(login, {"username": "bob", "password": "pw"}).status_code == 302
+
+
+def test_a_right_password_before_the_limit_resets_the_count(client):
+    UserFactory(username="ann")
+    login = reverse("login")
+    for _ in range(9):
+        client.post(login, {"username": "ann", "password": "wrong"})
+    assert client.post(login, {"username": "ann", "password": "pw"}).status_code == 302
+    client.logout()
+    for _ in range(9):
+        assert client.post(login, {"username": "ann", "password": "wrong"}).status_code == 200
+
+
+def test_the_token_endpoint_is_throttled_the_same_way():
+    UserFactory(username="ann")
+    api = APIClient()
+    for _ in range(10):
+        assert api.post("/api/token/", {"username": "ann", "password": "x"}).status_code == 400
+    response = api.post("/api/token/", {"username": "ann", "password": "pw"})
+    assert response.status_code == 429 and "Too many" in response.json()["detail"]
+
+
+def test_tokens_expire_and_asking_again_issues_a_new_one(settings):
+    settings.ANNOTATOR_API_TOKEN_DAYS = 30
+    UserFactory(username="ann")
+    api = APIClient()
+    issued = api.post("/api/token/", {"username": "ann", "password": "pw"}).json()
+    assert issued["expires_at"]
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issued['token']}")
+    assert api.get("/api/projects/").status_code == 200
+    Token.objects.filter(key=issued["token"]).update(created=timezone.now() - timedelta(days=31))
+    expired = api.get("/api/projects/")
+    assert expired.status_code == 403 and "expired" in expired.json()["detail"]
+    renewed = APIClient().post("/api/token/", {"username": "ann", "password": "pw"}).json()
+    assert renewed["token"] != issued["token"]
+    api.credentials(HTTP_AUTHORIZATION=f"Token {renewed['token']}")
+    assert api.get("/api/projects/").status_code == 200
