@@ -5,6 +5,7 @@ so a project the user is not a member of answers 404, exactly like one that does
 DRF turns these exceptions into its own 404 / 403 responses, with the same message.
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
@@ -19,6 +20,19 @@ def project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -
     if admin and not selectors.user_is_project_admin(project=project, user=request.user):
         raise PermissionDenied("Only project admins can do this.")
     return project
+
+
+def may_create_projects(user) -> bool:
+    """`ANNOTATOR_PROJECT_CREATORS`: "anyone" signed in, or "staff" only (production's
+    default: a project brings imports and GPU jobs, which not every account should start)."""
+    if settings.ANNOTATOR_PROJECT_CREATORS == "anyone":
+        return user.is_authenticated
+    return bool(user.is_authenticated and (user.is_staff or user.is_superuser))
+
+
+def project_creation_check(request: HttpRequest) -> None:
+    if not may_create_projects(request.user):
+        raise PermissionDenied("Only staff can create projects on this server.")
 
 
 def item_for(request: HttpRequest, project_id: int, item_id: int) -> Item:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import selectors
-from core.access import item_for, project_for
+from core.access import item_for, project_creation_check, project_for
 from core.downloads import export_download
 from core.forms import ExportForm
 from core.models import (
@@ -75,6 +75,7 @@ class ProjectListApi(generics.ListCreateAPIView):
         return {**super().get_serializer_context(), "roles": _roles(self.request.user)}
 
     def perform_create(self, serializer):
+        project_creation_check(self.request)
         data = dict(serializer.validated_data)
         class_names = data.pop("class_names", [])
         serializer.instance = project_create(

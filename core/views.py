@@ -13,7 +13,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from core import charts, selectors
-from core.access import item_for, project_for
+from core.access import (
+    item_for,
+    may_create_projects,
+    project_creation_check,
+    project_for,
+)
 from core.downloads import attachment, export_download
 from core.forms import (
     BrowseForm,
@@ -83,12 +88,17 @@ def project_list(request: HtmxHttpRequest) -> HttpResponse:
         total=Count("items", distinct=True),
         done=Count("items", filter=Q(items__is_done=True), distinct=True),
     )
-    return render(request, "core/project_list.html", {"projects": projects})
+    return render(
+        request,
+        "core/project_list.html",
+        {"projects": projects, "may_create": may_create_projects(request.user)},
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def project_new(request: HtmxHttpRequest) -> HttpResponse:
+    project_creation_check(request)
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         project = project_create(

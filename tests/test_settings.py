@@ -59,3 +59,10 @@ def test_check_deploy_with_production_settings_reports_no_issue():
 def test_the_image_defaults_to_production_settings():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "DJANGO_SETTINGS_MODULE=annotator.settings.prod" in dockerfile
+
+
+def test_project_creation_is_staff_only_in_production_and_open_in_the_embedded_default(tmp_path):
+    code = "from django.conf import settings; print(settings.ANNOTATOR_PROJECT_CREATORS)"
+    prod = run("annotator.settings.prod", code, DJANGO_SECRET_KEY=STRONG_KEY)
+    dev = run("annotator.settings.dev", code, ANNOTATOR_VAR_DIR=str(tmp_path))
+    assert (prod.stdout.strip(), dev.stdout.strip()) == ("staff", "anyone")

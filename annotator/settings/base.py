@@ -227,6 +227,11 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Who may create projects (core/access.py): "staff" (the default in production) or "anyone".
+ANNOTATOR_PROJECT_CREATORS = os.environ.get("ANNOTATOR_PROJECT_CREATORS", "staff")
+if ANNOTATOR_PROJECT_CREATORS not in ("staff", "anyone"):
+    raise ValueError("ANNOTATOR_PROJECT_CREATORS must be 'staff' or 'anyone'")
+
 # Sign-in limits (core/auth.py): failures per address and account, per address, and the
 # window they are counted in; API tokens expire after this many days (0: never).
 ANNOTATOR_LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("ANNOTATOR_LOGIN_FAILURES", 10))

@@ -9,6 +9,8 @@ from .base import REDIS_URL, VAR_DIR, local_secret_key
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(VAR_DIR / "secret-key.txt")
+# One person's server: whoever signs in may create projects (prod: staff only).
+ANNOTATOR_PROJECT_CREATORS = os.environ.get("ANNOTATOR_PROJECT_CREATORS", "anyone")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 # One command runs everything: the task worker runs as threads of the web server.

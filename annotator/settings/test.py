@@ -44,3 +44,4 @@ ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", _tmp 
 ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", _tmp / "encoders"))
 ANNOTATOR_CLIP_MODEL = ""
 ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))
+ANNOTATOR_PROJECT_CREATORS = "anyone"  # as the embedded default; tests of "staff" set it

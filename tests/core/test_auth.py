@@ -66,3 +66,23 @@ def test_tokens_expire_and_asking_again_issues_a_new_one(settings):
     assert renewed["token"] != issued["token"]
     api.credentials(HTTP_AUTHORIZATION=f"Token {renewed['token']}")
     assert api.get("/api/projects/").status_code == 200
+
+
+def test_with_staff_only_creation_an_annotator_cannot_create_projects(client, settings):
+    from core.models import Project
+
+    settings.ANNOTATOR_PROJECT_CREATORS = "staff"
+    user = UserFactory()
+    client.force_login(user)
+    assert "New project" not in client.get(reverse("core:project_list")).content.decode()
+    assert client.get(reverse("core:project_new")).status_code == 403
+    assert client.post(reverse("core:project_new"), {"name": "P"}).status_code == 403
+    api = APIClient()
+    api.force_authenticate(user)
+    assert api.post("/api/projects/", {"name": "P"}, format="json").status_code == 403
+    assert not Project.objects.exists()
+    staff = UserFactory(is_staff=True)
+    api.force_authenticate(staff)
+    assert api.post("/api/projects/", {"name": "P"}, format="json").status_code == 201
+    client.force_login(staff)
+    assert "New project" in client.get(reverse("core:project_list")).content.decode()
