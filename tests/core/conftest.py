@@ -25,3 +25,13 @@ def tiny_clip_weights(tmp_path):
     weights = tmp_path / "tiny-clip-loop.safetensors"
     save_file({k: v.contiguous() for k, v in clip.model.state_dict().items()}, str(weights))
     return "tiny-clip-loop", str(weights)
+
+
+@pytest.fixture
+def fresh_encoder_cache():
+    """Loaded encoders are cached per worker process: each test starts and ends without."""
+    from core.services.embeddings import encoder_cache
+
+    encoder_cache.clear()
+    yield
+    encoder_cache.clear()

@@ -15,14 +15,7 @@ from models_ml.encoders import load_encoder
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
 from tests.factories import project_with_members
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoder_cache():
-    encoder_cache.clear()
-    yield
-    encoder_cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
 
 
 def _noise_encoder():

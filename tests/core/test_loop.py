@@ -15,21 +15,14 @@ from django.db.models import Max
 from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
 from core.services import jobs, training
-from core.services.embeddings import embedding_store, encoder_cache
+from core.services.embeddings import embedding_store
 from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
 from core.services.queue import annotation_submit, item_lease_next
 from core.tasks import job_runners
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
 from tests.factories import ItemFactory, LabelClassFactory, ProjectFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoder_cache():
-    encoder_cache.clear()
-    yield
-    encoder_cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
 
 
 def test_import_queues_one_embedding_job_that_stores_every_item():
