@@ -115,3 +115,40 @@ def test_new_model_version_is_announced_live_while_labeling(asgi_server):
         if os.environ.get("SCREENSHOT_DIR"):
             page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "live-model-version.png"))
         browser.close()
+
+
+def test_the_project_page_shows_the_encoder_in_use_as_soon_as_it_changes(asgi_server):
+    """Open the page of an empty `auto` project, then import: the worker inside daphne
+    embeds with the encoder installed from PyPI (the hub is off) and the page's encoder panel
+    says so without a reload."""
+    from core.services.imports import ImportSource, items_import
+    from tests.core.loop_helpers import colour_image
+    from tests.factories import project_with_members
+
+    project, admin, _ = project_with_members(encoder_name="auto")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{asgi_server}/accounts/login/")
+        page.fill("#id_username", admin.username)
+        page.fill("#id_password", "pw")
+        page.click("button[type=submit]")
+        page.goto(f"{asgi_server}/projects/{project.pk}/")
+        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
+        assert "No images embedded yet" in page.inner_text("#encoder-panel")
+
+        items_import(
+            project=project,
+            sources=[
+                ImportSource(f"{i}.png", lambda i=i: colour_image(i % 2, i)) for i in range(4)
+            ],
+        )
+        page.wait_for_function(
+            "() => document.getElementById('encoder-panel').innerText"
+            ".includes('tf_efficientnet_lite0.in1k')",
+            timeout=90_000,
+        )
+        panel = page.inner_text("#encoder-panel")
+        assert "embedded with tf_efficientnet_lite0.in1k" in panel and "auto" in panel
+        assert "vit_small_patch14_dinov2.lvd142m" in panel  # why not the first choice
+        browser.close()
