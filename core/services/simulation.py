@@ -448,10 +448,16 @@ class Simulation:
         if shown:  # the last, partial batch: train on it as "train now" would
             training_request(project=project, reason="simulation: end of budget")
             rounds.append(self._round(project, labels, shown, round_started))
+        comparisons = Job.objects.filter(
+            project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
+        ).order_by("id")
         return {
             "settings": {**asdict(config), **self.setup},
             "rounds": rounds,
             "summary": self._summary(rounds, config.strategy),
+            # With the `auto` encoder: every comparison made during the run (what was measured,
+            # what was chosen), as the dashboard shows the latest.
+            "encoder_comparisons": [job.metrics for job in comparisons],
             "seconds": round(time.perf_counter() - started, 2),
         }
 

