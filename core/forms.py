@@ -23,9 +23,6 @@ class ProjectCreateForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
 
-    def cleaned_class_names(self) -> list[str]:
-        return self.cleaned_data.get("class_names", [])
-
 
 class ProjectSettingsForm(forms.ModelForm):
     class Meta:

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+from core.text import has_control_characters
 
 
 def control_character_field(request: HttpRequest) -> str | None:
@@ -13,9 +13,7 @@ def control_character_field(request: HttpRequest) -> str | None:
     an error that would surface as a 500. Form and JSON bodies go through Django form and DRF
     fields, whose validators already refuse NUL."""
     for name, values in request.GET.lists():
-        if any(c in _CONTROL for c in name) or any(
-            c in _CONTROL for value in values for c in value
-        ):
+        if has_control_characters(name) or any(has_control_characters(v) for v in values):
             return name
     return None
 

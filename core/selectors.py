@@ -443,6 +443,11 @@ def embeddings_root(*, project: Project) -> Path:
     return Path(settings.ANNOTATOR_EMBEDDINGS_DIR) / f"project-{project.pk}"
 
 
+def encoders_root(*, project: Project) -> Path:
+    """Where the project's in-domain encoders are pretrained, one folder per job."""
+    return Path(settings.ANNOTATOR_ENCODERS_DIR) / f"project-{project.pk}"
+
+
 def similar_item_ids(*, project: Project, item_id: int, limit: int = 60) -> list[int] | None:
     """Items nearest to `item_id` by cosine similarity of the project's embeddings, nearest
     first (the item itself excluded); None when the item has no vector yet."""

@@ -105,7 +105,7 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             description=form.cleaned_data["description"],
             created_by=request.user,
-            class_names=form.cleaned_class_names(),
+            class_names=form.cleaned_data["class_names"],
         )
         return redirect("core:project_detail", project_id=project.pk)
     return render(request, "core/project_new.html", {"form": form})
@@ -116,6 +116,9 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
 def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id)
     is_admin = selectors.user_is_project_admin(project=project, user=request.user)
+    if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
+        context = {"project": project, "is_admin": is_admin}
+        return render(request, "core/project_detail.html#encoder", context)
     context = {
         "project": project,
         "is_admin": is_admin,
@@ -130,8 +133,6 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "model_versions": selectors.model_versions(project=project),
         "export_form": ExportForm(initial={"format": "csv"}) if is_admin else None,
     }
-    if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
-        return render(request, "core/project_detail.html#encoder", context)
     return render(request, "core/project_detail.html", context)
 
 

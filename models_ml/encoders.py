@@ -161,8 +161,10 @@ ENCODERS: dict[str, EncoderSpec] = {
 
 def preferred_encoders() -> list[str]:
     """Registry names in the order `auto` starts with and fallbacks are tried."""
-    ranked = [(spec.preference, name) for name, spec in ENCODERS.items()]
-    return [name for rank, name in sorted((r, n) for r, n in ranked if r is not None)]
+    ranked = sorted(
+        (spec.preference, name) for name, spec in ENCODERS.items() if spec.preference is not None
+    )
+    return [name for _, name in ranked]
 
 
 def compared_encoders() -> list[str]:

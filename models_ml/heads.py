@@ -109,7 +109,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
             logits = np.zeros((len(y), len(self.classes_)))
             covered = np.zeros(len(y), dtype=bool)
             fold_scores = []
-            for train, test in _stratified_folds(y, folds, self.random_state):
+            for train, test in stratified_folds(y, folds, self.random_state):
                 if len(np.unique(y[train])) < len(self.classes_):
                     continue  # a fold without some class cannot give logits in our columns
                 fold_model = self._model().fit(X[train], y[train])
@@ -371,7 +371,7 @@ def enough_labels_to_estimate(y: np.ndarray) -> bool:
     )
 
 
-def _stratified_folds(
+def stratified_folds(
     y: np.ndarray, folds: int, random_state: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds where classes with a single label stay in every training split."""
@@ -413,7 +413,7 @@ def out_of_fold(
     folds = int(min(folds, counts.max())) if len(counts) else 0
     scores = []
     if folds >= 2 and len(counts) >= 2:
-        for train, test in _stratified_folds(y, folds, random_state):
+        for train, test in stratified_folds(y, folds, random_state):
             if len(np.unique(y[train])) < 2:
                 continue
             model = clone(head)

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models_ml.heads import LinearHead, _stratified_folds, l2_normalise
+from models_ml.heads import LinearHead, l2_normalise, stratified_folds
 from models_ml.zero_shot import neighbour_suggestions
+
+SWITCH_MARGIN = 0.03
+"""Absolute accuracy (mean of k-NN and linear) a challenger must lead the encoder in use by."""
 
 MIN_LABELS_PER_CLASS = 2
 """Below this many labels in some class there is no fold to test it in: no probe score."""
@@ -51,7 +54,7 @@ def probe_scores(
         return ProbeScores(None, None, len(y))
     knn_hits = np.full(len(y), np.nan)
     linear_hits = np.full(len(y), np.nan)
-    for train, test in _stratified_folds(y, folds, random_state):
+    for train, test in stratified_folds(y, folds, random_state):
         if len(np.unique(y[train])) < len(classes):
             continue
         index = np.searchsorted(classes, y[train])
@@ -71,7 +74,7 @@ def probe_scores(
 
 
 def encoder_choose(
-    scores: dict[str, ProbeScores], current: str, margin: float = 0.03, z: float = 2.0
+    scores: dict[str, ProbeScores], current: str, margin: float = SWITCH_MARGIN, z: float = 2.0
 ) -> str:
     """The encoder to use: the best-scoring one when it beats `current` clearly, else `current`.
 

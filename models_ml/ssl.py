@@ -28,6 +28,8 @@ from torch import nn
 from models_ml.device import autocast, autocast_dtype, best_device
 from models_ml.encoders import SSL_CHECKPOINT_FORMAT, build_backbone, read_checkpoint
 
+ENCODER_FILE = "encoder.pt"  # what `pretrain` writes: the encoder, loadable by load_encoder
+
 
 @dataclass
 class SSLConfig:
@@ -251,7 +253,7 @@ def pretrain(
     torch_device = best_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state_path, encoder_path = out / "state.pt", out / "encoder.pt"
+    state_path, encoder_path = out / "state.pt", out / ENCODER_FILE
 
     torch.manual_seed(config.seed)
     mean, std = channel_stats(images, seed=config.seed)

@@ -6,6 +6,7 @@ from django.db.models import Max
 from core.models import Annotation, Item, LabelClass, Prediction, Project
 from core.selectors import training_is_possible
 from core.services.jobs import training_request, zero_shot_request_if_useful
+from core.text import has_control_characters
 
 # 1–9, 0, then letters; 's' is reserved for Skip in the labeling page.
 HOTKEY_ORDER = "1234567890" + "abcdefghijklmnopqrtuvwxyz"
@@ -27,7 +28,7 @@ def class_names_check(names: list[str]) -> list[str]:
         name = class_name_normalise(raw)
         if not name:
             raise ValueError("A class needs a name.")
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        if has_control_characters(name):
             raise ValueError(f"Class name {name!r} contains control characters.")
         if name.casefold() in seen:
             raise ValueError(f"Class name {name!r} repeats {seen[name.casefold()]!r}.")
@@ -74,7 +75,7 @@ def label_class_get_or_create(*, project: Project, name: str) -> tuple[LabelClas
         return existing, False
     try:
         return label_class_create(project=project, name=name), True
-    except (IntegrityError, ValueError):  # created concurrently
+    except IntegrityError:  # created concurrently
         return project.classes.get(name__iexact=name), False
 
 

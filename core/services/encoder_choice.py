@@ -11,29 +11,26 @@ the job's metrics; the dashboard shows the latest.
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from core.events import project_event_send
 from core.models import Item, Job, Project
-from core.selectors import embedding_store
+from core.selectors import embedding_store, encoders_root
 from core.services.embeddings import embed_with_oom_retry, encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, embed_request, job_progress
 from core.services.training import training_labels
 from models_ml.encoders import WeightsUnavailable, compared_encoders
-from models_ml.probes import ProbeScores, encoder_choose, probe_scores
-
-SWITCH_MARGIN = 0.03  # absolute accuracy (mean of k-NN and linear) the challenger must win by
+from models_ml.probes import SWITCH_MARGIN, ProbeScores, encoder_choose, probe_scores
+from models_ml.ssl import ENCODER_FILE
 
 
 def project_ssl_encoders(*, project: Project) -> list[str]:
     """In-domain SSL checkpoints pretrained for this project, newest first."""
-    root = Path(settings.ANNOTATOR_ENCODERS_DIR) / f"project-{project.pk}"
-    found = root.glob("job-*/encoder.pt") if root.is_dir() else []
+    root = encoders_root(project=project)
+    found = root.glob(f"job-*/{ENCODER_FILE}") if root.is_dir() else []
     return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
@@ -83,7 +80,7 @@ def encoder_choice_run(job: Job) -> dict:
             }
         )
     current = project.encoder_used or project.encoder_chosen
-    chosen = encoder_choose(scores, current, SWITCH_MARGIN)
+    chosen = encoder_choose(scores, current)
     for row in rows:
         row["chosen"] = row["encoder"] == chosen
     comparison = {
@@ -104,7 +101,7 @@ def encoder_choice_run(job: Job) -> dict:
         project_event_send(project_id=project.pk, event="encoder", payload={"encoder": chosen})
     job.message = (
         f"{chosen} fits the labels best; switching to it" if chosen != current else
-        f"{current} stays: no encoder beats it by {SWITCH_MARGIN:.0%}"
+        f"{current} stays: no encoder beats it clearly (by {SWITCH_MARGIN:.0%}, beyond noise)"
     )  # fmt: skip
     return comparison
 

@@ -254,11 +254,7 @@ def _orphan_versions_delete(job: Job) -> int:
         .first()
     )
     orphans = ModelVersion.objects.filter(project_id=job.project_id, recipe__job=job.pk)
-    return (
-        orphans.exclude(pk=serving).delete()[1].get("core.ModelVersion", 0)
-        if serving
-        else (orphans.delete()[1].get("core.ModelVersion", 0))
-    )
+    return orphans.exclude(pk=serving).delete()[1].get("core.ModelVersion", 0)
 
 
 def training_request(*, project: Project, reason: str, requested_by=None) -> Job:

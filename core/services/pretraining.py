@@ -7,12 +7,12 @@ the new encoder the project's and re-embeds every image with it.
 
 import statistics
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from core.models import Item, Job, Project
+from core.selectors import encoders_root
 from core.services.embeddings import encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, job_progress, job_request
 from models_ml.device import best_device
@@ -55,7 +55,7 @@ def pretrain_run(job: Job) -> dict:
     images = images_to_array(
         item_image_sources([(pk, name) for pk, name, _ in items]), config.image_size
     )
-    out_dir = Path(settings.ANNOTATOR_ENCODERS_DIR) / f"project-{project.pk}" / f"job-{job.pk}"
+    out_dir = encoders_root(project=project) / f"job-{job.pk}"
     last_report = 0.0
 
     def report(progress: SSLProgress) -> None:

@@ -165,10 +165,9 @@ def suggestion_threshold(
     if suggestions.source == SuggestionSource.ZERO_SHOT:
         confidence, correct = suggestions.zero_shot_confidence, suggestions.zero_shot_correct
     else:
-        proba = oof.proba[oof.covered]
-        classes = np.unique(y)
-        confidence = proba.max(axis=1) if len(proba) else np.zeros(0)
-        correct = classes[proba.argmax(axis=1)] == y[oof.covered] if len(proba) else confidence
+        proba = oof.proba[oof.covered]  # columns: the sorted labels
+        confidence = proba.max(axis=1)
+        correct = np.unique(y)[proba.argmax(axis=1)] == y[oof.covered]
     return preselect_threshold(
         np.asarray(confidence, dtype=float),
         np.asarray(correct, dtype=bool),

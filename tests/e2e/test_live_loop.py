@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,24 @@ def asgi_server(settings, tmp_path):
         server.wait(30)
 
 
+@contextmanager
+def live_page(server: str, user, path: str):
+    """Chromium signed in as `user` on `server`, on `path`, its websocket connected."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{server}/accounts/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", "pw")
+        page.click("button[type=submit]")
+        page.goto(f"{server}{path}")
+        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
 def test_new_model_version_is_announced_live_while_labeling(asgi_server):
     project, _, annotator, truth = loop_project(images_per_class=12, retrain_every=4)
     deadline = time.monotonic() + 90
@@ -83,15 +102,7 @@ def test_new_model_version_is_announced_live_while_labeling(asgi_server):
         assert time.monotonic() < deadline, "the in-process worker did not embed the images"
         time.sleep(0.3)
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(f"{asgi_server}/accounts/login/")
-        page.fill("#id_username", annotator.username)
-        page.fill("#id_password", "pw")
-        page.click("button[type=submit]")
-        page.goto(f"{asgi_server}/projects/{project.pk}/label/")
-        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
+    with live_page(asgi_server, annotator, f"/projects/{project.pk}/label/") as page:
         assert page.inner_text("#model-status") == ""
 
         for _ in range(4):  # the 4th answer triggers the first training run
@@ -114,7 +125,6 @@ def test_new_model_version_is_announced_live_while_labeling(asgi_server):
         assert page.get_attribute("#card", "data-item") == shown
         if os.environ.get("SCREENSHOT_DIR"):
             page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "live-model-version.png"))
-        browser.close()
 
 
 def test_the_project_page_shows_the_encoder_in_use_as_soon_as_it_changes(asgi_server):
@@ -126,15 +136,7 @@ def test_the_project_page_shows_the_encoder_in_use_as_soon_as_it_changes(asgi_se
     from tests.factories import project_with_members
 
     project, admin, _ = project_with_members(encoder_name="auto")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(f"{asgi_server}/accounts/login/")
-        page.fill("#id_username", admin.username)
-        page.fill("#id_password", "pw")
-        page.click("button[type=submit]")
-        page.goto(f"{asgi_server}/projects/{project.pk}/")
-        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
+    with live_page(asgi_server, admin, f"/projects/{project.pk}/") as page:
         assert "No images embedded yet" in page.inner_text("#encoder-panel")
 
         items_import(
@@ -151,4 +153,3 @@ def test_the_project_page_shows_the_encoder_in_use_as_soon_as_it_changes(asgi_se
         panel = page.inner_text("#encoder-panel")
         assert "embedded with tf_efficientnet_lite0.in1k" in panel and "auto" in panel
         assert "vit_small_patch14_dinov2.lvd142m" in panel  # why not the first choice
-        browser.close()
