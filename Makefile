@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/b
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test venv install lint bench bench-ssl bench-labels clean browser
+.PHONY: run test venv install lint bench bench-ssl bench-labels clean browser security
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
@@ -41,6 +41,10 @@ test: $(VENV)/.installed browser
 	$(VENV)/bin/pytest
 	@echo "--- database-dependent tests again on PostgreSQL ($(TEST_DATABASE_URL)); skipped with a reason if it does not answer"
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -m dbcompat
+
+# Only the tests docs/security.md names for its 32 security and reliability scenarios.
+security: $(VENV)/.installed
+	$(VENV)/bin/pytest --security-scenarios
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -13,3 +13,5 @@ urlpatterns = [
     path("api/", include("core.api_urls")),
     path("", include("core.urls")),
 ]
+
+handler404 = "core.schema.api_not_found"

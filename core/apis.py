@@ -8,17 +8,24 @@ from django.db import IntegrityError
 from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import selectors
 from core.access import item_for, project_creation_check, project_for
-from core.downloads import export_download
+from core.converters import MAX_ID
+from core.downloads import CONTENT_TYPES, export_download
 from core.forms import ExportForm
 from core.models import (
     Annotation,
@@ -48,7 +55,6 @@ from core.services.classes import (
     label_classes_merge,
 )
 from core.services.exports import FORMATS as EXPORT_FORMATS
-from core.services.imports import items_import
 from core.services.jobs import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
 from core.services.queue import (
@@ -58,7 +64,23 @@ from core.services.queue import (
     item_lease_next,
     item_skip,
 )
-from core.services.uploads import sources_from_uploads
+from core.services.quotas import QuotaExceeded
+from core.services.uploads import UploadTooLarge, upload_size_check, uploads_import
+
+QUOTA_OR_SIZE_ERROR = OpenApiResponse(
+    response={"type": "object", "additionalProperties": True},
+    description="413: the upload is too big for one request; 429: a quota is used up.",
+)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus the service errors that have an HTTP meaning of their own:
+    a used-up quota is 429 Too Many Requests, an oversized upload 413."""
+    if isinstance(exc, QuotaExceeded):
+        return Response({"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    if isinstance(exc, UploadTooLarge):
+        return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return drf_exception_handler(exc, context)
 
 
 def _roles(user) -> dict[int, str]:
@@ -150,7 +172,22 @@ class LabelClassMergeApi(APIView):
     """Merge this class into another (admins): every answer, suggestion, prediction and ground
     truth moves to the other class, this one is deleted, a training run is requested."""
 
-    @extend_schema(request=ClassMergeSerializer, responses={200: LabelClassSerializer})
+    @extend_schema(
+        request=ClassMergeSerializer,
+        responses={
+            200: inline_serializer(
+                "ClassMergeResult",
+                {
+                    "class": LabelClassSerializer(help_text="The class that absorbed this one."),
+                    "changed": serializers.DictField(
+                        child=serializers.IntegerField(),
+                        help_text="Rows moved: annotations, suggestions, predictions, "
+                        "ground_truth.",
+                    ),
+                },
+            )
+        },
+    )
     def post(self, request: Request, project_id: int, class_id: int) -> Response:
         project = project_for(request, project_id, admin=True)
         source = get_object_or_404(LabelClass, pk=class_id, project=project)
@@ -209,7 +246,8 @@ class ItemListApi(generics.ListCreateAPIView):
         elif item_status == "skipped":
             items = items.filter(Exists(Skip.objects.filter(item=OuterRef("pk"))))
         if params.get("label"):
-            if not params["label"].isascii() or not params["label"].isdigit():
+            label = params["label"]
+            if not (label.isascii() and label.isdigit() and len(label) <= len(str(MAX_ID))):
                 raise ValidationError({"label": ["A class id (a number)."]})
             items = items.filter(
                 Exists(
@@ -232,26 +270,33 @@ class ItemListApi(generics.ListCreateAPIView):
                 },
             }
         },
-        responses={201: ImportReportSerializer},
+        responses={
+            201: ImportReportSerializer,
+            200: ImportReportSerializer,
+            202: JobSerializer,
+            413: QUOTA_OR_SIZE_ERROR,
+            429: QUOTA_OR_SIZE_ERROR,
+        },
+        description="Up to ANNOTATOR_INLINE_IMPORT_FILES plain images are imported in the "
+        "request (201 with the report, 200 when none was new). Zips and bigger batches are "
+        "imported by a background job: 202 with the job, whose metrics hold the report.",
     )
     def post(self, request, *args, **kwargs):
         project = project_for(request, kwargs["project_id"], admin=True)
+        upload_size_check(request.META.get("CONTENT_LENGTH"))
         labels_as = request.data.get("labels_as") or None
         if labels_as not in (None, "ground-truth", "annotations"):
             raise ValidationError({"labels_as": ["ground-truth or annotations"]})
         files = request.FILES.getlist("files")
         if not files:
             raise ValidationError({"files": ["Send one or more files in the 'files' field."]})
-        unreadable: list[tuple[str, str]] = []
-        report = items_import(
-            project=project,
-            sources=sources_from_uploads(files, unreadable),
-            labels_as=labels_as,
-            annotator=request.user,
+        outcome = uploads_import(
+            project=project, files=files, labels_as=labels_as, user=request.user
         )
-        report.rejected.extend(unreadable)
-        code = status.HTTP_201_CREATED if report.imported else status.HTTP_200_OK
-        return Response(report.as_dict(), status=code)
+        if isinstance(outcome, Job):
+            return Response(JobSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
+        code = status.HTTP_201_CREATED if outcome.imported else status.HTTP_200_OK
+        return Response(outcome.as_dict(), status=code)
 
 
 class ItemDetailApi(generics.RetrieveAPIView):
@@ -301,7 +346,15 @@ class LeaseNextApi(APIView):
 
 class SubmitApi(APIView):
     @extend_schema(
-        request=SubmitSerializer, responses={201: AnnotationSerializer, 200: AnnotationSerializer}
+        request=SubmitSerializer,
+        responses={
+            201: AnnotationSerializer,
+            200: AnnotationSerializer,
+            409: OpenApiResponse(
+                response={"type": "object", "additionalProperties": True},
+                description="No lease on the item: someone else holds or answered it.",
+            ),
+        },
     )
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
         """Answer an item you hold (or change your answer). The same answer twice stores one."""
@@ -374,7 +427,13 @@ class ExportApi(APIView):
             OpenApiParameter("include_pseudo_labels", float, description="min confidence"),
             OpenApiParameter("split", float, description="validation fraction"),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            # COCO is one JSON object; the other formats are files to save as they come.
+            (200, content_type.split(";")[0]): (
+                OpenApiTypes.OBJECT if fmt == "coco" else OpenApiTypes.BINARY
+            )
+            for fmt, content_type in CONTENT_TYPES.items()
+        },
     )
     def get(self, request: Request, project_id: int, export_format: str):
         project = project_for(request, project_id, admin=True)
@@ -392,7 +451,7 @@ class ExportApi(APIView):
 class PretrainApi(APIView):
     """Request in-domain SSL pretraining on the project's images (admins)."""
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(request=None, responses={202: JobSerializer, 429: QUOTA_OR_SIZE_ERROR})
     def post(self, request: Request, project_id: int) -> Response:
         project = project_for(request, project_id, admin=True)
         job = pretrain_request(project=project, requested_by=request.user)

@@ -14,8 +14,10 @@ from django.conf import settings
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -86,7 +88,25 @@ class ThrottledObtainAuthToken(ObtainAuthToken):
     """`POST /api/token/`: the user's token (a new one when the old has expired); 429 once
     sign-ins from this address fail too often."""
 
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: inline_serializer(
+                "IssuedToken",
+                {
+                    "token": serializers.CharField(),
+                    "expires_at": serializers.DateTimeField(allow_null=True),
+                },
+            ),
+            429: OpenApiResponse(
+                response={"type": "object", "additionalProperties": True},
+                description="Too many failed sign-ins from this address or for this account.",
+            ),
+        },
+    )
     def post(self, request: Request, *args, **kwargs) -> Response:
+        if not isinstance(request.data, dict):  # a JSON list or number was a 500 once
+            raise exceptions.ValidationError({"non_field_errors": ["Send username and password."]})
         username = str(request.data.get("username", ""))
         if sign_in_blocked(request, username):
             return Response({"detail": _too_many()}, status=status.HTTP_429_TOO_MANY_REQUESTS)

@@ -52,24 +52,26 @@ def normalise_image(data: bytes, *, max_pixels: int, thumbnail_size: int = 256) 
 
 
 def _normalise(data: bytes, *, max_pixels: int, thumbnail_size: int) -> NormalisedImage:
+    # Memory: one decoded copy of the image at a time (a 49 Mpx RGB image is 147 MB), so
+    # no full-size copies: the original is dropped once converted, the hash reads strips,
+    # and the thumbnail is made in place once the full-size file is written.
     image = _open_checked(data, max_pixels=max_pixels)
     source_format = image.format or ""
     rgb = _to_rgb8(image)
+    del image
     width, height = rgb.size
-    pixels = rgb.tobytes()
-    digest = hashlib.sha256(f"{width}x{height}:".encode() + pixels).hexdigest()
+    digest = _pixels_sha256(rgb)
 
     if source_format in LOSSY_FORMATS:
         content, extension = _encode(rgb, "JPEG", quality=JPEG_QUALITY), "jpg"
     else:
         content, extension = _encode(rgb, "PNG", optimize=False), "png"
 
-    thumb = rgb.copy()
-    thumb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.LANCZOS)
+    rgb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.LANCZOS)
     return NormalisedImage(
         content=content,
         extension=extension,
-        thumbnail=_encode(thumb, "JPEG", quality=85),
+        thumbnail=_encode(rgb, "JPEG", quality=85),
         width=width,
         height=height,
         content_hash=digest,
@@ -111,11 +113,26 @@ def _open_checked(data: bytes, *, max_pixels: int) -> Image.Image:
         raise ImageRejected(f"cannot decode image: {exc}") from exc
 
 
+HASH_STRIP_ROWS = 256
+
+
+def _pixels_sha256(rgb: Image.Image) -> str:
+    """SHA-256 of "WxH:" and the RGB bytes row by row, read a strip at a time (the same
+    digest as hashing `tobytes()`, without a second full-size copy)."""
+    width, height = rgb.size
+    digest = hashlib.sha256(f"{width}x{height}:".encode())
+    for top in range(0, height, HASH_STRIP_ROWS):
+        digest.update(rgb.crop((0, top, width, min(height, top + HASH_STRIP_ROWS))).tobytes())
+    return digest.hexdigest()
+
+
 def _to_rgb8(image: Image.Image) -> Image.Image:
     """Any mode → 8-bit RGB that looks like the original (no washed-out 16-bit, no black alpha)."""
     icc = image.info.get("icc_profile")
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)  # a rotated copy only when it is rotated
     mode = image.mode
+    if mode == "RGB":
+        return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return Image.fromarray(_scale_to_uint8(np.asarray(image)), mode="L").convert("RGB")
     if mode == "P" or mode == "PA":

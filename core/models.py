@@ -211,6 +211,12 @@ class Item(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     original_name = models.CharField(max_length=500)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stored_bytes = models.PositiveBigIntegerField(
+        default=0, help_text="Bytes of the stored image and thumbnail (counts to the quota)."
+    )
     split = models.CharField(
         max_length=16, blank=True, help_text="train/test/val folder it was imported from."
     )
@@ -434,12 +440,18 @@ class Annotation(models.Model):
         return f"{self.item_id}: {self.label_class_id} by {self.annotator_id}"
 
 
+# Job kinds whose requests never join a waiting job: each import carries its own files.
+UNCOALESCED_JOB_KINDS = ("import",)
+
+
 class Job(models.Model):
     """One background job (embedding, zero-shot, training, SSL pretraining) and its progress.
 
     Per project and kind at most one job runs and at most one waits (partial unique
     constraints): a request that arrives while one waits joins it (coalescing), and the
     running job hands over to the waiting one when it ends (core/services/jobs.py).
+    Imports are the exception to "one waits": each carries its own uploaded files, so they
+    queue one behind the other (still one running per project).
     """
 
     class Kind(models.TextChoices):
@@ -449,6 +461,7 @@ class Job(models.Model):
         PRETRAIN = "pretrain", "In-domain SSL pretraining"
         EXPORT = "export", "Export labels"
         CHOOSE_ENCODER = "choose_encoder", "Encoder comparison"
+        IMPORT = "import", "Import images"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -484,7 +497,7 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "kind"],
-                condition=Q(status="queued"),
+                condition=Q(status="queued") & ~Q(kind__in=UNCOALESCED_JOB_KINDS),
                 name="job_one_queued_per_kind",
             ),
             models.UniqueConstraint(

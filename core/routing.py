@@ -5,5 +5,5 @@ from django.urls import path
 from core.consumers import ProjectConsumer
 
 websocket_urlpatterns = [
-    path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi()),
+    path("ws/projects/<id:project_id>/", ProjectConsumer.as_asgi()),
 ]

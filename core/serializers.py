@@ -3,10 +3,12 @@ import copy
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.converters import MAX_ID
 from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
 from core.services.classes import class_names_check
 from core.services.jobs import public_metrics
 from core.services.projects import SETTINGS_FIELDS
+from core.services.queue import MAX_ANSWER_MS
 
 
 class FieldsOnceModelSerializer(serializers.ModelSerializer):
@@ -37,7 +39,9 @@ class LabelClassSerializer(serializers.ModelSerializer):
 
 
 class ClassMergeSerializer(serializers.Serializer):
-    into = serializers.IntegerField(help_text="id of the class that absorbs this one")
+    into = serializers.IntegerField(
+        min_value=0, max_value=MAX_ID, help_text="id of the class that absorbs this one"
+    )
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -174,10 +178,16 @@ class LeaseSerializer(serializers.Serializer):
 
 
 class SubmitSerializer(serializers.Serializer):
-    label_class = serializers.IntegerField()
-    duration_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+    label_class = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+    duration_ms = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_ANSWER_MS, allow_null=True
+    )
     prediction = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Id of the suggestion that was shown."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_ID,
+        help_text="Id of the suggestion that was shown.",
     )
 
 
@@ -189,7 +199,9 @@ class MemberSerializer(serializers.Serializer):
 class ImportReportSerializer(serializers.Serializer):
     imported = serializers.IntegerField()
     duplicates = serializers.ListField(child=serializers.DictField())
+    duplicates_count = serializers.IntegerField()
     rejected = serializers.ListField(child=serializers.DictField())
+    rejected_count = serializers.IntegerField()
     created_classes = serializers.ListField(child=serializers.CharField())
 
 

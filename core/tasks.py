@@ -22,6 +22,7 @@ def job_runners() -> dict[str, Callable[[Job], dict | None]]:
     from core.services.exports import export_run
     from core.services.pretraining import pretrain_run
     from core.services.training import training_run
+    from core.services.uploads import import_run
     from core.services.zero_shot import zero_shot_run
 
     return {
@@ -31,6 +32,7 @@ def job_runners() -> dict[str, Callable[[Job], dict | None]]:
         Job.Kind.PRETRAIN: pretrain_run,
         Job.Kind.EXPORT: export_run,
         Job.Kind.CHOOSE_ENCODER: encoder_choice_run,
+        Job.Kind.IMPORT: import_run,
     }
 
 

@@ -19,6 +19,7 @@ from core.access import (
     project_creation_check,
     project_for,
 )
+from core.converters import MAX_ID
 from core.downloads import attachment, export_download
 from core.forms import (
     BrowseForm,
@@ -43,8 +44,12 @@ from core.services.exports import (
     export_job_path,
     export_request,
 )
-from core.services.imports import ImportReport, items_import
-from core.services.jobs import embed_request, pretrain_request, training_request
+from core.services.jobs import (
+    embed_request,
+    pretrain_request,
+    public_metrics,
+    training_request,
+)
 from core.services.projects import membership_set, project_create, project_settings_update
 from core.services.queue import (
     QueueError,
@@ -53,7 +58,8 @@ from core.services.queue import (
     item_lease_next,
     item_skip,
 )
-from core.services.uploads import sources_from_uploads
+from core.services.quotas import QuotaExceeded
+from core.services.uploads import UploadTooLarge, upload_size_check, uploads_import
 from models_ml.store import StoreDamaged
 
 
@@ -76,9 +82,10 @@ def _posted_id(value) -> int:
 
 def _id_or_none(value) -> int | None:
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if 0 <= number <= MAX_ID else None
 
 
 @require_GET
@@ -288,7 +295,7 @@ def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
                 val_fraction=form.cleaned_data["split"],
                 requested_by=request.user,
             )
-        except ExportError as exc:
+        except (ExportError, QuotaExceeded) as exc:
             messages.error(request, str(exc))
         else:
             messages.success(
@@ -320,7 +327,11 @@ def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id, admin=True)
-    job = pretrain_request(project=project, requested_by=request.user)
+    try:
+        job = pretrain_request(project=project, requested_by=request.user)
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("core:project_detail", project_id=project.pk)
     messages.success(
         request,
         f"In-domain pretraining queued (job #{job.pk}). The project switches to the new "
@@ -416,21 +427,49 @@ def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -
 @require_http_methods(["GET", "POST"])
 @login_required
 def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """Upload images or zips. A few images import in the request and the report comes back;
+    zips and big batches become an import job whose progress the page follows."""
     project = project_for(request, project_id, admin=True)
-    form = ImportForm(request.POST or None, request.FILES or None)
-    report: ImportReport | None = None
-    if request.method == "POST" and form.is_valid():
-        unreadable: list[tuple[str, str]] = []
-        report = items_import(
-            project=project,
-            sources=sources_from_uploads(form.cleaned_data["files"], unreadable),
-            labels_as=form.cleaned_data["labels_as"] or None,
-            annotator=request.user,
-        )
-        report.rejected.extend(unreadable)
-    context = {"project": project, "form": form, "report": report}
+    context = {"project": project, "form": ImportForm(), "report": None, "job": None}
+    status_code = 200
+    if request.method == "POST":
+        try:
+            upload_size_check(request.META.get("CONTENT_LENGTH"))
+            form = context["form"] = ImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                outcome = uploads_import(
+                    project=project,
+                    files=form.cleaned_data["files"],
+                    labels_as=form.cleaned_data["labels_as"] or None,
+                    user=request.user,
+                )
+                if isinstance(outcome, Job):
+                    context["job"] = outcome
+                else:
+                    context["report"] = outcome.as_dict()
+        except UploadTooLarge as exc:
+            context["refused"], status_code = str(exc), 413
+        except QuotaExceeded as exc:
+            context["refused"], status_code = str(exc), 429
     if request.htmx and request.method == "POST":
-        return render(request, "core/import.html#report", context)
+        # htmx does not swap 4xx answers: a refusal comes back as a page fragment that says it.
+        return render(request, "core/import.html#outcome", context)
+    return render(request, "core/import.html", context, status=status_code)
+
+
+@require_GET
+@login_required
+def import_job(request: HtmxHttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    """An import job's progress and, once it has finished, its report (the import page
+    polls this while the job runs)."""
+    project = project_for(request, project_id, admin=True)
+    job = get_object_or_404(Job, pk=job_id, project=project, kind=Job.Kind.IMPORT)
+    context = {"project": project, "job": job, "report": None}
+    if job.status == Job.Status.SUCCEEDED:
+        context["report"] = public_metrics(job.metrics)
+    if request.htmx:
+        return render(request, "core/import.html#outcome", context)
+    context["form"] = ImportForm()
     return render(request, "core/import.html", context)
 
 

@@ -24,6 +24,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from core.services.jobs import jobs_recover
+from core.services.uploads import import_staging_cleanup
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class TaskWorker:
             try:
                 close_old_connections()
                 outcome = jobs_recover()
+                outcome["staged_imports_removed"] = import_staging_cleanup()
                 if any(outcome.values()):
                     logger.warning("job recovery: %s", outcome)
             except Exception:  # the next round tries again; a worker must not die of it

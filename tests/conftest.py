@@ -16,7 +16,22 @@ def _postgres_unreachable_reason() -> str | None:
         return f"PostgreSQL at {url} is not reachable ({exc.__class__.__name__}: {exc})"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--security-scenarios",
+        action="store_true",
+        help="run only the tests docs/security.md names for its 32 scenarios",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("--security-scenarios"):
+        from tests.security_doc import scenario_test_ids
+
+        wanted = scenario_test_ids()
+        chosen = [item for item in items if item.nodeid.split("[")[0] in wanted]
+        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+        items[:] = chosen
     reason = _postgres_unreachable_reason()
     if reason:
         skip = pytest.mark.skip(reason=reason)
@@ -29,6 +44,7 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ANNOTATOR_EMBEDDINGS_DIR = tmp_path / "embeddings"
     settings.ANNOTATOR_ENCODERS_DIR = tmp_path / "encoders"
+    settings.ANNOTATOR_IMPORTS_DIR = tmp_path / "imports"
 
 
 @pytest.fixture(autouse=True)

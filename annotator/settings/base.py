@@ -196,7 +196,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AnnotatorSchema",
+    "EXCEPTION_HANDLER": "core.apis.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Annotator API",
@@ -206,6 +207,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Ids in paths are `<id:…>` (core/converters.py): 1 to 18 digits.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+    },
     # Two fields named "source" (annotation, suggestion): one enum name each.
     "ENUM_NAME_OVERRIDES": {
         "SuggestionSourceEnum": "core.models.SuggestionSource",
@@ -246,6 +251,22 @@ ANNOTATOR_MAX_IMAGE_PIXELS = int(os.environ.get("ANNOTATOR_MAX_IMAGE_PIXELS", 50
 ANNOTATOR_MAX_FILE_BYTES = int(os.environ.get("ANNOTATOR_MAX_FILE_BYTES", 50 * 1024 * 1024))
 ANNOTATOR_MAX_ZIP_BYTES = int(os.environ.get("ANNOTATOR_MAX_ZIP_BYTES", 2 * 1024**3))
 ANNOTATOR_THUMBNAIL_SIZE = 256
+# Pixels one import may decode in all (a request, or one background import job): images
+# are decoded one at a time, so this bounds CPU time, not memory.
+ANNOTATOR_MAX_BATCH_PIXELS = int(os.environ.get("ANNOTATOR_MAX_BATCH_PIXELS", 20_000_000_000))
+# Uploads with a zip, more files or more bytes than these are staged and imported by a
+# background job (the request returns at once with the job); smaller ones import inline.
+ANNOTATOR_INLINE_IMPORT_FILES = int(os.environ.get("ANNOTATOR_INLINE_IMPORT_FILES", 20))
+ANNOTATOR_INLINE_IMPORT_BYTES = int(os.environ.get("ANNOTATOR_INLINE_IMPORT_BYTES", 20 * 1024**2))
+# Largest upload request (all files together); bigger ones are refused before reading.
+ANNOTATOR_MAX_UPLOAD_BYTES = int(os.environ.get("ANNOTATOR_MAX_UPLOAD_BYTES", 2 * 1024**3))
+ANNOTATOR_IMPORTS_DIR = Path(os.environ.get("ANNOTATOR_IMPORTS_DIR", VAR_DIR / "imports"))
+
+# Per-account quotas (core/services/quotas.py): stored image bytes a user's imports may
+# add up to (0: no limit), and heavy jobs (imports, exports, pretraining) one user may
+# have queued or running at once. Staff are not limited.
+ANNOTATOR_USER_STORAGE_BYTES = int(os.environ.get("ANNOTATOR_USER_STORAGE_BYTES", 50 * 1024**3))
+ANNOTATOR_USER_ACTIVE_JOBS = int(os.environ.get("ANNOTATOR_USER_ACTIVE_JOBS", 3))
 
 LOGGING = {
     "version": 1,

@@ -26,6 +26,7 @@ from core.models import AUTO_ENCODER, Item, Job, Project
 from core.selectors import embedding_store, embeddings_root, training_is_possible
 from core.services.jobs import (
     JobSkipped,
+    ProgressReporter,
     job_progress,
     training_request,
     zero_shot_request_if_useful,
@@ -43,7 +44,6 @@ from models_ml.store import EmbeddingStore, StoreDamaged
 logger = logging.getLogger(__name__)
 
 EMBED_CHUNK = 2048  # items per embed_images call: bounds memory, gives progress and appends
-PROGRESS_EVERY_S = 1.0
 _FAILURE_RETRY_S = 600
 
 
@@ -145,7 +145,12 @@ def items_embed_run(job: Job) -> dict:
     )
     started, failed = time.perf_counter(), {}
     batch_size = 64 if encoder.device.type == "cpu" else 256
-    reporter = _ProgressReporter(job, len(todo), f"with {encoder.name}")
+    reporter = ProgressReporter(
+        job,
+        len(todo),
+        lambda done, total: f"Embedded {done} of {total} images with {encoder.name}",
+        start=0.02,
+    )
     for start in range(0, len(todo), EMBED_CHUNK):
         chunk = todo[start : start + EMBED_CHUNK]
         result, batch_size = embed_with_oom_retry(
@@ -206,24 +211,6 @@ def _verified_store(project: Project, key: str, dim: int) -> tuple[EmbeddingStor
             "project %s: embeddings %s damaged (%s); rebuilding", project.pk, key, damage
         )
         return EmbeddingStore.reset(embeddings_root(project=project), key, dim), str(damage)[:200]
-
-
-class _ProgressReporter:
-    """Job progress while embedding, at most once per PROGRESS_EVERY_S (each is a write)."""
-
-    def __init__(self, job: Job, total: int, what: str):
-        self.job, self.total, self.what = job, total, what
-        self.last = 0.0
-
-    def __call__(self, done: int) -> None:
-        if time.monotonic() - self.last < PROGRESS_EVERY_S and done < self.total:
-            return
-        self.last = time.monotonic()
-        job_progress(
-            job=self.job,
-            fraction=0.02 + 0.98 * done / max(self.total, 1),
-            message=f"Embedded {done} of {self.total} images {self.what}",
-        )
 
 
 def embed_with_oom_retry(

@@ -36,6 +36,7 @@ from core.models import (
 )
 from core.selectors import majority_class
 from core.services.jobs import job_progress, job_request
+from core.services.quotas import heavy_jobs_check
 
 FORMATS = ("csv", "jsonl", "coco", "imagefolder", "parquet")
 EXTENSIONS = {
@@ -438,6 +439,7 @@ def export_request(
     exports with different options must not become one)."""
     if fmt not in FORMATS:
         raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    heavy_jobs_check(requested_by)
     waiting = Job.objects.filter(project=project, kind=Job.Kind.EXPORT, status=Job.Status.QUEUED)
     if waiting.exists():
         raise ExportError(

@@ -51,13 +51,23 @@ class ImportReport:
     def total(self) -> int:
         return len(self.imported) + len(self.duplicates) + len(self.rejected)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, *, limit: int | None = None) -> dict:
+        """The report for the API and a job's metrics; `limit` caps the listed files (the
+        counts stay whole)."""
         return {
             "imported": len(self.imported),
-            "duplicates": [{"file": n, "existing_item": i} for n, i in self.duplicates],
-            "rejected": [{"file": n, "reason": r} for n, r in self.rejected],
+            "duplicates": [{"file": n, "existing_item": i} for n, i in self.duplicates[:limit]],
+            "duplicates_count": len(self.duplicates),
+            "rejected": [{"file": n, "reason": r} for n, r in self.rejected[:limit]],
+            "rejected_count": len(self.rejected),
             "created_classes": self.created_classes,
         }
+
+    def summary(self) -> str:
+        return (
+            f"Imported {len(self.imported):,}, {len(self.duplicates):,} duplicates skipped, "
+            f"{len(self.rejected):,} rejected"
+        )
 
 
 class SourceRejected(Exception):
@@ -164,19 +174,25 @@ def items_import(
     labels_as: LabelsAs = None,
     annotator=None,
     progress: Callable[[int], None] | None = None,
+    max_batch_pixels: int | None = None,
+    storage_left: int | None = None,
 ) -> ImportReport:
     """Validate, normalise, deduplicate and store each source as an Item of `project`.
 
     With `labels_as`, the ImageFolder class folder becomes the item's ground truth
-    (evaluation only) or an imported annotation by `annotator`.
+    (evaluation only) or an imported annotation by `annotator` (who is also recorded as the
+    importer, for the storage quota). Once `max_batch_pixels` have been decoded, or the
+    stored files would pass `storage_left` bytes, the remaining files are rejected unread.
     """
     if labels_as == "annotations" and annotator is None:
         raise ValueError("labels_as='annotations' needs the annotator to attribute them to")
     report = ImportReport()
     classes: dict[str, LabelClass] = {c.name: c for c in project.classes.all()}
+    budget = _Budget(pixels=max_batch_pixels, stored_bytes=storage_left)
     for count, source in enumerate(sources, start=1):
         try:
-            _import_one(project, source, labels_as, annotator, classes, report)
+            budget.check()
+            _import_one(project, source, labels_as, annotator, classes, report, budget)
         except (SourceRejected, ImageRejected) as exc:
             report.rejected.append((source.name, str(exc)))
         except Exception:  # noqa: BLE001 - one file's failure never costs the rest of the batch
@@ -189,16 +205,49 @@ def items_import(
     return report
 
 
-def _import_one(project, source, labels_as, annotator, classes, report) -> None:
+class _Budget:
+    """What is left of one import's pixel budget and the importer's storage quota."""
+
+    def __init__(self, *, pixels: int | None, stored_bytes: int | None):
+        self.pixels, self.stored_bytes = pixels, stored_bytes
+        self.exhausted = ""
+
+    def check(self) -> None:
+        if self.exhausted:
+            raise SourceRejected(f"not imported: {self.exhausted}")
+
+    def spend_pixels(self, pixels: int) -> None:
+        if self.pixels is None:
+            return
+        self.pixels -= pixels
+        if self.pixels <= 0:
+            self.exhausted = (
+                "this import decoded as many pixels as one import may "
+                f"({settings.ANNOTATOR_MAX_BATCH_PIXELS:,}); import the rest separately"
+            )
+
+    def store(self, size: int) -> None:
+        if self.stored_bytes is None:
+            return
+        if size > self.stored_bytes:
+            self.exhausted = "your storage quota is used up"
+            self.check()
+        self.stored_bytes -= size
+
+
+def _import_one(project, source, labels_as, annotator, classes, report, budget) -> None:
     image = normalise_image(
         source.read(),
         max_pixels=settings.ANNOTATOR_MAX_IMAGE_PIXELS,
         thumbnail_size=settings.ANNOTATOR_THUMBNAIL_SIZE,
     )
+    budget.spend_pixels(image.width * image.height)
     existing = Item.objects.filter(project=project, content_hash=image.content_hash).first()
     if existing:
         report.duplicates.append((source.name, existing.pk))
         return
+    stored_bytes = len(image.content) + len(image.thumbnail)
+    budget.store(stored_bytes)
     split, class_name = split_and_class_from_name(source.label_path or source.name)
     label_class = None
     if labels_as and class_name:
@@ -216,6 +265,8 @@ def _import_one(project, source, labels_as, annotator, classes, report) -> None:
         width=image.width,
         height=image.height,
         original_name=source.name[-500:],
+        imported_by=annotator,
+        stored_bytes=stored_bytes,
         split=split,
         ground_truth=label_class if labels_as == "ground-truth" else None,
     )

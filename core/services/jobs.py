@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.events import project_event_send
-from core.models import AUTO_ENCODER, Job, ModelVersion, Project
+from core.models import AUTO_ENCODER, UNCOALESCED_JOB_KINDS, Job, ModelVersion, Project
+from core.services.quotas import heavy_jobs_check
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +54,12 @@ def job_request(
     requested_by: AbstractBaseUser | None = None,
     params: dict[str, Any] | None = None,
 ) -> Job:
-    """Queue a job of `kind`, or join the one already waiting. Returns the queued job."""
+    """Queue a job of `kind`, or join the one already waiting (kinds in
+    UNCOALESCED_JOB_KINDS always queue a new one). Returns the queued job."""
+    coalesce = kind not in UNCOALESCED_JOB_KINDS
     for _ in range(3):
-        waiting = Job.objects.filter(project=project, kind=kind, status=Job.Status.QUEUED).first()
+        queued = Job.objects.filter(project=project, kind=kind, status=Job.Status.QUEUED)
+        waiting = queued.first() if coalesce else None
         if waiting is not None:
             Job.objects.filter(pk=waiting.pk).update(requests=F("requests") + 1)
             return waiting
@@ -118,6 +123,29 @@ def job_progress(*, job: Job, fraction: float, message: str = "") -> None:
     _job_event(job)
 
 
+PROGRESS_EVERY_S = 1.0  # each progress report is a database write and a websocket event
+
+
+class ProgressReporter:
+    """Progress through `total` things for a job, reported at most once per PROGRESS_EVERY_S
+    (and always at the end). `describe(done, total)` writes the message; the fraction runs
+    from `start` to 1."""
+
+    def __init__(self, job: Job, total: int, describe: Callable[[int, int], str], start=0.0):
+        self.job, self.total, self.describe, self.start = job, total, describe, start
+        self.last = 0.0
+
+    def __call__(self, done: int) -> None:
+        if time.monotonic() - self.last < PROGRESS_EVERY_S and done < self.total:
+            return
+        self.last = time.monotonic()
+        job_progress(
+            job=self.job,
+            fraction=self.start + (1 - self.start) * done / max(self.total, 1),
+            message=self.describe(done, self.total),
+        )
+
+
 def _job_finish(
     job: Job, status: str, *, message: str = "", error: str = "", metrics: dict | None = None
 ) -> None:
@@ -146,6 +174,7 @@ def _hand_over(project_id: int, kind: str) -> None:
     """After a job of `kind` ends, start the one that waited for it (if any)."""
     waiting = (
         Job.objects.filter(project_id=project_id, kind=kind, status=Job.Status.QUEUED)
+        .order_by("created_at", "id")  # first come, first served (imports queue several)
         .values_list("pk", flat=True)
         .first()
     )
@@ -299,6 +328,8 @@ def encoder_choice_request_if_due(*, project: Project, labels_count: int) -> Job
 
 
 def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:
+    """Queue SSL pretraining; QuotaExceeded when the user has too many heavy jobs."""
+    heavy_jobs_check(requested_by)
     return job_request(
         project=project,
         kind=Job.Kind.PRETRAIN,

@@ -36,6 +36,9 @@ from core.services.jobs import labels_submitted_count
 CANDIDATES_PER_ATTEMPT = 20
 
 
+MAX_ANSWER_MS = 24 * 3600 * 1000  # longer "time to answer" is a broken clock, not work
+
+
 class QueueError(Exception):
     """A queue operation that cannot be done; the message is shown to the annotator."""
 
@@ -185,6 +188,8 @@ def annotation_submit(
     """
     if label_class.project_id != item.project_id:
         raise QueueError("That class belongs to another project.")
+    if duration_ms is not None and not 0 <= duration_ms <= MAX_ANSWER_MS:
+        duration_ms = None  # a clock gone wrong: the answer counts, its timing does not
     answer = (item, user, label_class, duration_ms, shown_prediction)
     try:
         return _answer_store(*answer, lease_first=True)

@@ -272,3 +272,24 @@ def test_export_with_a_zero_or_out_of_range_split_is_a_400_naming_split(client):
     assert (
         page.status_code == 200 and "validation fraction must be above 0" in page.content.decode()
     )
+
+
+def test_ids_too_big_for_a_database_column_are_404_or_400_not_server_errors():
+    """Schemathesis found /api/projects/277791499825150918656/items/12759/ answering 500
+    (SQLite: Python int too large to convert to SQLite INTEGER)."""
+    project, admin, _ = project_with_members()
+    item = ItemFactory(project=project)
+    client = api(admin)
+    huge = "277791499825150918656"
+    assert client.get(f"/api/projects/{huge}/items/1/").status_code == 404
+    assert client.get(f"/api/projects/{project.pk}/items/{huge}/").status_code == 404
+    response = client.get(f"/api/projects/{project.pk}/items/?label={huge}")
+    assert response.status_code == 400 and "label" in response.json()
+    client.post(f"/api/projects/{project.pk}/lease-next/")
+    response = client.post(
+        f"/api/projects/{project.pk}/items/{item.pk}/submit/",
+        {"label_class": int(huge), "duration_ms": 10**12},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"label_class", "duration_ms"}

@@ -51,6 +51,13 @@ def test_the_token_endpoint_is_throttled_the_same_way():
     assert response.status_code == 429 and "Too many" in response.json()["detail"]
 
 
+def test_the_token_endpoint_answers_400_to_a_body_that_is_not_an_object():
+    """Schemathesis found this one: a JSON list as the body was a 500."""
+    response = APIClient().post("/api/token/", [None, None], format="json")
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Send username and password."]}
+
+
 def test_tokens_expire_and_asking_again_issues_a_new_one(settings):
     settings.ANNOTATOR_API_TOKEN_DAYS = 30
     UserFactory(username="ann")

@@ -530,14 +530,12 @@ def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
 
 
 def test_embedding_reports_moving_progress_while_it_runs(monkeypatch):
-    from core.services import embeddings
-
     reported = []
-    real = embeddings.job_progress
+    real = jobs.job_progress
     monkeypatch.setattr(
-        embeddings, "job_progress", lambda **kw: reported.append(kw["fraction"]) or real(**kw)
+        jobs, "job_progress", lambda **kw: reported.append(kw["fraction"]) or real(**kw)
     )
-    monkeypatch.setattr(embeddings, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY_S", 0.0)
     project, *_ = loop_project(images_per_class=40, classes=("red", "blue", "green"))
 
     (job,) = run_jobs(project, Job.Kind.EMBED)

@@ -1,0 +1,271 @@
+"""Big imports run as jobs; quotas on stored bytes, heavy jobs and upload size; the pixel
+budget of one import (SECURITY.md rows 11 and 12, issue #19's "any account can exhaust the
+server")."""
+
+import io
+import os
+import time
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from core.models import Item, Job
+from core.services.imports import ImportSource, items_import
+from core.services.jobs import job_execute
+from core.services.uploads import STAGING_GRACE_S, import_staging_cleanup
+from core.tasks import job_runners
+from tests.factories import UserFactory, project_with_members
+from tests.images import rgb_png
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def upload_zip(name="pets.zip", n=3, seed=0) -> SimpleUploadedFile:
+    files = {f"cat/{i}.png": rgb_png(seed + i) for i in range(n)}
+    files["notes.txt"] = b"not an image"
+    return SimpleUploadedFile(name, zip_of(files), content_type="application/zip")
+
+
+def run(job_id: int) -> Job:
+    job_execute(job_id=job_id, runners=job_runners())
+    return Job.objects.get(pk=job_id)
+
+
+def test_a_zip_upload_returns_at_once_with_a_job_that_imports_it_and_removes_the_upload(
+    settings,
+):
+    project, admin, _ = project_with_members()
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/",
+        {"files": [upload_zip()], "labels_as": "ground-truth"},
+        format="multipart",
+    )
+
+    assert response.status_code == 202, response.content
+    assert response.json()["kind"] == "import" and response.json()["status"] == "queued"
+    assert Item.objects.filter(project=project).count() == 0  # nothing imported yet
+    staged = list(settings.ANNOTATOR_IMPORTS_DIR.iterdir())
+    assert len(staged) == 1
+
+    job = run(response.json()["id"])
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.metrics["imported"] == 3 and job.metrics["rejected_count"] == 1
+    assert job.metrics["rejected"][0]["file"] == "pets.zip/notes.txt"
+    assert job.message == "Imported 3, 0 duplicates skipped, 1 rejected"
+    assert job.progress == 1.0
+    items = Item.objects.filter(project=project)
+    assert {i.ground_truth.name for i in items} == {"cat"}
+    assert all(i.imported_by == admin and i.stored_bytes > 0 for i in items)
+    assert not staged[0].exists()
+    assert Job.objects.filter(project=project, kind=Job.Kind.EMBED).exists()
+
+
+def test_a_few_images_still_import_in_the_request():
+    project, admin, _ = project_with_members()
+    files = [SimpleUploadedFile(f"{i}.png", rgb_png(i), "image/png") for i in range(3)]
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/", {"files": files}, format="multipart"
+    )
+    assert response.status_code == 201
+    assert response.json()["imported"] == 3 and response.json()["rejected_count"] == 0
+    assert not Job.objects.filter(kind=Job.Kind.IMPORT).exists()
+
+
+def test_more_files_than_the_inline_limit_become_a_job(settings):
+    settings.ANNOTATOR_INLINE_IMPORT_FILES = 2
+    project, admin, _ = project_with_members()
+    files = [SimpleUploadedFile(f"{i}.png", rgb_png(i), "image/png") for i in range(3)]
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/", {"files": files}, format="multipart"
+    )
+    assert response.status_code == 202
+    assert run(response.json()["id"]).metrics["imported"] == 3
+
+
+def test_import_jobs_queue_one_behind_the_other_instead_of_merging():
+    project, admin, _ = project_with_members()
+    client = api(admin)
+    url = f"/api/projects/{project.pk}/items/"
+    first = client.post(url, {"files": [upload_zip(seed=0)]}, format="multipart").json()
+    second = client.post(url, {"files": [upload_zip(seed=10)]}, format="multipart").json()
+
+    assert first["id"] != second["id"]
+    assert run(first["id"]).metrics["imported"] == 3
+    assert run(second["id"]).metrics["imported"] == 3
+    assert Item.objects.filter(project=project).count() == 6
+
+
+def test_the_import_page_follows_the_job_and_then_shows_its_report(client):
+    project, admin, _ = project_with_members()
+    client.force_login(admin)
+    response = client.post(
+        reverse("core:item_import", args=[project.pk]), {"files": [upload_zip()]}, **HTMX
+    )
+    job = Job.objects.get(project=project, kind=Job.Kind.IMPORT)
+    body = response.content.decode()
+    poll_url = reverse("core:import_job", args=[project.pk, job.pk])
+    assert f'hx-get="{poll_url}"' in body and 'hx-trigger="every 1s"' in body
+
+    run(job.pk)
+    body = client.get(poll_url, **HTMX).content.decode()
+
+    assert "hx-trigger" not in body  # finished: polling stops
+    assert "<strong>3</strong> imported" in body and "pets.zip/notes.txt" in body
+
+
+def test_annotators_cannot_see_import_jobs(client):
+    project, admin, (annotator,) = project_with_members()
+    api(admin).post(f"/api/projects/{project.pk}/items/", {"files": [upload_zip()]})
+    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    client.force_login(annotator)
+    assert client.get(reverse("core:import_job", args=[project.pk, job.pk])).status_code == 403
+    client.force_login(UserFactory())
+    assert client.get(reverse("core:import_job", args=[project.pk, job.pk])).status_code == 404
+
+
+def test_storage_quota_refuses_uploads_once_used_and_stops_an_import_that_reaches_it(settings):
+    project, admin, _ = project_with_members()
+    client = api(admin)
+    url = f"/api/projects/{project.pk}/items/"
+    one = SimpleUploadedFile("0.png", rgb_png(0), "image/png")
+    assert client.post(url, {"files": [one]}, format="multipart").status_code == 201
+    used = Item.objects.get().stored_bytes
+    settings.ANNOTATOR_USER_STORAGE_BYTES = used + used // 2  # room for about half an image
+
+    files = [SimpleUploadedFile(f"{i}.png", rgb_png(i), "image/png") for i in range(1, 4)]
+    response = client.post(url, {"files": files}, format="multipart")
+
+    assert response.status_code == 200  # nothing new stored
+    assert response.json()["imported"] == 0
+    reasons = {row["reason"] for row in response.json()["rejected"]}
+    assert reasons == {"not imported: your storage quota is used up"}
+
+    settings.ANNOTATOR_USER_STORAGE_BYTES = used  # now exactly used up: refused at the door
+    response = client.post(url, {"files": [files[0]]}, format="multipart")
+    assert response.status_code == 429
+    assert "Storage quota" in response.json()["detail"]
+
+
+def test_staff_are_not_held_to_quotas(settings):
+    settings.ANNOTATOR_USER_STORAGE_BYTES = 1
+    project, admin, _ = project_with_members()
+    admin.is_staff = True
+    admin.save()
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/",
+        {"files": [SimpleUploadedFile("0.png", rgb_png(0), "image/png")]},
+        format="multipart",
+    )
+    assert response.status_code == 201
+
+
+def test_heavy_jobs_per_user_are_limited_across_imports_exports_and_pretraining(settings, client):
+    settings.ANNOTATOR_USER_ACTIVE_JOBS = 2
+    project, admin, _ = project_with_members()
+    api_client = api(admin)
+    url = f"/api/projects/{project.pk}/items/"
+    for seed in (0, 10):
+        assert api_client.post(url, {"files": [upload_zip(seed=seed)]}).status_code == 202
+
+    refused = api_client.post(url, {"files": [upload_zip(seed=20)]})
+    assert refused.status_code == 429
+    assert "at most 2 at once" in refused.json()["detail"]
+    assert api_client.post(f"/api/projects/{project.pk}/pretrain/").status_code == 429
+    client.force_login(admin)
+    page = client.post(reverse("core:project_pretrain", args=[project.pk]), follow=True)
+    assert "at most 2 at once" in page.content.decode()
+    assert len(list(settings.ANNOTATOR_IMPORTS_DIR.iterdir())) == 2  # the refused one: none
+
+    run(Job.objects.filter(kind=Job.Kind.IMPORT).order_by("id").first().pk)
+    assert api_client.post(url, {"files": [upload_zip(seed=20)]}).status_code == 202
+
+
+def test_an_upload_bigger_than_one_request_may_carry_is_refused_before_reading(settings):
+    settings.ANNOTATOR_MAX_UPLOAD_BYTES = 1000
+    project, admin, _ = project_with_members()
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/", {"files": [upload_zip()]}, format="multipart"
+    )
+    assert response.status_code == 413
+    assert "one upload may carry at most" in response.json()["detail"]
+    assert not settings.ANNOTATOR_IMPORTS_DIR.exists()
+
+
+def test_one_imports_pixel_budget_rejects_the_rest_unread():
+    project, _, _ = project_with_members()
+    read = []
+
+    def source(i):
+        return ImportSource(f"{i}.png", lambda: read.append(i) or rgb_png(i, size=32))
+
+    report = items_import(
+        project=project, sources=[source(i) for i in range(5)], max_batch_pixels=2 * 32 * 32
+    )
+
+    assert len(report.imported) == 2
+    assert read == [0, 1]
+    assert [name for name, _ in report.rejected] == ["2.png", "3.png", "4.png"]
+    assert "decoded as many pixels as one import may" in report.rejected[0][1]
+
+
+def test_staged_uploads_of_finished_or_killed_jobs_are_cleaned_up(settings):
+    project, admin, _ = project_with_members()
+    api(admin).post(f"/api/projects/{project.pk}/items/", {"files": [upload_zip()]})
+    waiting = next(settings.ANNOTATOR_IMPORTS_DIR.iterdir())
+    orphan = settings.ANNOTATOR_IMPORTS_DIR / "0123abcd"
+    orphan.mkdir()
+    young = settings.ANNOTATOR_IMPORTS_DIR / "fedc3210"
+    young.mkdir()
+    old = time.time() - STAGING_GRACE_S - 10
+    for folder in (waiting, orphan):
+        os.utime(folder, (old, old))
+
+    assert import_staging_cleanup() == 1
+
+    assert waiting.exists() and young.exists() and not orphan.exists()
+
+
+def test_api_404_for_a_path_that_matches_no_url_is_json():
+    project, admin, _ = project_with_members()
+    response = api(admin).get("/api/projects/not-a-number/items/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_a_corrupt_zip_is_one_rejection_and_the_other_files_still_import():
+    project, admin, _ = project_with_members()
+    response = api(admin).post(
+        f"/api/projects/{project.pk}/items/",
+        {
+            "files": [
+                SimpleUploadedFile("broken.zip", b"PK\x03\x04 not really a zip", "application/zip"),
+                upload_zip(),
+            ]
+        },
+        format="multipart",
+    )
+    job = run(response.json()["id"])
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.metrics["imported"] == 3
+    rejected = {row["file"]: row["reason"] for row in job.metrics["rejected"]}
+    assert rejected["broken.zip"].startswith("not a valid zip file")
