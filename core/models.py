@@ -6,9 +6,11 @@ annotation per (item, annotator). See core/services/queue.py for how they are us
 """
 
 import random
+import re
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -22,6 +24,35 @@ def random_seed() -> int:
 
 AUTO_ENCODER = "auto"
 """The encoder setting that lets measurement choose (core/services/encoder_choice.py)."""
+
+SSL_ENCODER_PREFIX = "ssl:job-"
+"""`ssl:job-<id>`: the encoder that pretraining job <id> wrote for its project. The worker
+finds the file under the project's encoders folder; no server path is stored or shown."""
+
+# An encoder setting: auto, pixels[:size], ssl:job-<id>, or a model name (timm names, with a
+# pretrained tag or an `hf-hub:org/name` prefix). Never a file path: the server's files are
+# not the project admin's to choose (air-gapped weights go in ANNOTATOR_WEIGHTS_DIR).
+ENCODER_NAME_RE = re.compile(
+    r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.\-]*(:[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)?)?$"
+)
+
+
+def ssl_encoder_name(job_id: int) -> str:
+    return f"{SSL_ENCODER_PREFIX}{job_id}"
+
+
+def ssl_encoder_job_id(name: str) -> int | None:
+    """The pretraining job of an `ssl:job-<id>` encoder name, else None."""
+    rest = name.removeprefix(SSL_ENCODER_PREFIX)
+    return int(rest) if rest != name and rest.isascii() and rest.isdigit() else None
+
+
+def encoder_name_validator(value: str) -> None:
+    if not ENCODER_NAME_RE.match(value or ""):
+        raise ValidationError(
+            "An encoder name (auto, pixels, a model name such as "
+            "tf_efficientnet_lite0.in1k, or ssl:job-<id>), not a file path."
+        )
 
 
 class Role(models.TextChoices):
@@ -79,8 +110,10 @@ class Project(models.Model):
     encoder_name = models.CharField(
         max_length=200,
         default=AUTO_ENCODER,
+        validators=[encoder_name_validator],
         help_text="'auto' (measure the available encoders on your labels and use the best), "
-        "a timm name with pretrained tag, 'pixels', or a local weights path.",
+        "a timm name with pretrained tag, 'pixels', or ssl:job-<id> (an encoder this "
+        "project pretrained).",
     )
     annotators_per_item = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
@@ -152,6 +185,19 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """`ssl:job-<id>` must name a pretraining run of this project that finished."""
+        job_id = ssl_encoder_job_id(self.encoder_name or "")
+        if (
+            job_id is not None
+            and not Job.objects.filter(
+                pk=job_id, project_id=self.pk, kind=Job.Kind.PRETRAIN, status=Job.Status.SUCCEEDED
+            ).exists()
+        ):
+            raise ValidationError(
+                {"encoder_name": f"No finished pretraining job #{job_id} in this project."}
+            )
 
 
 class Membership(models.Model):

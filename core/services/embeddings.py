@@ -9,6 +9,7 @@ pretrained one is installed, and `Project.encoder_notice` tells the admin which 
 missing, where we looked and how to provide it.
 """
 
+import dataclasses
 import io
 import logging
 import threading
@@ -22,8 +23,13 @@ from django.db import transaction
 from PIL import Image
 
 from core.events import project_event_send
-from core.models import AUTO_ENCODER, Item, Job, Project
-from core.selectors import embedding_store, embeddings_root, training_is_possible
+from core.models import AUTO_ENCODER, Item, Job, Project, ssl_encoder_job_id
+from core.selectors import (
+    embedding_store,
+    embeddings_root,
+    encoders_root,
+    training_is_possible,
+)
 from core.services.jobs import (
     JobSkipped,
     ProgressReporter,
@@ -39,6 +45,7 @@ from models_ml.encoders import (
     preferred_encoders,
     safe_key,
 )
+from models_ml.ssl import ENCODER_FILE
 from models_ml.store import EmbeddingStore, StoreDamaged
 
 logger = logging.getLogger(__name__)
@@ -63,7 +70,9 @@ class _EncoderCache:
         self._encoders: dict[str, Encoder] = {}
         self._failures: dict[str, tuple[float, WeightsUnavailable]] = {}
 
-    def get(self, name: str) -> Encoder:
+    def get(self, name: str, *, project: Project | None = None) -> Encoder:
+        """The encoder called `name`, loaded once. An `ssl:job-<id>` name is `project`'s
+        pretrained encoder; it keeps that name (never its file's path) wherever it goes."""
         with self._lock:
             if name in self._encoders:
                 return self._encoders[name]
@@ -71,10 +80,12 @@ class _EncoderCache:
             if failed and time.monotonic() - failed[0] < _FAILURE_RETRY_S:
                 raise failed[1]
             try:
-                encoder = load_encoder(name)
+                encoder = load_encoder(_loadable(name, project))
             except WeightsUnavailable as error:
                 self._failures[name] = (time.monotonic(), error)
                 raise
+            if encoder.name != name:
+                encoder = dataclasses.replace(encoder, name=name, weights_source=name)
             self._failures.pop(name, None)
             while len(self._encoders) >= self.size:
                 self._encoders.pop(next(iter(self._encoders)))
@@ -90,6 +101,17 @@ class _EncoderCache:
 encoder_cache = _EncoderCache()
 
 
+def _loadable(name: str, project: Project | None) -> str:
+    """What `load_encoder` takes for an encoder setting: the checkpoint file of an
+    `ssl:job-<id>` encoder (in `project`'s encoders folder), any other name as it is."""
+    job_id = ssl_encoder_job_id(name)
+    if job_id is None:
+        return name
+    if project is None:
+        raise ValueError(f"{name} is a project's own encoder: load it with its project")
+    return str(encoders_root(project=project) / f"job-{job_id}" / ENCODER_FILE)
+
+
 def project_encoder_candidates(*, project: Project) -> list[str]:
     """Encoder names to try for the project, best first: what it asks for (or, with `auto`,
     what measurement chose), then the registry's preference order."""
@@ -103,7 +125,7 @@ def project_encoder_resolve(*, project: Project) -> ResolvedEncoder:
     notice: dict = {}
     for name in project_encoder_candidates(project=project):
         try:
-            encoder = encoder_cache.get(name)
+            encoder = encoder_cache.get(name, project=project)
         except WeightsUnavailable as error:
             failure = {"model": error.model, "tried": error.tried, "hint": error.hint}
         except (OSError, RuntimeError, ValueError, KeyError) as error:  # unknown name, bad file

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.events import project_event_send
-from core.models import Item, Job, Project
+from core.models import Item, Job, Project, ssl_encoder_name
 from core.selectors import embedding_store, encoders_root
 from core.services.embeddings import embed_with_oom_retry, encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, embed_request, job_progress
@@ -28,10 +28,11 @@ from models_ml.ssl import ENCODER_FILE
 
 
 def project_ssl_encoders(*, project: Project) -> list[str]:
-    """In-domain SSL checkpoints pretrained for this project, newest first."""
+    """In-domain SSL encoders pretrained for this project (`ssl:job-<id>`), newest first."""
     root = encoders_root(project=project)
     found = root.glob(f"job-*/{ENCODER_FILE}") if root.is_dir() else []
-    return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+    newest_first = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return [ssl_encoder_name(int(p.parent.name.removeprefix("job-"))) for p in newest_first]
 
 
 def encoder_candidates(*, project: Project) -> list[str]:
@@ -111,7 +112,7 @@ def _labeled_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors of the labeled items under encoder `name`, embedding those it lacks (kept in
     that encoder's store, so a switch only embeds the rest of the pool)."""
-    encoder = encoder_cache.get(name)
+    encoder = encoder_cache.get(name, project=project)
     store = embedding_store(project=project, key=encoder.key, dim=encoder.embed_dim)
     todo = store.missing(list(path_of))
     if todo:

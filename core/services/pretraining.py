@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 
-from core.models import Item, Job, Project
+from core.models import Item, Job, Project, ssl_encoder_name
 from core.selectors import encoders_root
 from core.services.embeddings import encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, job_progress, job_request
@@ -71,12 +71,12 @@ def pretrain_run(job: Job) -> dict:
 
     result = pretrain(images, out_dir, config, progress=report)
     with transaction.atomic():
-        Project.objects.filter(pk=project.pk).update(encoder_name=str(result.encoder_path))
+        Project.objects.filter(pk=project.pk).update(encoder_name=ssl_encoder_name(job.pk))
         job_request(project=project, kind=Job.Kind.EMBED, reason="new in-domain SSL encoder")
     encoder_cache.clear()
     job.message = f"Encoder pretrained for {result.steps} steps ({result.stopped_by}); re-embedding"
     return {
-        "encoder_path": str(result.encoder_path),
+        "encoder": ssl_encoder_name(job.pk),
         "steps": result.steps,
         "seconds": round(result.elapsed_s, 1),
         "stopped_by": result.stopped_by,

@@ -335,7 +335,7 @@ class Simulation:
         prepared = self._prepared
         key = project.embedding_key
         if key not in prepared.test_vectors:
-            encoder = encoder_cache.get(project.encoder_used)
+            encoder = encoder_cache.get(project.encoder_used, project=project)
             if safe_key(encoder.key) != key:
                 raise SimulationError(f"encoder {project.encoder_used} no longer gives {key}")
             images = prepared.test_images

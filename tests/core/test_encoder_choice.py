@@ -33,7 +33,7 @@ def two_encoders(monkeypatch):
     """`auto` compares a good encoder (pixels, the colours are the classes) with a useless one."""
     built = {"pixels": load_encoder("pixels", device="cpu"), "noise": _noise_encoder()}
     monkeypatch.setattr(encoder_choice, "compared_encoders", lambda: ["noise", "pixels"])
-    monkeypatch.setattr(encoder_cache, "get", lambda name: built[name])
+    monkeypatch.setattr(encoder_cache, "get", lambda name, project=None: built[name])
     return built
 
 

@@ -8,15 +8,18 @@ import threading
 
 import numpy as np
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Max
+from rest_framework.test import APIClient
 
 from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
 from core.services import jobs, training
 from core.services.embeddings import embedding_store
 from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
+from core.services.projects import project_settings_update
 from core.services.queue import annotation_submit, item_lease_next
 from core.tasks import job_runners
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
@@ -347,11 +350,33 @@ def test_pretraining_switches_the_project_to_its_own_encoder_and_reembeds():
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.metrics["steps"] == 2 and job.metrics["image_size"] == 32
     project.refresh_from_db()
-    assert project.encoder_name == job.metrics["encoder_path"]
+    assert project.encoder_name == job.metrics["encoder"] == f"ssl:job-{job.pk}"
     (embed,) = run_jobs(project, Job.Kind.EMBED)
     project.refresh_from_db()
     assert embed.status == Job.Status.SUCCEEDED and project.embedding_key != pixels_key
+    assert project.encoder_used == f"ssl:job-{job.pk}"  # its name, never the file's path
     assert len(embedding_store(project=project)) == 8
+    # The project's settings can be saved with it, and it is this project's alone.
+    project_settings_update(project=project, strategy="entropy")
+    other, *_ = loop_project(images_per_class=1)
+    with pytest.raises(ValidationError, match="No finished pretraining job"):
+        project_settings_update(project=other, encoder_name=f"ssl:job-{job.pk}")
+
+
+def test_an_encoder_setting_is_a_name_never_a_server_path():
+    project, admin, *_ = loop_project(images_per_class=1)
+    client = APIClient()
+    client.force_authenticate(admin)
+    url = f"/api/projects/{project.pk}/"
+    for path in ("/etc/passwd", "../../var/secret-key.txt", "hf-hub:../x", "C:\\weights.pt"):
+        response = client.patch(url, {"encoder_name": path}, format="json")
+        assert response.status_code == 400 and "encoder_name" in response.json(), path
+    for name in ("pixels:64", "tf_efficientnet_lite0.in1k", "hf-hub:timm/vit_small_patch16_224"):
+        response = client.patch(url, {"encoder_name": name}, format="json")
+        assert response.status_code == 200, (name, response.content)
+    response = client.patch(url, {"encoder_name": "ssl:job-999999"}, format="json")
+    assert response.status_code == 400
+    assert "No finished pretraining job" in response.json()["encoder_name"][0]
 
 
 def test_version_numbers_grow_and_old_predictions_are_pruned():

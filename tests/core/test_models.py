@@ -41,3 +41,28 @@ def test_project_settings_ranges_are_checked_by_the_database():
         Project.objects.filter(pk=project.pk).update(annotators_per_item=0)
     with pytest.raises(IntegrityError), transaction.atomic():
         Project.objects.filter(pk=project.pk).update(lease_seconds=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0007_turns_stored_ssl_paths_into_names():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("core", "0006_import_jobs_and_quotas")])
+    old = executor.loader.project_state([("core", "0006_import_jobs_and_quotas")]).apps
+    path = "/srv/annotator/var/encoders/project-7/job-42/encoder.pt"
+    user = old.get_model("auth", "User").objects.create(username="m")
+    project = old.get_model("core", "Project").objects.create(
+        name="p", created_by_id=user.pk, encoder_name=path, encoder_used=path
+    )
+    try:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("core", "0007_encoder_names_not_paths")])
+        migrated = Project.objects.get(pk=project.pk)
+        assert migrated.encoder_name == migrated.encoder_used == "ssl:job-42"
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
