@@ -464,7 +464,9 @@ def import_job(request: HtmxHttpRequest, project_id: int, job_id: int) -> HttpRe
     polls this while the job runs)."""
     project = project_for(request, project_id, admin=True)
     job = get_object_or_404(Job, pk=job_id, project=project, kind=Job.Kind.IMPORT)
-    context = {"project": project, "job": job, "report": None}
+    context = {"project": project, "job": job, "report": None, "running": 0}
+    if job.status == Job.Status.QUEUED:  # what it waits for (a count: other projects' jobs)
+        context["running"] = Job.objects.filter(status=Job.Status.RUNNING).count()
     if job.status == Job.Status.SUCCEEDED:
         context["report"] = public_metrics(job.metrics)
     if request.htmx:

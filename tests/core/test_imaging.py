@@ -1,4 +1,5 @@
 import io
+import os
 
 import numpy as np
 import pytest
@@ -124,15 +125,20 @@ SEED_FILES = _seed_files()
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns on what it then rejects
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),  # a longer run: FUZZ_EXAMPLES=20000
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     kind=st.sampled_from(sorted(SEED_FILES)),
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
     cut=st.one_of(st.none(), st.integers(1, 10_000)),
 )
 def test_a_mutated_file_of_any_allowed_format_is_normalised_or_rejected(kind, edits, cut):
-    """Mutation fuzz over every allowed format (bounded: 300 cases, ~2 s): only our
-    ImageRejected may escape, and what passes is a valid 8-bit RGB image of ours."""
+    """Mutation fuzz over every allowed format (bounded: 300 cases, ~2 s, in make test): only
+    our ImageRejected may escape, and what passes is a valid 8-bit RGB image of ours."""
+
     data = bytearray(SEED_FILES[kind])
     for position, value in edits:
         data[position % len(data)] = value

@@ -269,3 +269,13 @@ def test_a_corrupt_zip_is_one_rejection_and_the_other_files_still_import():
     assert job.metrics["imported"] == 3
     rejected = {row["file"]: row["reason"] for row in job.metrics["rejected"]}
     assert rejected["broken.zip"].startswith("not a valid zip file")
+
+
+def test_a_queued_import_says_it_waits_for_a_worker(client):
+    project, admin, _ = project_with_members()
+    api(admin).post(f"/api/projects/{project.pk}/items/", {"files": [upload_zip()]})
+    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    Job.objects.create(project=project, kind=Job.Kind.TRAIN, status=Job.Status.RUNNING)
+    client.force_login(admin)
+    body = client.get(reverse("core:import_job", args=[project.pk, job.pk]), **HTMX)
+    assert "Waiting for a free worker (1 job running)." in body.content.decode()
