@@ -56,7 +56,7 @@ from core.services.classes import (
     label_classes_merge,
 )
 from core.services.exports import FORMATS as EXPORT_FORMATS
-from core.services.jobs import pretrain_request, training_request
+from core.services.loop import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
 from core.services.queue import (
     LeaseResult,

@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from core.job_kinds import JOB_KINDS, UNCOALESCED_JOB_KINDS
 from core.querysets import ItemQuerySet, ProjectQuerySet
 
 
@@ -486,10 +487,6 @@ class Annotation(models.Model):
         return f"{self.item_id}: {self.label_class_id} by {self.annotator_id}"
 
 
-# Job kinds whose requests never join a waiting job: each import carries its own files.
-UNCOALESCED_JOB_KINDS = ("import",)
-
-
 class Job(models.Model):
     """One background job (embedding, zero-shot, training, SSL pretraining) and its progress.
 
@@ -500,14 +497,10 @@ class Job(models.Model):
     queue one behind the other (still one running per project).
     """
 
-    class Kind(models.TextChoices):
-        EMBED = "embed", "Embed images"
-        ZERO_SHOT = "zero_shot", "CLIP zero-shot suggestions"
-        TRAIN = "train", "Training run"
-        PRETRAIN = "pretrain", "In-domain SSL pretraining"
-        EXPORT = "export", "Export labels"
-        CHOOSE_ENCODER = "choose_encoder", "Encoder comparison"
-        IMPORT = "import", "Import images"
+    # One member per entry of core/job_kinds.py (Job.Kind.EMBED == "embed", …).
+    Kind = models.TextChoices(
+        "Kind", [(kind.upper(), (kind, spec.label)) for kind, spec in JOB_KINDS.items()]
+    )
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -10,13 +10,6 @@ class ProjectQuerySet(models.QuerySet):
             return self.none()
         return self.filter(memberships__user=user)
 
-    def administered_by(self, user) -> "ProjectQuerySet":
-        from core.models import Role
-
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(memberships__user=user, memberships__role=Role.ADMIN)
-
 
 class ItemQuerySet(models.QuerySet):
     def for_user(self, user) -> "ItemQuerySet":
@@ -25,13 +18,6 @@ class ItemQuerySet(models.QuerySet):
             return self.none()
         return self.filter(project__memberships__user=user)
 
-    def open(self) -> "ItemQuerySet":
-        """Items that still need answers."""
-        return self.filter(is_done=False)
-
-    def done(self) -> "ItemQuerySet":
-        return self.filter(is_done=True)
-
     def labeled(self) -> "ItemQuerySet":
         """Items with at least one current answer."""
         return self.filter(models.Exists(self._current_answers()))
@@ -39,8 +25,7 @@ class ItemQuerySet(models.QuerySet):
     def unlabeled(self) -> "ItemQuerySet":
         return self.exclude(models.Exists(self._current_answers()))
 
-    @staticmethod
-    def _current_answers():
-        from core.models import Annotation
-
-        return Annotation.objects.filter(item=models.OuterRef("pk"), is_current=True)
+    def _current_answers(self):
+        # The Annotation model through its relation to Item (models.py imports this module).
+        annotation = self.model._meta.get_field("annotations").related_model
+        return annotation.objects.filter(item=models.OuterRef("pk"), is_current=True)

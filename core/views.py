@@ -44,12 +44,8 @@ from core.services.exports import (
     export_job_path,
     export_request,
 )
-from core.services.jobs import (
-    embed_request,
-    pretrain_request,
-    public_metrics,
-    training_request,
-)
+from core.services.jobs import public_metrics
+from core.services.loop import embed_request, pretrain_request, training_request
 from core.services.projects import membership_set, project_create, project_settings_update
 from core.services.queue import (
     QueueError,

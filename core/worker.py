@@ -115,7 +115,7 @@ class TaskWorker:
     def _warm_up() -> None:
         """Import the job bodies (torch, timm, scikit-learn: seconds) before the first job
         needs them, so the first training run is as quick as the others."""
-        from core.tasks import job_runners
+        from core.services.jobs import job_runners
 
         job_runners()
 

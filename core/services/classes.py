@@ -4,8 +4,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core.models import Annotation, Item, LabelClass, Prediction, Project
-from core.selectors import training_is_possible
-from core.services.jobs import training_request, zero_shot_request_if_useful
+from core.services.loop import after_classes_changed
 from core.text import has_control_characters
 
 # 1–9, 0, then letters; 's' is reserved for Skip in the labeling page.
@@ -64,7 +63,7 @@ def label_class_create(*, project: Project, name: str, hotkey: str | None = None
         order=0 if last is None else last + 1,
         hotkey=next_free_hotkey(project) if hotkey is None else hotkey,
     )
-    zero_shot_request_if_useful(project=project, reason=f"class {name!r} added")
+    after_classes_changed(project=project, reason=f"class {name!r} added")
     return label_class
 
 
@@ -109,7 +108,7 @@ def label_class_update(
     except IntegrityError as exc:
         raise ClassChangeError("Another class of this project has that name or hotkey.") from exc
     if name is not None:
-        zero_shot_request_if_useful(project=label_class.project, reason="class renamed")
+        after_classes_changed(project=label_class.project, reason="class renamed")
     return label_class
 
 
@@ -155,7 +154,7 @@ def label_classes_merge(*, source: LabelClass, target: LabelClass) -> dict[str, 
     # "Was the suggestion accepted?" turns to yes where the two classes became one.
     answers.filter(label_class=target, suggested_class=target).update(suggestion_accepted=True)
     source.delete()
-    if training_is_possible(project=project):
-        training_request(project=project, reason=f"classes merged into {target.name!r}")
-    zero_shot_request_if_useful(project=project, reason="classes merged")
+    after_classes_changed(
+        project=project, reason=f"classes merged into {target.name!r}", retrain=True
+    )
     return changed

@@ -13,7 +13,7 @@ import numpy as np
 from django.db import transaction
 
 from core.models import ColdStart, ModelVersion, Prediction, Project
-from core.services.training import model_version_create, pool_vectors, version_switch
+from core.services.versions import model_version_create, pool_vectors, version_switch
 from models_ml.strategies import select_batch
 
 

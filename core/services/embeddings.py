@@ -28,14 +28,11 @@ from core.selectors import (
     embedding_store,
     embeddings_root,
     encoders_root,
-    training_is_possible,
 )
 from core.services.jobs import (
     JobSkipped,
     ProgressReporter,
     job_progress,
-    training_request,
-    zero_shot_request_if_useful,
 )
 from models_ml.embed import embed_images
 from models_ml.encoders import (
@@ -206,7 +203,6 @@ def items_embed_run(job: Job) -> dict:
         + (f" ({resolved.notice['model']} has no weights here)" if resolved.notice else "")
         + (" after the damaged embeddings file was rebuilt" if damage else "")
     )
-    _after_embedding(project=project, newly_embedded=len(todo) - len(failed))
     return {
         "encoder": encoder.name,
         "encoder_key": key,
@@ -251,17 +247,6 @@ def embed_with_oom_retry(
             logger.warning("GPU out of memory while embedding; retrying with batch %d", batch_size)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-
-
-def _after_embedding(*, project: Project, newly_embedded: int) -> None:
-    """New vectors mean a new cold-start order, new zero-shot suggestions and a rescore."""
-    from core.services.cold_start import cold_start_write  # it imports training, which imports us
-
-    if newly_embedded:
-        cold_start_write(project=project)
-        zero_shot_request_if_useful(project=project, reason="new images embedded")
-    if newly_embedded and training_is_possible(project=project):
-        training_request(project=project, reason="new images embedded")
 
 
 def embedded_vectors(*, project: Project, item_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

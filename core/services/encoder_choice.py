@@ -20,7 +20,7 @@ from core.events import project_event_send
 from core.models import Item, Job, Project, ssl_encoder_name
 from core.selectors import embedding_store, encoders_root
 from core.services.embeddings import embed_with_oom_retry, encoder_cache, item_image_sources
-from core.services.jobs import JobSkipped, embed_request, job_progress
+from core.services.jobs import JobSkipped, job_progress
 from core.services.training import training_labels
 from models_ml.encoders import WeightsUnavailable, compared_encoders
 from models_ml.probes import SWITCH_MARGIN, ProbeScores, encoder_choose, probe_scores
@@ -97,8 +97,6 @@ def encoder_choice_run(job: Job) -> dict:
         Project.objects.filter(pk=project.pk).update(
             encoder_chosen=chosen, encoder_comparison=comparison
         )
-        if chosen != current:
-            embed_request(project=project, reason=f"auto: {chosen} fits the labels better")
         project_event_send(project_id=project.pk, event="encoder", payload={"encoder": chosen})
     job.message = (
         f"{chosen} fits the labels best; switching to it" if chosen != current else

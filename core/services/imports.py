@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from core.imaging import ImageRejected, normalise_image
 from core.models import Item, LabelClass, Project
 from core.services.classes import label_class_get_or_create
-from core.services.jobs import embed_request
+from core.services.loop import after_import
 from core.services.queue import annotation_import
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,7 @@ def items_import(
             report.rejected.append((source.name, "could not be imported (the server log says why)"))
         if progress:
             progress(count)
-    if report.imported:
-        embed_request(project=project, reason=f"{len(report.imported)} images imported")
+    after_import(project=project, imported=len(report.imported))
     return report
 
 

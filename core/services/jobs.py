@@ -10,8 +10,9 @@ most one runs (partial unique constraints on Job):
   waiting jobs. Nothing a job writes is visible until it commits its result, so a failed
   job leaves the previous model version serving.
 
-Tasks (core/tasks.py) carry only the job id and are enqueued after commit; running one
-twice is harmless because only one claim succeeds.
+The task (`job_task`) carries only the job id and is enqueued after commit; running one
+twice is harmless because only one claim succeeds. What each kind runs, and what the loop
+does after it, is declared in core/job_kinds.py.
 """
 
 import logging
@@ -30,12 +31,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
+from django.tasks import task
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from core.events import project_event_send
-from core.models import AUTO_ENCODER, UNCOALESCED_JOB_KINDS, Job, ModelVersion, Project
-from core.services.quotas import heavy_jobs_check
+from core.job_kinds import JOB_KINDS, UNCOALESCED_JOB_KINDS
+from core.models import Job, ModelVersion, Project
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +84,18 @@ def job_request(
 
 
 def _enqueue_on_commit(job_id: int) -> None:
-    from core.tasks import job_task  # tasks import this module
-
     transaction.on_commit(lambda: job_task.enqueue(job_id))
+
+
+@task()
+def job_task(job_id: int) -> str | None:
+    """The one background task: run job `job_id` (the task carries nothing else)."""
+    return job_execute(job_id=job_id)
+
+
+def job_runners() -> dict[str, Callable[[Job], dict | None]]:
+    """Each kind's job body, imported from JOB_KINDS (in the worker: they import torch)."""
+    return {kind: import_string(spec.runner) for kind, spec in JOB_KINDS.items()}
 
 
 def job_claim(*, job_id: int) -> Job | None:
@@ -209,18 +221,26 @@ def _heartbeat(job: Job) -> Iterator[None]:
         thread.join()
 
 
-def job_execute(*, job_id: int, runners: dict[str, Callable[[Job], dict | None]]) -> str | None:
-    """Claim job `job_id` and run `runners[job.kind](job)`; returns the final status.
+def job_execute(
+    *, job_id: int, runners: dict[str, Callable[[Job], dict | None]] | None = None
+) -> str | None:
+    """Claim job `job_id`, run its body, then what the loop does after it; returns the final
+    status. `runners` replaces the bodies of JOB_KINDS (tests).
 
-    The runner returns metrics (or None). JobSkipped ends the job as skipped with its
-    message; any other exception fails it with the traceback kept in `error`.
+    The body returns metrics (or None). JobSkipped ends the job as skipped with its
+    message; any other exception fails it with the traceback kept in `error`. The kind's
+    `then` hook (core/services/loop.py) runs after the body, as part of the job.
     """
     job = job_claim(job_id=job_id)
     if job is None:
         return None
     try:
         with _heartbeat(job):
-            metrics = runners[job.kind](job)
+            spec = JOB_KINDS[job.kind]
+            body = (runners or {}).get(job.kind) or import_string(spec.runner)
+            metrics = body(job)
+            if spec.then:
+                import_string(spec.then)(job, metrics or {})
     except JobSkipped as skipped:
         _job_finish(job, Job.Status.SKIPPED, message=str(skipped))
         return Job.Status.SKIPPED
@@ -284,82 +304,6 @@ def _orphan_versions_delete(job: Job) -> int:
     )
     orphans = ModelVersion.objects.filter(project_id=job.project_id, recipe__job=job.pk)
     return orphans.exclude(pk=serving).delete()[1].get("core.ModelVersion", 0)
-
-
-def training_request(*, project: Project, reason: str, requested_by=None) -> Job:
-    return job_request(
-        project=project, kind=Job.Kind.TRAIN, reason=reason, requested_by=requested_by
-    )
-
-
-def embed_request(*, project: Project, reason: str, requested_by=None) -> Job:
-    return job_request(
-        project=project, kind=Job.Kind.EMBED, reason=reason, requested_by=requested_by
-    )
-
-
-def zero_shot_request_if_useful(*, project: Project, reason: str) -> Job | None:
-    """CLIP suggestions are worth (re)computing: CLIP is configured, there are images
-    embedded and at least two classes to choose between."""
-    if not settings.ANNOTATOR_CLIP_MODEL or not project.embedding_key:
-        return None
-    if project.classes.count() < 2:
-        return None
-    return job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason=reason)
-
-
-ENCODER_COMPARISON_FIRST_AT = 20  # labels, and at least 5 per class; then at each doubling
-ENCODER_COMPARISON_PER_CLASS = 5
-
-
-def encoder_choice_request_if_due(*, project: Project, labels_count: int) -> Job | None:
-    """With the `auto` encoder: compare the encoders on the labels once there are 20 and 5
-    per class on average, then each time the labels have doubled (each comparison embeds the
-    new labeled items with every candidate)."""
-    if project.encoder_name != AUTO_ENCODER:
-        return None
-    last = int((project.encoder_comparison or {}).get("labels", 0))
-    first = max(ENCODER_COMPARISON_FIRST_AT, ENCODER_COMPARISON_PER_CLASS * project.classes.count())
-    if labels_count < max(first, 2 * last):
-        return None
-    return job_request(
-        project=project, kind=Job.Kind.CHOOSE_ENCODER, reason=f"{labels_count} labels"
-    )
-
-
-def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:
-    """Queue SSL pretraining; QuotaExceeded when the user has too many heavy jobs."""
-    heavy_jobs_check(requested_by)
-    return job_request(
-        project=project,
-        kind=Job.Kind.PRETRAIN,
-        reason="in-domain SSL pretraining",
-        requested_by=requested_by,
-        params=params,
-    )
-
-
-def labels_submitted_count(*, project_id: int) -> None:
-    """Count one new label towards the retrain trigger, and request a run when it is due.
-
-    Each count is one conditional UPDATE, either "not due yet: count it" or "due: count it
-    and move the mark", so of many concurrent submits exactly one sees the run as due, and
-    the common case (not due) costs one statement. Should another submit move the mark
-    between the two, neither matches and the count is tried again.
-    """
-    project = Project.objects.filter(pk=project_id)
-    counted = F("labels_submitted") + 1
-    due_before = F("labels_at_last_training_request") + F("retrain_every") - 1
-    for _ in range(10):
-        if project.filter(labels_submitted__lt=due_before).update(labels_submitted=counted):
-            return
-        if project.filter(labels_submitted__gte=due_before).update(
-            labels_submitted=counted, labels_at_last_training_request=counted
-        ):
-            due = Project.objects.get(pk=project_id)
-            training_request(project=due, reason=f"{due.retrain_every} new labels")
-            return
-    # Neither matched ten times: the project is gone.
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[^\s'\"/:,;()\[\]]+){2,}")

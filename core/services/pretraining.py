@@ -9,12 +9,11 @@ import statistics
 import time
 
 from django.conf import settings
-from django.db import transaction
 
 from core.models import Item, Job, Project, ssl_encoder_name
 from core.selectors import encoders_root
 from core.services.embeddings import encoder_cache, item_image_sources
-from core.services.jobs import JobSkipped, job_progress, job_request
+from core.services.jobs import JobSkipped, job_progress
 from models_ml.device import best_device
 from models_ml.ssl import SSLConfig, SSLProgress, images_to_array, pretrain
 
@@ -70,9 +69,7 @@ def pretrain_run(job: Job) -> dict:
             )
 
     result = pretrain(images, out_dir, config, progress=report)
-    with transaction.atomic():
-        Project.objects.filter(pk=project.pk).update(encoder_name=ssl_encoder_name(job.pk))
-        job_request(project=project, kind=Job.Kind.EMBED, reason="new in-domain SSL encoder")
+    Project.objects.filter(pk=project.pk).update(encoder_name=ssl_encoder_name(job.pk))
     encoder_cache.clear()
     job.message = f"Encoder pretrained for {result.steps} steps ({result.stopped_by}); re-embedding"
     return {

@@ -8,7 +8,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from core.models import Item, Membership, Prediction, Project, Role
 from core.services.classes import class_names_check, label_class_create
-from core.services.jobs import embed_request
+from core.services.loop import after_encoder_setting
 
 SETTINGS_FIELDS = (
     "name",
@@ -54,7 +54,7 @@ def project_settings_update(*, project: Project, **changes) -> Project:
     project.full_clean()
     project.save()
     if project.encoder_name != old_encoder:
-        embed_request(project=project, reason=f"encoder set to {project.encoder_name}")
+        after_encoder_setting(project=project)
     if project.annotators_per_item != old_k:
         k = project.annotators_per_item
         Item.objects.filter(project=project).filter(

@@ -31,7 +31,7 @@ from core.models import (
     Skip,
 )
 from core.selectors import item_with_suggestion, queue_candidate_ids
-from core.services.jobs import labels_submitted_count
+from core.services.loop import labels_submitted_count
 
 CANDIDATES_PER_ATTEMPT = 20
 

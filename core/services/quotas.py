@@ -9,10 +9,8 @@ once. Staff and superusers are not limited. The limits are settings
 from django.conf import settings
 from django.db.models import Sum
 
+from core.job_kinds import HEAVY_JOB_KINDS
 from core.models import Item, Job
-
-# Jobs that cost a user's share of disk, CPU or GPU in proportion to what they ask for.
-HEAVY_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.EXPORT, Job.Kind.PRETRAIN)
 
 
 class QuotaExceeded(Exception):

@@ -50,17 +50,18 @@ from core.models import (
 from core.services.cold_start import cold_start_write
 from core.services.embeddings import embed_with_oom_retry, embedded_vectors, encoder_cache
 from core.services.imports import ImportSource, items_import, split_and_class_from_name
-from core.services.jobs import job_request, training_request
+from core.services.jobs import job_request
+from core.services.loop import training_request
 from core.services.projects import project_create
 from core.services.queue import annotation_submit, item_lease_next
 from core.services.training import (
     head_for,
     labeled_vectors,
-    pool_vectors,
     project_head_fit,
     run_seed,
     training_labels,
 )
+from core.services.versions import pool_vectors
 from models_ml.encoders import safe_key
 
 INITS = ("random", "typiclust", "zero-shot")

@@ -20,7 +20,7 @@ from core.models import Item, Job, ModelVersion, Project, SuggestionSource
 from core.services.cold_start import cold_start_order, first_batch_scores
 from core.services.embeddings import embed_with_oom_retry, embedding_store, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
-from core.services.training import model_version_create, predictions_write, version_switch
+from core.services.versions import model_version_create, predictions_write, version_switch
 from models_ml.encoders import WeightsUnavailable
 from models_ml.strategies import SCORE_FUNCTIONS, entropy
 from models_ml.zero_shot import DEFAULT_PROMPT_SET, ClipModel, load_clip, zero_shot_probabilities

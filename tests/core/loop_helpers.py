@@ -5,9 +5,8 @@ from PIL import Image
 
 from core.models import Item, Job, LabelClass, Project
 from core.services.imports import ImportSource, items_import
-from core.services.jobs import job_execute
+from core.services.jobs import job_execute, job_runners
 from core.services.queue import annotation_submit, item_lease_next
-from core.tasks import job_runners
 from tests.factories import project_with_members
 from tests.images import encode
 

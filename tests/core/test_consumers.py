@@ -18,7 +18,8 @@ from django.test import Client
 
 from annotator.asgi import application
 from core.models import Job
-from core.services.jobs import job_claim, job_progress, training_request
+from core.services.jobs import job_claim, job_progress
+from core.services.loop import training_request
 from tests.factories import UserFactory, project_with_members
 
 ROOT = Path(__file__).resolve().parents[2]

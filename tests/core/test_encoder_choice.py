@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from core.models import AUTO_ENCODER, Job, ModelVersion, Project
-from core.services import encoder_choice, jobs
+from core.services import encoder_choice, loop
 from core.services.embeddings import embedding_store, encoder_cache
-from core.services.jobs import encoder_choice_request_if_due, training_request
+from core.services.loop import encoder_choice_request_if_due, training_request
 from models_ml import encoders
 from models_ml.encoders import load_encoder
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
@@ -87,7 +87,7 @@ def test_auto_keeps_the_encoder_in_use_when_no_other_wins_clearly(two_encoders):
 
 def test_comparisons_are_due_at_five_labels_per_class_then_at_every_doubling(monkeypatch):
     requested = []
-    monkeypatch.setattr(jobs, "job_request", lambda **kw: requested.append(kw["kind"]))
+    monkeypatch.setattr(loop, "job_request", lambda **kw: requested.append(kw["kind"]))
     two, *_ = project_with_members(classes=("a", "b"), encoder_name=AUTO_ENCODER)
     assert encoder_choice_request_if_due(project=two, labels_count=19) is None  # 20 at least
     encoder_choice_request_if_due(project=two, labels_count=20)

@@ -242,8 +242,7 @@ def test_annotators_cannot_export_and_strangers_get_404(labeled_project, client)
 
 def test_image_formats_export_in_the_background_with_a_download_link(labeled_project, client):
     from core.models import Job
-    from core.services.jobs import job_execute
-    from core.tasks import job_runners
+    from core.services.jobs import job_execute, job_runners
 
     project, *_ = labeled_project
     client.force_login(project.memberships.get(role="admin").user)

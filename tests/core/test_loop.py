@@ -16,12 +16,12 @@ from rest_framework.test import APIClient
 
 from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
-from core.services import jobs, training
+from core.services import jobs, loop, training, versions
 from core.services.embeddings import embedding_store
-from core.services.jobs import job_claim, job_execute, jobs_recover, training_request
+from core.services.jobs import job_claim, job_execute, job_runners, jobs_recover
+from core.services.loop import labels_submitted_count, training_request
 from core.services.projects import project_settings_update
 from core.services.queue import annotation_submit, item_lease_next
-from core.tasks import job_runners
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
 from tests.factories import ItemFactory, LabelClassFactory, ProjectFactory
 
@@ -117,7 +117,7 @@ def test_retraining_is_requested_every_n_labels_and_requests_coalesce():
 def test_concurrent_labels_request_exactly_one_run_per_n(monkeypatch):
     project = ProjectFactory(retrain_every=5)
     requested = []
-    monkeypatch.setattr(jobs, "training_request", lambda **kw: requested.append(kw["reason"]))
+    monkeypatch.setattr(loop, "training_request", lambda **kw: requested.append(kw["reason"]))
     start = threading.Barrier(8)
 
     def submit_labels():
@@ -125,7 +125,7 @@ def test_concurrent_labels_request_exactly_one_run_per_n(monkeypatch):
         try:
             for _ in range(5):
                 with transaction.atomic():  # as annotation_submit calls it
-                    jobs.labels_submitted_count(project_id=project.pk)
+                    labels_submitted_count(project_id=project.pk)
         finally:
             connection.close()
 
@@ -341,7 +341,7 @@ def test_pretraining_switches_the_project_to_its_own_encoder_and_reembeds():
     project, admin, *_ = loop_project(images_per_class=4)
     run_jobs(project, Job.Kind.EMBED)
     pixels_key = Project.objects.get(pk=project.pk).embedding_key
-    from core.services.jobs import pretrain_request
+    from core.services.loop import pretrain_request
 
     pretrain_request(project=project, requested_by=admin, max_steps=2, batch_size=8, budget_s=60)
 
@@ -507,7 +507,7 @@ def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_versi
     can write between them on SQLite); a failure after the first batch removes the new
     version and what was written of it, and the serving version stays."""
     project, serving = serving_model_and_four_new_labels()
-    monkeypatch.setattr(training, "PREDICTION_BATCH", 3)
+    monkeypatch.setattr(versions, "PREDICTION_BATCH", 3)
     real_executemany = CursorWrapper.executemany
     batches = []
 
@@ -535,14 +535,14 @@ def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
     project = ProjectFactory()
     a, b = LabelClassFactory(project=project), LabelClassFactory(project=project)
     items = [ItemFactory(project=project) for _ in range(5)]
-    version = training.model_version_create(project=project, class_ids=[a.pk, b.pk])
-    monkeypatch.setattr(training, "PREDICTION_BATCH", 2)
+    version = versions.model_version_create(project=project, class_ids=[a.pk, b.pk])
+    monkeypatch.setattr(versions, "PREDICTION_BATCH", 2)
     rows = [
         (item.pk, [0.25, 0.75], b.pk, 0.75, float(i), SuggestionSource.MODEL)
         for i, item in enumerate(items[:4])
     ] + [(items[4].pk, [0.9, 0.1], None, 0.0, -1.5, SuggestionSource.ZERO_SHOT)]
 
-    training.predictions_write(version, rows)
+    versions.predictions_write(version, rows)
 
     written = {p.item_id: p for p in Prediction.objects.filter(model_version=version)}
     assert set(written) == {item.pk for item in items}

@@ -15,7 +15,7 @@ from core.services.queue import (
     item_lease_next,
     item_skip,
 )
-from core.services.training import version_switch
+from core.services.versions import version_switch
 from tests.factories import (
     ItemFactory,
     ModelVersionFactory,

@@ -24,7 +24,7 @@ from core.services.simulation import (
     served_model,
     subsample,
 )
-from core.services.training import pool_vectors
+from core.services.versions import pool_vectors
 from tests.core.loop_helpers import colour_image
 
 pytestmark = [

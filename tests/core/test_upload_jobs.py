@@ -14,9 +14,8 @@ from rest_framework.test import APIClient
 
 from core.models import Item, Job
 from core.services.imports import ImportSource, items_import
-from core.services.jobs import job_execute
+from core.services.jobs import job_execute, job_runners
 from core.services.uploads import STAGING_GRACE_S, import_staging_cleanup
-from core.tasks import job_runners
 from tests.factories import UserFactory, project_with_members
 from tests.images import rgb_png
 

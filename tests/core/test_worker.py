@@ -12,7 +12,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from core.models import Job, Project
-from core.services.jobs import jobs_recover, pretrain_request
+from core.services.jobs import jobs_recover
+from core.services.loop import pretrain_request
 from tests.core.loop_helpers import label_items, loop_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def test_killed_worker_job_is_failed_within_a_few_heartbeats(worker_env):
 def test_a_job_queued_in_this_process_wakes_an_idle_worker_at_once(worker_env):
     """The in-process worker polls the database only every few seconds (each look is a
     write transaction); a job queued by this process must not wait for that poll."""
-    from core.services.jobs import training_request
+    from core.services.loop import training_request
     from core.worker import TaskWorker
 
     project, admin, *_ = loop_project(images_per_class=2)
