@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-FORMATS = ["csv", "jsonl", "coco", "imagefolder", "parquet", "naive-csv"]
 
 
 def rss_mb() -> float:
@@ -207,7 +206,9 @@ def main() -> None:
         project_id = fill(workdir, args.items)
         fill_s = time.perf_counter() - started
         results = {}
-        for fmt in FORMATS:
+        from core.services.exports import EXPORT_FORMATS
+
+        for fmt in [*EXPORT_FORMATS, "naive-csv"]:  # every registered format, and the old CSV
             child = subprocess.run(
                 [sys.executable, __file__, "--one", fmt, "--workdir", str(workdir),
                  "--project", str(project_id)],

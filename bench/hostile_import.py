@@ -177,6 +177,7 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
+
     results = {}
     for case in CASES:
         out = subprocess.run(

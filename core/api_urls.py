@@ -40,6 +40,11 @@ urlpatterns = [
         name="api_annotations",
     ),
     path("projects/<id:project_id>/jobs/", apis.JobListApi.as_view(), name="api_jobs"),
+    path(
+        "projects/<id:project_id>/jobs/<id:job_id>/file/",
+        apis.ExportFileApi.as_view(),
+        name="api_export_file",
+    ),
     path("projects/<id:project_id>/train/", apis.TrainApi.as_view(), name="api_train"),
     path("projects/<id:project_id>/pretrain/", apis.PretrainApi.as_view(), name="api_pretrain"),
     path(

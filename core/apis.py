@@ -26,7 +26,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from core import selectors
 from core.access import item_for, project_creation_check, project_for
 from core.converters import MAX_ID
-from core.downloads import CONTENT_TYPES, export_download
+from core.downloads import export_download, export_job_file
 from core.forms import ExportForm
 from core.models import (
     Annotation,
@@ -55,7 +55,12 @@ from core.services.classes import (
     label_class_update,
     label_classes_merge,
 )
-from core.services.exports import FORMATS as EXPORT_FORMATS
+from core.services.exports import (
+    EXPORT_FORMATS,
+    ExportError,
+    export_in_background,
+    export_request,
+)
 from core.services.loop import pretrain_request, training_request
 from core.services.projects import SETTINGS_FIELDS, project_create, project_settings_update
 from core.services.queue import (
@@ -423,20 +428,33 @@ class TrainApi(APIView):
 class ExportApi(APIView):
     """Download the labels (admins) as csv, jsonl, coco, imagefolder (zip) or parquet.
 
-    The format is part of the path (`?format=` is DRF's renderer switch)."""
+    As on the project page: formats with the images, and any format past 20,000 labeled
+    items, are written by an export job; the answer is then 202 with the job, whose
+    `download_url` gives the file once it has succeeded. The format is part of the path
+    (`?format=` is DRF's renderer switch)."""
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("export_format", str, OpenApiParameter.PATH, enum=EXPORT_FORMATS),
+            OpenApiParameter(
+                "export_format", str, OpenApiParameter.PATH, enum=list(EXPORT_FORMATS)
+            ),
             OpenApiParameter("include_pseudo_labels", float, description="min confidence"),
             OpenApiParameter("split", float, description="validation fraction"),
         ],
         responses={
             # COCO is one JSON object; the other formats are files to save as they come.
-            (200, content_type.split(";")[0]): (
-                OpenApiTypes.OBJECT if fmt == "coco" else OpenApiTypes.BINARY
-            )
-            for fmt, content_type in CONTENT_TYPES.items()
+            **{
+                (200, spec.content_type.split(";")[0]): (
+                    OpenApiTypes.OBJECT if spec.extension == "json" else OpenApiTypes.BINARY
+                )
+                for spec in EXPORT_FORMATS.values()
+            },
+            202: JobSerializer,
+            409: OpenApiResponse(
+                response={"type": "object", "additionalProperties": True},
+                description="An export of this project is already waiting to run.",
+            ),
+            429: QUOTA_OR_SIZE_ERROR,
         },
     )
     def get(self, request: Request, project_id: int, export_format: str):
@@ -444,12 +462,32 @@ class ExportApi(APIView):
         form = ExportForm({**request.query_params.dict(), "format": export_format})
         if not form.is_valid():
             raise ValidationError(form.errors)
-        return export_download(
-            project=project,
-            fmt=form.cleaned_data["format"],
-            min_confidence=form.cleaned_data["include_pseudo_labels"],
-            val_fraction=form.cleaned_data["split"],
-        )
+        options = {
+            "project": project,
+            "fmt": form.cleaned_data["format"],
+            "min_confidence": form.cleaned_data["include_pseudo_labels"],
+            "val_fraction": form.cleaned_data["split"],
+        }
+        if not export_in_background(project=project, fmt=options["fmt"]):
+            return export_download(**options)
+        try:
+            job = export_request(**options, requested_by=request.user)
+        except ExportError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportFileApi(APIView):
+    """The file of a finished export job (admins)."""
+
+    @extend_schema(
+        responses={
+            (200, spec.content_type.split(";")[0]): OpenApiTypes.BINARY
+            for spec in EXPORT_FORMATS.values()
+        }
+    )
+    def get(self, request: Request, project_id: int, job_id: int):
+        return export_job_file(project=project_for(request, project_id, admin=True), job_id=job_id)
 
 
 class PretrainApi(APIView):

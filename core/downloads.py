@@ -3,19 +3,12 @@ temporary file, then streamed from disk, so the server's memory stays flat for a
 
 import tempfile
 
-from django.http import FileResponse
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 
-from core.models import Project
-from core.services.exports import EXTENSIONS, export_write
-
-CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/x-ndjson",
-    "coco": "application/json",
-    "imagefolder": "application/zip",
-    "parquet": "application/vnd.apache.parquet",
-}
+from core.models import Job, Project
+from core.services.exports import EXPORT_FORMATS, export_job_path, export_write
 
 
 def export_download(
@@ -23,7 +16,9 @@ def export_download(
 ) -> FileResponse:
     """An attachment response with the export; raises ExportError for bad options."""
     folder = tempfile.TemporaryDirectory(prefix="annotator-export-")
-    name = f"{slugify(project.name) or 'project'}-{project.pk}-labels.{EXTENSIONS[fmt]}"
+    name = (
+        f"{slugify(project.name) or 'project'}-{project.pk}-labels.{EXPORT_FORMATS[fmt].extension}"
+    )
     try:
         summary = export_write(
             project=project,
@@ -45,7 +40,23 @@ def export_download(
 def attachment(handle, *, filename: str, fmt: str) -> FileResponse:
     """An export file as a download: never rendered by the browser."""
     response = FileResponse(
-        handle, as_attachment=True, filename=filename, content_type=CONTENT_TYPES[fmt]
+        handle, as_attachment=True, filename=filename, content_type=EXPORT_FORMATS[fmt].content_type
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def export_job_file(*, project: Project, job_id: int) -> FileResponse:
+    """The file a finished export job of `project` wrote, as a download (page and API);
+    404 when there is no such job or its file is gone."""
+    job = get_object_or_404(
+        Job, pk=job_id, project=project, kind=Job.Kind.EXPORT, status=Job.Status.SUCCEEDED
+    )
+    path = export_job_path(job)
+    if not path.exists():
+        raise Http404("The export file is gone; export again.")
+    return attachment(
+        path.open("rb"),
+        filename=f"{project.pk}-labels-{job.pk}{path.suffix}",
+        fmt=job.params["format"],
+    )

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 
 from core.models import Project, Role
 from core.services.classes import class_names_check
+from core.services.exports import EXPORT_FORMATS
 from core.services.projects import SETTINGS_FIELDS
 
 
@@ -88,13 +89,7 @@ class ExportForm(forms.Form):
     """Export options, shared by the project page and the API."""
 
     format = forms.ChoiceField(
-        choices=[
-            ("csv", "CSV"),
-            ("jsonl", "JSON Lines"),
-            ("coco", "COCO-style JSON"),
-            ("imagefolder", "ImageFolder zip (with images)"),
-            ("parquet", "Parquet (with images; Hugging Face datasets)"),
-        ]
+        choices=[(spec.name, spec.label) for spec in EXPORT_FORMATS.values()]
     )
     include_pseudo_labels = forms.FloatField(
         required=False,

@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from core.job_kinds import JOB_KINDS, UNCOALESCED_JOB_KINDS
 from core.querysets import ItemQuerySet, ProjectQuerySet
+from models_ml.strategies import STRATEGIES
 
 
 def random_seed() -> int:
@@ -61,18 +62,12 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
 
 
-class Strategy(models.TextChoices):
-    """Acquisition strategies; the scoring lives in models_ml.strategies under the same names."""
-
-    RANDOM = "random", "Random"
-    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
-    MARGIN = "margin", "Margin"
-    ENTROPY = "entropy", "Entropy"
-    BALD = "bald", "BALD (MC dropout)"
-    CORESET = "coreset", "Core-set (k-center greedy)"
-    BADGE = "badge", "BADGE"
-    TYPICLUST = "typiclust", "TypiClust (cold start)"
-    HYBRID = "hybrid", "Uncertain candidates, then diversity"
+# Acquisition strategies: one member per entry of models_ml.strategies.STRATEGIES, where each
+# is declared (Strategy.ENTROPY == "entropy", …).
+Strategy = models.TextChoices(
+    "Strategy",
+    [(name.upper(), (name, spec.label or name)) for name, spec in STRATEGIES.items()],
+)
 
 
 class SuggestionSource(models.TextChoices):

@@ -211,6 +211,9 @@ class JobSerializer(serializers.ModelSerializer):
     )
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
     metrics = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField(
+        help_text="A finished export's file (admins); null for other jobs."
+    )
 
     class Meta:
         model = Job
@@ -229,8 +232,14 @@ class JobSerializer(serializers.ModelSerializer):
             "heartbeat_at",
             "finished_at",
             "duration_s",
+            "download_url",
         ]
         read_only_fields = fields
+
+    def get_download_url(self, job: Job) -> str | None:
+        if job.kind != Job.Kind.EXPORT or job.status != Job.Status.SUCCEEDED:
+            return None
+        return reverse("api_export_file", args=[job.project_id, job.pk])
 
     def get_metrics(self, job: Job) -> dict:
         """Without server paths (the traceback, `error`, is not in the API at all)."""

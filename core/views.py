@@ -20,7 +20,7 @@ from core.access import (
     project_for,
 )
 from core.converters import MAX_ID
-from core.downloads import attachment, export_download
+from core.downloads import export_download, export_job_file
 from core.forms import (
     BrowseForm,
     ExportForm,
@@ -41,7 +41,6 @@ from core.services.classes import (
 from core.services.exports import (
     ExportError,
     export_in_background,
-    export_job_path,
     export_request,
 )
 from core.services.jobs import public_metrics
@@ -214,18 +213,7 @@ def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> H
 @login_required
 def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileResponse:
     """The file of a finished export job (admins), as an attachment."""
-    project = project_for(request, project_id, admin=True)
-    job = get_object_or_404(
-        Job, pk=job_id, project=project, kind=Job.Kind.EXPORT, status=Job.Status.SUCCEEDED
-    )
-    path = export_job_path(job)
-    if not path.exists():
-        raise Http404("The export file is gone; export again.")
-    return attachment(
-        path.open("rb"),
-        filename=f"{project.pk}-labels-{job.pk}{path.suffix}",
-        fmt=job.params["format"],
-    )
+    return export_job_file(project=project_for(request, project_id, admin=True), job_id=job_id)
 
 
 @require_GET

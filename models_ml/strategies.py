@@ -86,10 +86,19 @@ class PoolInput:
 
 @dataclass(frozen=True)
 class Strategy:
+    """One query strategy: the single place it is declared (core's model choices, the API
+    enum, `simulate --strategy` and the benches all read `STRATEGIES`)."""
+
     name: str
-    needs: frozenset[str]
+    needs: frozenset[str]  # of "probs", "mc_probs", "embeddings"
     select: Callable[[PoolInput, int, int], np.ndarray]
     description: str
+    label: str = ""  # what people see; the name when empty
+
+    @property
+    def needs_mc_samples(self) -> bool:
+        """It asks the head for Monte-Carlo dropout samples (an MLP head with dropout)."""
+        return "mc_probs" in self.needs
 
 
 def _validate(
@@ -307,34 +316,54 @@ def _select_hybrid(pool: PoolInput, k: int, seed: int, candidates_per_pick: int 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in [
-        Strategy("random", frozenset(), _select_random, "uniform at random (baseline)"),
+        Strategy("random", frozenset(), _select_random, "uniform at random (baseline)", "Random"),
         Strategy(
             "least_confidence",
             frozenset({"probs"}),
             _score_select(least_confidence),
             "lowest top-class probability",
+            "Least confidence",
         ),
-        Strategy("margin", frozenset({"probs"}), _score_select(margin), "smallest top-2 gap"),
-        Strategy("entropy", frozenset({"probs"}), _score_select(entropy), "highest entropy"),
-        Strategy("bald", frozenset({"mc_probs"}), _select_bald, "MC-dropout mutual information"),
-        Strategy("coreset", frozenset({"embeddings"}), _select_coreset, "k-center greedy"),
+        Strategy(
+            "margin", frozenset({"probs"}), _score_select(margin), "smallest top-2 gap", "Margin"
+        ),
+        Strategy(
+            "entropy", frozenset({"probs"}), _score_select(entropy), "highest entropy", "Entropy"
+        ),
+        Strategy(
+            "bald",
+            frozenset({"mc_probs"}),
+            _select_bald,
+            "MC-dropout mutual information",
+            "BALD (MC dropout)",
+        ),
+        Strategy(
+            "coreset",
+            frozenset({"embeddings"}),
+            _select_coreset,
+            "k-center greedy",
+            "Core-set (k-center greedy)",
+        ),
         Strategy(
             "badge",
             frozenset({"probs", "embeddings"}),
             _select_badge,
             "k-means++ on gradient embeddings",
+            "BADGE",
         ),
         Strategy(
             "typiclust",
             frozenset({"embeddings"}),
             _select_typiclust,
             "most typical point per cluster (cold start)",
+            "TypiClust (cold start)",
         ),
         Strategy(
             "hybrid",
             frozenset({"probs", "embeddings"}),
             _select_hybrid,
             "top uncertain candidates, then k-center diversity",
+            "Uncertain candidates, then diversity",
         ),
     ]
 }
@@ -391,6 +420,19 @@ def pool_scores(
     if len(chosen):
         scores[chosen] = 1.0 + (len(chosen) - np.arange(len(chosen))) / len(chosen)
     return scores
+
+
+def probability_scores(strategy: str, probs: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Acquisition scores from class probabilities alone (CLIP's zero-shot suggestions have
+    no trained head to sample and no batch to build): a strategy that is a score function
+    gives its own scores, `random` random ones, and the others entropy, the uncertainty
+    every one of them starts from."""
+    strategy_named(strategy)  # an unknown name is an error, not a silent fallback
+    if strategy in SCORE_FUNCTIONS:
+        return SCORE_FUNCTIONS[strategy](probs)
+    if strategy == "random":
+        return random_scores(len(probs), seed)
+    return entropy(probs)
 
 
 def strategy_named(name: str) -> Strategy:

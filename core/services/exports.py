@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -38,14 +39,6 @@ from core.selectors import majority_class
 from core.services.jobs import job_progress, job_request
 from core.services.quotas import heavy_jobs_check
 
-FORMATS = ("csv", "jsonl", "coco", "imagefolder", "parquet")
-EXTENSIONS = {
-    "csv": "csv",
-    "jsonl": "jsonl",
-    "coco": "json",
-    "imagefolder": "zip",
-    "parquet": "parquet",
-}
 CHUNK = 2000
 PARQUET_ROW_GROUP = 256  # rows with image bytes held at once
 CSV_COLUMNS = (
@@ -368,6 +361,69 @@ class _Counting:
             yield row
 
 
+RowsFactory = Callable[[], Iterator[ExportRow]]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: the single place it is declared. The page's and the API's choices,
+    the file's extension and content type, whether the worker writes it and the benches all
+    read `EXPORT_FORMATS`."""
+
+    name: str
+    label: str
+    extension: str
+    content_type: str
+    # write(rows, count, out, project): `rows()` gives a fresh pass over the rows, `count`
+    # wraps the pass whose rows are reported as progress.
+    write: Callable[[RowsFactory, "_Counting", BinaryIO, Project], None]
+    carries_images: bool = False  # big: always written by the worker, with a download link
+
+
+def _write_coco(rows: RowsFactory, count, out, project: Project) -> None:
+    passes = iter((count(rows()), rows()))  # two passes over the rows; the first is counted
+    write_coco(lambda: next(passes), out, project)
+
+
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    spec.name: spec
+    for spec in [
+        ExportFormat(
+            "csv",
+            "CSV",
+            "csv",
+            "text/csv; charset=utf-8",
+            lambda rows, count, out, project: write_csv(count(rows()), out),
+        ),
+        ExportFormat(
+            "jsonl",
+            "JSON Lines",
+            "jsonl",
+            "application/x-ndjson",
+            lambda rows, count, out, project: write_jsonl(count(rows()), out),
+        ),
+        ExportFormat("coco", "COCO-style JSON", "json", "application/json", _write_coco),
+        ExportFormat(
+            "imagefolder",
+            "ImageFolder zip (with images)",
+            "zip",
+            "application/zip",
+            lambda rows, count, out, project: write_imagefolder(count(rows()), out),
+            carries_images=True,
+        ),
+        ExportFormat(
+            "parquet",
+            "Parquet (with images; Hugging Face datasets)",
+            "parquet",
+            "application/vnd.apache.parquet",
+            lambda rows, count, out, project: write_parquet(count(rows()), out, project),
+            carries_images=True,
+        ),
+    ]
+}
+FORMATS = tuple(EXPORT_FORMATS)
+
+
 def export_write(
     *,
     project: Project,
@@ -395,17 +451,7 @@ def export_write(
 
     try:
         with open(partial, "wb") as out:
-            if fmt == "csv":
-                write_csv(count(rows()), out)
-            elif fmt == "jsonl":
-                write_jsonl(count(rows()), out)
-            elif fmt == "coco":  # two passes over the rows; the first one is counted
-                passes = iter((count(rows()), rows()))
-                write_coco(lambda: next(passes), out, project)
-            elif fmt == "imagefolder":
-                write_imagefolder(count(rows()), out)
-            else:
-                write_parquet(count(rows()), out, project)
+            EXPORT_FORMATS[fmt].write(rows, count, out, project)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -415,13 +461,12 @@ def export_write(
 
 
 # Formats that carry the images are written by the worker; the others too past this many rows.
-BACKGROUND_FORMATS = ("imagefolder", "parquet")
 INLINE_MAX_ROWS = 20_000
 
 
 def export_in_background(*, project: Project, fmt: str) -> bool:
     """Whether an export should run as a job (with progress and a download link)."""
-    if fmt in BACKGROUND_FORMATS:
+    if EXPORT_FORMATS[fmt].carries_images:
         return True
     labeled = Item.objects.filter(project=project).labeled()
     return labeled[INLINE_MAX_ROWS : INLINE_MAX_ROWS + 1].exists()
@@ -456,7 +501,7 @@ def export_request(
 
 
 def export_job_path(job: Job) -> Path:
-    extension = EXTENSIONS[job.params["format"]]
+    extension = EXPORT_FORMATS[job.params["format"]].extension
     return (
         Path(settings.ANNOTATOR_EXPORTS_DIR)
         / f"project-{job.project_id}"

@@ -19,7 +19,6 @@ from core.models import (
     ModelVersion,
     Prediction,
     Project,
-    Strategy,
     SuggestionSource,
 )
 from core.selectors import majority_class
@@ -41,7 +40,7 @@ from models_ml.heads import (
     out_of_fold,
     proba_for_classes,
 )
-from models_ml.strategies import pool_scores
+from models_ml.strategies import pool_scores, strategy_named
 
 # Below this many labels per labeled class a nearest-class-mean head is both faster and
 # better than logistic regression (Snell et al. 2017); the linear head takes over after.
@@ -76,7 +75,7 @@ def labeled_vectors(
 
 def head_for(*, strategy: str, labels: np.ndarray, seed: int = 0):
     counts = np.unique(labels, return_counts=True)[1]
-    if strategy == Strategy.BALD:
+    if strategy_named(strategy).needs_mc_samples:
         return "mlp", MLPHead(epochs=100, random_state=seed)
     if counts.mean() < PROTOTYPE_BELOW_PER_CLASS:
         return "prototype", PrototypeHead()
@@ -222,7 +221,8 @@ def training_run(job: Job) -> dict:
     lap("predict")
     scores = np.zeros(len(pool_ids))
     if len(open_rows):
-        mc = head.sample_proba(X_pool[open_rows]) if project.strategy == Strategy.BALD else None
+        spec = strategy_named(project.strategy)
+        mc = head.sample_proba(X_pool[open_rows]) if spec.needs_mc_samples else None
         scores[open_rows] = pool_scores(
             project.strategy,
             min(project.retrain_every, len(open_rows)),

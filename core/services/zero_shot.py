@@ -22,7 +22,7 @@ from core.services.embeddings import embed_with_oom_retry, embedding_store, item
 from core.services.jobs import JobSkipped, job_progress
 from core.services.versions import model_version_create, predictions_write, version_switch
 from models_ml.encoders import WeightsUnavailable
-from models_ml.strategies import SCORE_FUNCTIONS, entropy
+from models_ml.strategies import probability_scores
 from models_ml.zero_shot import DEFAULT_PROMPT_SET, ClipModel, load_clip, zero_shot_probabilities
 
 _clip_lock = threading.Lock()
@@ -87,7 +87,7 @@ def zero_shot_run(job: Job) -> dict:
     probs = zero_shot_probabilities(
         store.get(ids).astype(np.float32), class_vectors, clip.logit_scale
     )
-    scores = SCORE_FUNCTIONS.get(project.strategy, entropy)(probs)
+    scores = probability_scores(project.strategy, probs)
     first = first_batch_scores(cold_start_order(project=project))
     if first:  # the cold-start batch first, then CLIP's least certain
         scores = 0.999 * scores / max(float(scores.max()), 1e-12)

@@ -289,3 +289,36 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(labeled_project,
         assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
     # Numbers are not text: a negative number would be kept, and ids/sizes stay plain.
     assert row["width"] == "16" and row["item_id"].isdigit()
+
+
+def test_the_api_sends_image_formats_to_a_job_as_the_page_does_and_serves_its_file(
+    labeled_project,
+):
+    from rest_framework.test import APIClient
+
+    from core.models import Job
+    from core.services.jobs import job_execute, job_runners
+
+    project, *_ = labeled_project
+    client = APIClient()
+    client.force_authenticate(project.memberships.get(role="admin").user)
+    url = f"/api/projects/{project.pk}/export/imagefolder/"
+
+    queued = client.get(url)
+
+    assert queued.status_code == 202 and queued.json()["kind"] == "export"
+    assert queued.json()["download_url"] is None
+    assert client.get(f"/api/projects/{project.pk}/export/parquet/").status_code == 409
+    assert client.get(f"/api/projects/{project.pk}/export/csv/").status_code == 200  # small
+    job_execute(job_id=queued.json()["id"], runners=job_runners())
+    (listed,) = [j for j in client.get(f"/api/projects/{project.pk}/jobs/").json()["results"]
+                 if j["kind"] == "export"]  # fmt: skip
+    assert listed["download_url"] == f"/api/projects/{project.pk}/jobs/{listed['id']}/file/"
+    file = client.get(listed["download_url"])
+    assert file.status_code == 200 and file["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(file.streaming_content))) as zf:
+        assert len(zf.namelist()) == 4
+    annotator = project.memberships.filter(role="annotator").first().user
+    client.force_authenticate(annotator)
+    assert client.get(listed["download_url"]).status_code == 403
+    assert Job.objects.filter(kind=Job.Kind.EXPORT).count() == 1
