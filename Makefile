@@ -41,6 +41,8 @@ test: $(VENV)/.installed browser
 	$(VENV)/bin/pytest
 	@echo "--- database-dependent tests again on PostgreSQL ($(TEST_DATABASE_URL)); skipped with a reason if it does not answer"
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -m dbcompat
+	@echo "--- the suite again on Django's stock ASGI handler and SQLite backend (ours are optimisations: see annotator/asgi.py)"
+	ANNOTATOR_STOCK_DJANGO=1 $(VENV)/bin/pytest -q --ignore=tests/e2e --deselect tests/api/test_schemathesis.py::test_schemathesis_finds_no_server_error_and_nothing_undocumented
 
 # Only the tests docs/security.md names for its 32 security and reliability scenarios.
 security: $(VENV)/.installed

@@ -7,6 +7,7 @@ from contextlib import closing
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -124,7 +125,8 @@ async def chunks_from_request_thread(chunks):
         yield chunk
 
 
-django_asgi_app = SyncViewsASGIHandler()
+# ANNOTATOR_STOCK_DJANGO=1: Django's own handler (the test suite runs both).
+django_asgi_app = ASGIHandler() if settings.ANNOTATOR_STOCK_DJANGO else SyncViewsASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

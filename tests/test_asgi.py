@@ -95,6 +95,7 @@ def test_a_file_response_streams_through(settings):
     assert body == path.read_bytes()
 
 
+@pytest.mark.custom_infra
 def test_request_threads_are_reused():
     django_asgi_app._idle.clear()
     for _ in range(5):
@@ -124,6 +125,7 @@ def connection_id(request):
 urlpatterns = [path("stream/", numbers_streamed), path("connection/", connection_id)]
 
 
+@pytest.mark.custom_infra
 def test_a_streaming_response_is_read_as_it_is_sent_not_whole_first(settings):
     settings.ROOT_URLCONF = __name__
     produced.clear()
@@ -145,6 +147,7 @@ def test_a_streaming_response_is_read_as_it_is_sent_not_whole_first(settings):
     assert body == b"".join(f"{n:04d}".encode() * 1000 for n in range(50))
 
 
+@pytest.mark.custom_infra
 def test_a_request_thread_keeps_its_database_connection(settings):
     settings.ROOT_URLCONF = __name__
     django_asgi_app._idle.clear()

@@ -10,6 +10,8 @@ from django.db.utils import ConnectionHandler
 from annotator.settings.base import sqlite_database
 from annotator.sqlite.base import _write_lock
 
+pytestmark = pytest.mark.custom_infra
+
 
 @pytest.fixture
 def db_alias(tmp_path, django_db_blocker):

@@ -131,13 +131,21 @@ def postgres_database(url: str) -> dict:
     return config
 
 
+# Our two pieces of infrastructure on Django internals, the pooled-thread ASGI handler
+# (annotator/asgi.py) and the SQLite backend whose writers queue on a lock
+# (annotator/sqlite/), are justified by measured latency (docs/benchmarks). `1` runs Django's
+# stock handler and SQLite backend instead; `make test` runs the suite once that way too, so
+# either can be dropped the day Django covers the need.
+ANNOTATOR_STOCK_DJANGO = os.environ.get("ANNOTATOR_STOCK_DJANGO", "0") in ("1", "true")
+
+
 def sqlite_database(path: Path) -> dict:
     """SQLite keeps each thread's connection open (CONN_MAX_AGE None): opening one costs a
     schema parse, and a new connection compiles every statement again, about 2-4 ms per
     request in bench/next_item.py. Requests run on a pool of reused threads
     (annotator/asgi.py), so the connections stay as few as those threads."""
     return {
-        "ENGINE": "annotator.sqlite",
+        "ENGINE": "django.db.backends.sqlite3" if ANNOTATOR_STOCK_DJANGO else "annotator.sqlite",
         "NAME": path,
         "CONN_MAX_AGE": None,
         "OPTIONS": {
