@@ -38,6 +38,7 @@ browser:
 
 test: $(VENV)/.installed browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 	@echo "--- database-dependent tests again on PostgreSQL ($(TEST_DATABASE_URL)); skipped with a reason if it does not answer"
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest -m dbcompat

@@ -74,7 +74,6 @@ class SuggestionSource(models.TextChoices):
     NONE = "", "None"
     MODEL = "model", "Trained model"
     ZERO_SHOT = "zero_shot", "CLIP zero-shot"
-    NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
 
 
 class ColdStart(models.TextChoices):
@@ -303,7 +302,6 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         MODEL = "model", "Trained model"
         ZERO_SHOT = "zero_shot", "CLIP zero-shot"
-        NEIGHBOURS = "neighbours", "Nearest labeled neighbours"
         COLD_START = "cold_start", "Cold-start order (no model yet)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")

@@ -4,7 +4,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from core.converters import MAX_ID
-from core.models import Annotation, Item, Job, LabelClass, Prediction, Project, Role
+from core.models import Annotation, Item, Job, LabelClass, Prediction, Project
 from core.services.classes import class_names_check
 from core.services.jobs import public_metrics
 from core.services.projects import SETTINGS_FIELDS
@@ -189,11 +189,6 @@ class SubmitSerializer(serializers.Serializer):
         max_value=MAX_ID,
         help_text="Id of the suggestion that was shown.",
     )
-
-
-class MemberSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class ImportReportSerializer(serializers.Serializer):

@@ -116,8 +116,11 @@ class TaskWorker:
         """Import the job bodies (torch, timm, scikit-learn: seconds) before the first job
         needs them, so the first training run is as quick as the others."""
         from core.services.jobs import job_runners
+        from models_ml.device import configure_cpu_threads
 
         job_runners()
+        # torch would use every core of the host, more than a container may have.
+        configure_cpu_threads()
 
     def _recover_loop(self) -> None:
         period = 2 * settings.ANNOTATOR_JOB_HEARTBEAT_S

@@ -477,7 +477,8 @@ def _hub_id(name: str) -> str | None:
     import timm
 
     try:
-        return timm.models.get_pretrained_cfg(name).hf_hub_id or None
+        config = timm.models.get_pretrained_cfg(name)
+        return (config.hf_hub_id or None) if config else None
     except Exception:  # a timm name without a pretrained config (any other timm model)
         return None
 
@@ -499,7 +500,7 @@ def _package_pretrained(
     if model_kwargs:
         tried.append(f"Python package {spec.distribution}: not used with model arguments")
         return None
-    model = timm.create_model(name.split(".", 1)[0], pretrained=False)
+    model: Any = timm.create_model(name.split(".", 1)[0], pretrained=False)
     load_package_weights(model, file)
     model.reset_classifier(0)
     return model, f"package {spec.distribution} ({file.name})", f"{name}@{file_digest(file)[:12]}"
@@ -593,8 +594,9 @@ def build_backbone(
     image_size: int,
     model_kwargs: dict[str, Any] | None = None,
     stem_stride: int = 1,
-) -> nn.Module:
-    """A randomly initialised timm backbone (no classifier) suited to `image_size`.
+) -> Any:
+    """A randomly initialised timm backbone (no classifier) suited to `image_size` (a timm
+    model: `num_features`, `forward_features`, which nn.Module's type does not have).
 
     For ResNets on small images (≤ 64 px) the ImageNet stem (7×7 stride-2 conv + max-pool, a 4×
     downsampling) is swapped for a 3×3 stride-1 conv as in the CIFAR ResNets of SimCLR and
@@ -603,7 +605,7 @@ def build_backbone(
     """
     import timm
 
-    model = timm.create_model(arch, pretrained=False, num_classes=0, **(model_kwargs or {}))
+    model: Any = timm.create_model(arch, pretrained=False, num_classes=0, **(model_kwargs or {}))
     if _wants_small_stem(model, image_size):
         width = model.conv1.out_channels
         model.conv1 = nn.Conv2d(3, width, 3, stride=stem_stride, padding=1, bias=False)

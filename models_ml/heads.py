@@ -105,7 +105,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         # threshold is set on), so a training run fits once.
         self.out_of_fold_ = None
         if self.calibrate and counts.min() >= 2:
-            folds = int(min(5, counts.min()))
+            folds = min(5, int(counts.min()))
             logits = np.zeros((len(y), len(self.classes_)))
             covered = np.zeros(len(y), dtype=bool)
             fold_scores = []
@@ -141,6 +141,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         return X if self.basis_ is None else X @ self.basis_.T
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
+        assert self.model_ is not None, "fit first"
         return _as_2d_logits(self.model_.decision_function(self._project(l2_normalise(X))))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -364,7 +365,7 @@ def enough_labels_to_estimate(y: np.ndarray) -> bool:
     model of a 3-class project once claimed 19 % (chance is 33 %) from 20 labels.
     """
     counts = np.unique(np.asarray(y), return_counts=True)[1]
-    return (
+    return bool(
         len(counts) >= 2
         and int((counts >= 2).sum()) >= 2
         and counts.sum() >= ESTIMATE_MIN_LABELS_PER_CLASS * len(counts)
@@ -410,7 +411,7 @@ def out_of_fold(
     classes, counts = np.unique(y, return_counts=True)
     proba = np.zeros((len(y), len(classes)))
     covered = np.zeros(len(y), dtype=bool)
-    folds = int(min(folds, counts.max())) if len(counts) else 0
+    folds = min(folds, int(counts.max())) if len(counts) else 0
     scores = []
     if folds >= 2 and len(counts) >= 2:
         for train, test in stratified_folds(y, folds, random_state):
@@ -431,12 +432,3 @@ def out_of_fold(
             float(np.mean(scores)), float(np.std(scores)), len(scores), len(y)
         )
     return OutOfFold(proba, covered, estimate)
-
-
-def cross_validated_accuracy(
-    head: BaseEstimator, X: np.ndarray, y: np.ndarray, folds: int = 5, random_state: int = 0
-) -> AccuracyEstimate:
-    """Accuracy of `head` estimated from the labels alone by stratified k-fold (`out_of_fold`
-    without calibration: temperature scaling never changes the argmax, and skipping it makes
-    the estimate ~6x cheaper)."""
-    return out_of_fold(head, X, y, folds, random_state, calibrate=False).estimate

@@ -49,7 +49,7 @@ def probe_scores(
     features `X` for labels `y`, by stratified k-fold; None where there are too few labels."""
     X, y = l2_normalise(X), np.asarray(y)
     classes, counts = np.unique(y, return_counts=True)
-    folds = int(min(folds, counts.min())) if len(counts) else 0
+    folds = min(folds, int(counts.min())) if len(counts) else 0
     if len(classes) < 2 or folds < MIN_LABELS_PER_CLASS:
         return ProbeScores(None, None, len(y))
     knn_hits = np.full(len(y), np.nan)

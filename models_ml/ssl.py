@@ -260,7 +260,7 @@ def pretrain(
     backbone = build_backbone(
         config.arch, config.image_size, config.model_kwargs, config.stem_stride
     )
-    feature_dim = backbone.num_features
+    feature_dim = int(backbone.num_features)
     model = SimCLRModel(backbone, feature_dim, config.projection_dim).to(torch_device)
     if torch_device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -145,7 +145,7 @@ class EmbeddingStore:
             self._index_count = count
         return self._index
 
-    def contains(self, ids: Sequence[int]) -> np.ndarray:
+    def contains(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         index = self._row_index()
         return np.fromiter((int(i) in index for i in ids), dtype=bool, count=len(ids))
 
@@ -154,7 +154,7 @@ class EmbeddingStore:
         index = self._row_index()
         return [int(i) for i in ids if int(i) not in index]
 
-    def get(self, ids: Sequence[int]) -> np.ndarray:
+    def get(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Vectors for `ids` in that order; KeyError names the first id without one."""
         index = self._row_index()
         try:
@@ -166,26 +166,28 @@ class EmbeddingStore:
     # writing
     def append(self, ids: Sequence[int], vectors: np.ndarray) -> int:
         """Add vectors for ids not stored yet (others are skipped); returns how many were added."""
-        ids = np.asarray(ids, dtype=np.int64)
+        id_array = np.asarray(ids, dtype=np.int64)
         vectors = np.asarray(vectors)
-        if vectors.shape != (len(ids), self.dim):
+        if vectors.shape != (len(id_array), self.dim):
             raise ValueError(
-                f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}"
+                f"expected vectors of shape ({len(id_array)}, {self.dim}), got {vectors.shape}"
             )
         if not np.isfinite(vectors).all():
             raise ValueError("vectors must be finite")
         with self._writer_lock():
             self._index = None
-            new = ~self.contains(ids)
-            _, first = np.unique(ids, return_index=True)  # a repeated id in one call counts once
-            once = np.zeros(len(ids), dtype=bool)
+            new = ~self.contains(id_array)
+            _, first = np.unique(
+                id_array, return_index=True
+            )  # a repeated id in one call counts once
+            once = np.zeros(len(id_array), dtype=bool)
             once[first] = True
             new &= once
             count = len(self)
             if new.any():
                 for path, data in (
                     (self._vectors_path, vectors[new].astype(np.float16)),
-                    (self._ids_path, ids[new]),
+                    (self._ids_path, id_array[new]),
                 ):
                     with open(path, "r+b" if path.exists() else "wb") as f:
                         f.seek(count * data.itemsize * (data.shape[1] if data.ndim == 2 else 1))

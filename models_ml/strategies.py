@@ -83,6 +83,22 @@ class PoolInput:
     embeddings: np.ndarray | None
     labeled_embeddings: np.ndarray | None
 
+    # What a selector declared in `needs` (validated present before it runs):
+    @property
+    def P(self) -> np.ndarray:
+        assert self.probs is not None, "the strategy did not declare probs in its needs"
+        return self.probs
+
+    @property
+    def MC(self) -> np.ndarray:
+        assert self.mc_probs is not None, "the strategy did not declare mc_probs in its needs"
+        return self.mc_probs
+
+    @property
+    def X(self) -> np.ndarray:
+        assert self.embeddings is not None, "the strategy did not declare embeddings"
+        return self.embeddings
+
 
 @dataclass(frozen=True)
 class Strategy:
@@ -163,7 +179,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def _score_select(score: ScoreFunction) -> Callable[[PoolInput, int, int], np.ndarray]:
     def select(pool: PoolInput, k: int, seed: int) -> np.ndarray:
-        return top_k(score(pool.probs), k)
+        return top_k(score(pool.P), k)
 
     return select
 
@@ -173,7 +189,7 @@ def _select_random(pool: PoolInput, k: int, seed: int) -> np.ndarray:
 
 
 def _select_bald(pool: PoolInput, k: int, seed: int) -> np.ndarray:
-    return top_k(bald(pool.mc_probs), k)
+    return top_k(bald(pool.MC), k)
 
 
 def k_center_greedy(
@@ -191,7 +207,7 @@ def k_center_greedy(
     if k == 0:
         return np.empty(0, dtype=np.int64)
     if centers is not None and len(centers):
-        nearest = np.full(n, np.inf, dtype=np.float32)
+        nearest: np.ndarray = np.full(n, np.inf, dtype=np.float32)
         for start in range(0, len(centers), 4096):  # bounded memory for big labeled sets
             sims = embeddings @ centers[start : start + 4096].T
             nearest = np.minimum(nearest, 1.0 - sims.max(axis=1))
@@ -208,7 +224,7 @@ def k_center_greedy(
 
 
 def _select_coreset(pool: PoolInput, k: int, seed: int) -> np.ndarray:
-    return k_center_greedy(pool.embeddings, k, pool.labeled_embeddings)
+    return k_center_greedy(pool.X, k, pool.labeled_embeddings)
 
 
 def _select_badge(pool: PoolInput, k: int, seed: int) -> np.ndarray:
@@ -217,7 +233,7 @@ def _select_badge(pool: PoolInput, k: int, seed: int) -> np.ndarray:
     g is never materialised: <g_i, g_j> = <a_i, a_j> · <x_i, x_j> with a = p - onehot(ŷ), so each
     new center costs O(n (k + d)) instead of O(n k d) memory.
     """
-    probs, x = pool.probs, pool.embeddings
+    probs, x = pool.P, pool.X
     n = pool.n
     k = min(k, n)
     if k == 0:
@@ -266,7 +282,7 @@ def _select_typiclust(
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    x = pool.embeddings
+    x = pool.X
     n = pool.n
     k = min(k, n)
     if k == 0:
@@ -292,7 +308,7 @@ def _select_typiclust(
             idx = members[c]
             if len(idx) > max_cluster_points:
                 idx = np.sort(rng.choice(idx, max_cluster_points, replace=False))
-            order = np.argsort(-typicality(x[idx]), kind="stable")
+            order = np.argsort(-typicality(x[idx]), kind="stable")  # type: ignore[call-overload]
             ranked[c] = [int(i) for i in idx[order]]
         pick = ranked[c].pop(0)
         chosen.append(pick)
@@ -308,8 +324,8 @@ def _select_hybrid(pool: PoolInput, k: int, seed: int, candidates_per_pick: int 
     k-center greedy among them (against the labeled set) so the batch is not k near-duplicates.
     """
     k = min(k, pool.n)
-    candidates = top_k(entropy(pool.probs), min(pool.n, max(k, candidates_per_pick * k)))
-    picked = k_center_greedy(pool.embeddings[candidates], k, pool.labeled_embeddings)
+    candidates = top_k(entropy(pool.P), min(pool.n, max(k, candidates_per_pick * k)))
+    picked = k_center_greedy(pool.X[candidates], k, pool.labeled_embeddings)
     return candidates[picked]
 
 
@@ -408,11 +424,11 @@ def pool_scores(
     spec = strategy_named(strategy)
     pool = _validate(k, probs, mc_probs, embeddings, labeled_embeddings, spec.needs, strategy)
     if strategy in SCORE_FUNCTIONS:
-        return SCORE_FUNCTIONS[strategy](pool.probs)
+        return SCORE_FUNCTIONS[strategy](pool.P)
     if strategy == "random":
         return random_scores(pool.n, seed)
     if strategy == "bald":
-        return bald(pool.mc_probs)
+        return bald(pool.MC)
     scores = np.zeros(pool.n)
     if pool.probs is not None and pool.probs.shape[1] > 1:
         scores = 0.999 * entropy(pool.probs) / np.log(pool.probs.shape[1])

@@ -63,7 +63,7 @@ _CLIP_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 class _ImageTower(nn.Module):
     def __init__(self, clip: nn.Module):
         super().__init__()
-        self.clip = clip
+        self.clip: Any = clip  # open_clip's model: encode_image is not in nn.Module's type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.clip.encode_image(x, normalize=True)
@@ -74,7 +74,7 @@ class ClipModel:
     name: str
     pretrained: str
     key: str
-    model: nn.Module
+    model: Any  # open_clip's CLIP (encode_text, logit_scale)
     tokenizer: Any
     image_encoder: Encoder
     device: torch.device
@@ -119,7 +119,8 @@ def load_clip(
     torch_device = best_device(device)
     pretrained = str(pretrained)
     tried: list[str] = []
-    source, weights_arg, key = pretrained, pretrained, f"clip-{model_name}@{pretrained}"
+    source, key = pretrained, f"clip-{model_name}@{pretrained}"
+    weights_arg: str | None = pretrained
     if pretrained == RANDOM_WEIGHTS:
         weights_arg = None
     else:

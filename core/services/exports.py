@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -125,7 +126,7 @@ def export_rows(
             return
         last = items[-1][0]
         ids = [i[0] for i in items]
-        answers: dict[int, list[tuple[int, str, object]]] = {}
+        answers: dict[int, list[tuple[int, str, datetime]]] = {}
         for item_id, class_id, username, created_at in (
             Annotation.objects.filter(item_id__in=ids, is_current=True)
             .order_by("-id")

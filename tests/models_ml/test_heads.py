@@ -8,8 +8,8 @@ from models_ml.heads import (
     MLPHead,
     PrototypeHead,
     SelfTrainingHead,
-    cross_validated_accuracy,
     fit_temperature,
+    out_of_fold,
     proba_for_classes,
     softmax,
 )
@@ -84,15 +84,16 @@ def test_prototype_head_works_from_one_label_per_class():
 
 def test_cross_validated_accuracy_from_labels_alone():
     X, y = blobs(seed=5)
-    estimate = cross_validated_accuracy(LinearHead(calibrate=False), X, y)
+    estimate = out_of_fold(LinearHead(calibrate=False), X, y, calibrate=False).estimate
     assert estimate.accuracy > 0.9 and estimate.folds == 5 and estimate.labels == len(y)
     noise = np.random.default_rng(0).normal(size=X.shape)
-    assert cross_validated_accuracy(LinearHead(calibrate=False), noise, y).accuracy < 0.6
+    noisy = out_of_fold(LinearHead(calibrate=False), noise, y, calibrate=False)
+    assert noisy.estimate.accuracy < 0.6
 
 
 def test_cross_validated_accuracy_is_none_with_too_few_labels():
     X, y = blobs(n_per_class=1)
-    assert cross_validated_accuracy(LinearHead(), X, y).accuracy is None
+    assert out_of_fold(LinearHead(), X, y, calibrate=False).estimate.accuracy is None
 
 
 def test_self_training_adds_confident_pseudo_labels():
@@ -121,7 +122,7 @@ def test_cross_validated_accuracy_fits_one_model_per_fold(monkeypatch):
     fits = []
     real_model = LinearHead._model
     monkeypatch.setattr(LinearHead, "_model", lambda self: fits.append(1) or real_model(self))
-    estimate = cross_validated_accuracy(LinearHead(calibrate=True), X, y, folds=5)
+    estimate = out_of_fold(LinearHead(calibrate=True), X, y, folds=5, calibrate=False).estimate
     assert len(fits) == estimate.folds == 5 and 0.34 < estimate.accuracy <= 1.0
 
 

@@ -84,11 +84,19 @@ def test_every_strategy_selects_k_distinct_valid_indices(name, k):
     assert chosen.min() >= 0 and chosen.max() < 60
 
 
+SEEDED = ("random", "badge", "typiclust")  # the strategies that draw at random
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_selection_is_deterministic_for_a_seed(name):
     first = select_batch(name, 10, seed=3, **_pool())
     again = select_batch(name, 10, seed=3, **_pool())
     np.testing.assert_array_equal(first, again)
+    others = {tuple(select_batch(name, 10, seed=s, **_pool()).tolist()) for s in range(4, 9)}
+    if name in SEEDED:  # the seed is used: other seeds draw other batches
+        assert others - {tuple(first.tolist())}
+    else:  # nothing random: every seed gives the same batch
+        assert others == {tuple(first.tolist())}
 
 
 def test_score_strategies_pick_the_highest_scores():
