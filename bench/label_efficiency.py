@@ -187,7 +187,7 @@ def _pooled_precision(summaries: list[dict]) -> float | None:
 
 
 def plot(path: Path, runs: dict[str, list[dict]], title: str, reference: float | None) -> None:
-    from core.plots import Series, learning_curve_png
+    from core.charts import Series, learning_curve_file
 
     series = []
     for name, results in runs.items():
@@ -195,7 +195,7 @@ def plot(path: Path, runs: dict[str, list[dict]], title: str, reference: float |
         series.append(
             Series(name, labels, [[r["test_accuracy"] for r in res["rounds"]] for res in results])
         )
-    learning_curve_png(path, series, title=title, reference=reference)
+    learning_curve_file(path, series, title=title, reference=reference)
 
 
 def fmt(cell: dict, ratio: bool = True, percent: bool = False) -> str:
@@ -364,6 +364,22 @@ def main() -> None:
         command = report.get("command") or "python bench/label_efficiency.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in (("out", report["settings"]["out"]),)
         )
+        for key, block in report["results"].items():  # the figures again, from the curves
+            block["plot"] = f"label-efficiency-{key}.svg"
+            curves = {
+                name: [{"rounds": [{"labels": x, "test_accuracy": a} for x, a in
+                                   zip(run["labels"], run["test_accuracy"], strict=True)]}
+                       for run in runs]
+                for name, runs in block["curves"].items()
+            }  # fmt: skip
+            seeds = len(next(iter(block["curves"].values())))
+            plot(
+                args.out / block["plot"],
+                curves,
+                f"{block['dataset']}, encoder {block['encoder']}: test accuracy (mean over "
+                f"{seeds} seeds, band min-max)",
+                block["full_label_accuracy"],
+            )
         (args.out / "label-efficiency.md").write_text(markdown(report, command) + "\n")
         return
     command = "python bench/label_efficiency.py " + " ".join(sys.argv[1:])
@@ -433,7 +449,7 @@ def main() -> None:
                     setup = simulation.setup
                 key = f"{dataset}-{encoder_kind}"
                 summary = runs[grid[0][0]][0]["summary"]
-                plot_name = f"label-efficiency-{key}.png"
+                plot_name = f"label-efficiency-{key}.svg"
                 plot(
                     args.out / plot_name,
                     runs,

@@ -58,3 +58,9 @@ def test_the_layer_check_catches_an_upward_import():
     assert upward_imports(graph, layers()) == [
         "core.services.jobs (jobs) imports core.services.loop (loop)"
     ]
+
+
+def test_every_module_the_table_names_exists():
+    modules = set(import_graph())
+    named = [p for _, patterns in layers() for p in patterns if not p.endswith(".*")]
+    assert [name for name in named if name not in modules] == []

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from PIL import Image
 
+from core.charts import Series, learning_curve_file
 from core.models import Annotation, ModelVersion, Prediction, Project, SuggestionSource
-from core.plots import Series, learning_curve_png
 from core.services.simulation import (
     RunConfig,
     Simulation,
@@ -58,7 +57,7 @@ def rounds_without_timing(result):
 
 
 def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_path):
-    out, plot = tmp_path / "curve.json", tmp_path / "curve.png"
+    out, plot = tmp_path / "curve.json", tmp_path / "curve.svg"
 
     call_command(
         "simulate",
@@ -96,7 +95,7 @@ def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_p
     assert summary["labels_to_90pct"] in (6, 12, 18, 24)
     assert summary["labels_to_80pct"] <= summary["labels_to_90pct"] <= summary["labels_to_95pct"]
     assert 0 < summary["aulc"] <= 1
-    assert Image.open(plot).size == (900, 560)
+    assert plot.read_text().startswith("<svg") and "test accuracy" in plot.read_text()
     # The throwaway project and the oracle are gone; nothing else was touched.
     assert not Project.objects.exists() and not Annotation.objects.exists()
     assert not get_user_model().objects.filter(username__startswith="simulated-oracle").exists()
@@ -232,19 +231,31 @@ def test_area_under_curve_is_mean_accuracy_over_the_budget():
     assert area_under_curve(rounds, chance=0.1) == pytest.approx((10 * 0.1 + 10 * 0.4) / 20)
 
 
-def test_learning_curve_png_draws_every_series(tmp_path):
-    path = learning_curve_png(
-        tmp_path / "c.png",
+def test_learning_curve_file_draws_every_series_its_band_and_the_reference(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    path = learning_curve_file(
+        tmp_path / "c.svg",
         [
             Series("random", [10, 20, 30], [[0.3, 0.5, 0.6], [0.35, 0.45, None]]),
-            Series("entropy", [10, 20, 30], [[0.4, 0.6, 0.7]]),
+            Series("entropy <b>", [10, 20, 30], [[0.4, 0.6, 0.7]]),
         ],
         title="t",
         reference=0.8,
     )
-    pixels = np.asarray(Image.open(path).convert("RGB"))
-    colours = {tuple(p) for p in pixels.reshape(-1, 3)}
-    assert (31, 119, 180) in colours and (214, 39, 40) in colours  # both lines drawn
+    svg = ET.parse(path).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    lines = svg.findall("s:polyline[@class='series']", ns)
+    assert [len(line.get("points").split()) for line in lines] == [3, 3]  # one point per x
+    assert lines[0].get("stroke") != lines[1].get("stroke")
+    (band,) = svg.findall("s:polygon", ns)  # only the series with two seeds has a band
+    assert len(band.get("points").split()) == 6
+    # the mean at 20 labels is (0.5 + 0.45) / 2: the line passes inside its band
+    ys = [float(p.split(",")[1]) for p in lines[0].get("points").split()]
+    assert ys[0] > ys[1] > ys[2]  # accuracy rises, so the line goes up the page
+    (reference,) = svg.findall("s:line[@class='reference']", ns)
+    assert reference.get("stroke-dasharray") and "all labels: 80.0%" in ET.tostring(svg, "unicode")
+    assert "entropy &lt;b&gt;" in path.read_text()  # names are escaped
 
 
 def test_missing_encoder_weights_are_reported_and_the_installed_encoder_used(

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.charts import Series, learning_curve_file
 from core.models import AUTO_ENCODER, Strategy
-from core.plots import Series, learning_curve_png
 from core.services.simulation import INITS, RunConfig, Simulation, SimulationError
 from models_ml.encoders import ENCODERS
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--self-training", type=float, metavar="T", help="pseudo-label above confidence T"
         )
-        parser.add_argument("--plot", type=Path, help="also draw the learning curve as a PNG")
+        parser.add_argument("--plot", type=Path, help="also draw the learning curve (an SVG file)")
 
     def handle(self, *args, **options):
         try:
@@ -89,7 +89,7 @@ class Command(BaseCommand):
         )
         if options["plot"]:
             rounds = result["rounds"]
-            learning_curve_png(
+            learning_curve_file(
                 options["plot"],
                 [
                     Series(
