@@ -7,13 +7,14 @@ from pathlib import Path
 from tests.architecture.test_import_graph import import_graph
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
-ROW = re.compile(r"^\| (\w+) \| (`.*`) \|$")
+ROW = re.compile(r"^\| (\w+) \| (`[^|]*`) \|$")
 
 
 def layers() -> list[tuple[str, list[str]]]:
     """(layer, module patterns) from the table, top layer first."""
     rows = []
-    for line in DOC.read_text().splitlines():
+    section = DOC.read_text().split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
         if match := ROW.match(line):
             rows.append((match.group(1), re.findall(r"`([\w.*]+)`", match.group(2))))
     return rows
