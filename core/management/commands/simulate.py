@@ -6,8 +6,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from core.charts import Series, learning_curve_file
+from core.evaluation.datasets import SimulationError
+from core.evaluation.simulation import INITS, RunConfig, Simulation
 from core.models import AUTO_ENCODER, Strategy
-from core.services.simulation import INITS, RunConfig, Simulation, SimulationError
 from models_ml.encoders import ENCODERS
 
 

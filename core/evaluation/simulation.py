@@ -5,9 +5,10 @@ throwaway project, imports the dataset's train split (class folders as ground tr
 the queue never reads), lets the embedding job run, and embeds the test split with the same
 encoder (test images are never items). Each `run` then labels like a person who always
 answers right: lease the next item, look at the suggestion shown, submit the true class,
-through the same services the web app calls, with jobs executed inline. Every `batch`
-labels the submit requests a training run as in the app; after it the model is evaluated on
-the test split.
+through the same services the web app calls. The jobs they queue are run right away, here,
+by `_drain` (the project's own jobs only; CLIP's only when asked for). Every `batch` labels
+the submit requests a training run as in the app; after it the model is evaluated on the
+test split.
 
 The model evaluated is refitted from the same labels, vectors and seed through the function
 the training run uses (`project_head_fit`), so it is the one that served; runs are
@@ -16,24 +17,24 @@ does): `run` first resets every label, lease, job and model version of the proje
 """
 
 import shutil
-import tempfile
 import time
 import uuid
-import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.test import override_settings
+from django.core.files.storage import default_storage
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from core.evaluation.datasets import SimulationError, dataset_open, subsample
+from core.evaluation.metrics import TARGETS, area_under_curve
 from core.imaging import ImageRejected, normalise_image
 from core.models import (
     AUTO_ENCODER,
@@ -47,10 +48,11 @@ from core.models import (
     Skip,
     Strategy,
 )
+from core.selectors import embeddings_root
 from core.services.cold_start import cold_start_write
 from core.services.embeddings import embed_with_oom_retry, embedded_vectors, encoder_cache
-from core.services.imports import ImportSource, items_import, split_and_class_from_name
-from core.services.jobs import job_request
+from core.services.imports import ImportSource, items_import
+from core.services.jobs import JobSkipped, job_execute, job_request
 from core.services.loop import training_request
 from core.services.projects import project_create
 from core.services.queue import annotation_submit, item_lease_next
@@ -65,83 +67,6 @@ from core.services.versions import pool_vectors
 from models_ml.encoders import safe_key
 
 INITS = ("random", "typiclust", "zero-shot")
-TARGETS = (0.8, 0.9, 0.95)
-MAX_FILE_BYTES = 50 * 1024 * 1024
-
-
-class SimulationError(Exception):
-    """Input the simulation cannot run on; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """The files of an ImageFolder tree or zip with train/ and test/ splits."""
-
-    train: list[tuple[str, str]]  # (file name, class name)
-    test: list[tuple[str, str]]
-    read: Callable[[str], bytes]
-
-    @property
-    def classes(self) -> list[str]:
-        return sorted({c for _, c in self.train})
-
-
-@contextmanager
-def dataset_open(path: Path) -> Iterator[Dataset]:
-    """Open PATH (folder or zip) holding `train/<class>/…` and `test/<class>/…`."""
-    path = Path(path)
-    with ExitStack() as stack:
-        if path.is_dir():
-            names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-
-            def read(name: str) -> bytes:
-                return (path / name).read_bytes()
-        elif zipfile.is_zipfile(path):
-            zf = stack.enter_context(zipfile.ZipFile(path))
-            infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
-            names = sorted(infos)
-
-            def read(name: str) -> bytes:
-                if infos[name].file_size > MAX_FILE_BYTES:
-                    raise ImageRejected(f"larger than {MAX_FILE_BYTES:,} bytes")
-                return zf.read(name)
-        else:
-            raise SimulationError(f"{path} is neither a folder nor a zip file.")
-        splits: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
-        for name in names:
-            if any(
-                part.startswith(".") or part == "__MACOSX" for part in PurePosixPath(name).parts
-            ):
-                continue
-            split, class_name = split_and_class_from_name(name)
-            if split in splits and class_name:
-                splits[split].append((name, class_name))
-        if not splits["train"] or not splits["test"]:
-            raise SimulationError(
-                f"{path} needs train/<class>/<image> and test/<class>/<image> files; found "
-                f"{len(splits['train'])} train and {len(splits['test'])} test images."
-            )
-        unknown = {c for _, c in splits["test"]} - {c for _, c in splits["train"]}
-        if unknown:
-            raise SimulationError(f"test classes without train images: {sorted(unknown)}")
-        yield Dataset(splits["train"], splits["test"], read)
-
-
-def subsample(files: list[tuple[str, str]], size: int | None, seed: int) -> list[tuple[str, str]]:
-    """`size` files drawn at random, stratified by class (every class keeps its share)."""
-    if size is None or size >= len(files):
-        return list(files)
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[tuple[str, str]]] = {}
-    for entry in files:
-        by_class.setdefault(entry[1], []).append(entry)
-    chosen: list[tuple[str, str]] = []
-    for class_name in sorted(by_class):
-        members = by_class[class_name]
-        share = max(1, round(size * len(members) / len(files)))
-        picks = rng.choice(len(members), min(share, len(members)), replace=False)
-        chosen += [members[i] for i in sorted(picks)]
-    return sorted(chosen)
 
 
 @dataclass(frozen=True)
@@ -223,26 +148,32 @@ class Simulation:
     def close(self) -> None:
         prepared, self._prepared = self._prepared, None
         if prepared is not None:
+            _project_files_delete(prepared.project)
             # Annotations protect their classes: they go first, then everything else cascades.
             Annotation.objects.filter(item__project=prepared.project).delete()
             Project.objects.filter(pk=prepared.project.pk).delete()
             get_user_model().objects.filter(pk=prepared.user.pk).delete()
         self._stack.close()
 
+    def _drain(self, project: Project) -> None:
+        """Run the project's queued jobs here, and those they queue, until none is left (as an
+        immediate task backend would, for this project only). A job another worker holds is
+        waited for. Without `zero_shot`, CLIP's jobs end skipped instead of loading CLIP."""
+        runners = {} if self.zero_shot else {Job.Kind.ZERO_SHOT: _no_clip}
+        active = Job.objects.filter(
+            project=project, status__in=(Job.Status.QUEUED, Job.Status.RUNNING)
+        )
+        while (job := active.order_by("id").first()) is not None:
+            if (
+                job.status == Job.Status.RUNNING
+                or job_execute(job_id=job.pk, runners=runners) is None
+            ):
+                time.sleep(0.05)  # claimed by a worker elsewhere: it finishes it
+
     # --- preparation -------------------------------------------------------------------------
 
     def _prepare(self) -> None:
         started = time.perf_counter()
-        workdir = Path(tempfile.mkdtemp(prefix="annotator-simulate-"))
-        self._stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        overrides = {
-            "MEDIA_ROOT": str(workdir / "media"),
-            "ANNOTATOR_EMBEDDINGS_DIR": str(workdir / "embeddings"),
-            "TASKS": {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}},
-        }
-        if not self.zero_shot:
-            overrides["ANNOTATOR_CLIP_MODEL"] = ""
-        self._stack.enter_context(override_settings(**overrides))
         dataset = self._stack.enter_context(dataset_open(self.data_path))
         train = subsample(dataset.train, self.pool_size, self.data_seed)
         test = subsample(dataset.test, self.test_size, self.data_seed + 1)
@@ -265,7 +196,8 @@ class Simulation:
             project=project,
             sources=(ImportSource(name, lambda name=name: dataset.read(name)) for name, _ in train),
             labels_as="ground-truth",
-        )  # requests the embedding job, which runs inline here
+        )  # requests the embedding job
+        self._drain(project)
         import_embed_s = time.perf_counter() - t0
         project.refresh_from_db()
         if not project.embedding_key:
@@ -414,6 +346,7 @@ class Simulation:
             cold_start_write(project=project)
         elif config.init == "zero-shot":
             job = job_request(project=project, kind=Job.Kind.ZERO_SHOT, reason="simulation")
+            self._drain(project)
             job.refresh_from_db()
             if job.status != Job.Status.SUCCEEDED:
                 raise SimulationError(
@@ -434,7 +367,8 @@ class Simulation:
             answer = classes[prepared.truth[item.pk]]
             annotation_submit(
                 item=item, user=prepared.user, label_class=answer, shown_prediction=suggestion
-            )  # every `batch` labels this runs a training run before it returns
+            )  # every `batch` labels this requests a training run, which runs now
+            self._drain(project)
             labels += 1
             shown.append(
                 (
@@ -448,6 +382,7 @@ class Simulation:
                 shown, round_started = [], time.perf_counter()
         if shown:  # the last, partial batch: train on it as "train now" would
             training_request(project=project, reason="simulation: end of budget")
+            self._drain(project)
             rounds.append(self._round(project, labels, shown, round_started))
         comparisons = Job.objects.filter(
             project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
@@ -566,15 +501,18 @@ def served_model(*, project: Project, version: ModelVersion) -> tuple[str, objec
     return head_name, head
 
 
-def area_under_curve(rounds: list[dict], chance: float) -> float:
-    """Mean test accuracy over the labels spent: the trapezoid area under accuracy-vs-labels
-    from 0 labels (chance) to the last round, divided by that number of labels. Rounds
-    without a model count as chance."""
-    xs = [0] + [r["labels"] for r in rounds]
-    ys = [chance] + [
-        r["test_accuracy"] if r["test_accuracy"] is not None else chance for r in rounds
-    ]
-    if xs[-1] == 0:
-        return chance
-    area = sum((xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2 for i in range(1, len(xs)))
-    return area / xs[-1]
+def _no_clip(job: Job) -> None:
+    raise JobSkipped("this simulation runs without CLIP (zero_shot=False)")
+
+
+def _project_files_delete(project: Project) -> None:
+    """The simulation project's stored images and its embeddings (it is deleted after)."""
+    try:
+        shutil.rmtree(default_storage.path(f"projects/{project.pk}"), ignore_errors=True)
+    except NotImplementedError:  # storage without local paths (S3): one file at a time
+        for image, thumbnail in Item.objects.filter(project=project).values_list(
+            "image", "thumbnail"
+        ):
+            default_storage.delete(image)
+            default_storage.delete(thumbnail)
+    shutil.rmtree(embeddings_root(project=project), ignore_errors=True)
