@@ -408,6 +408,13 @@ def main() -> None:
         help="each pause is think * uniform(1 - j, 1 + j); 0 = all annotators in lockstep",
     )
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--modes", default="random_order,scored")
+    parser.add_argument(
+        "--handlers",
+        default="custom",
+        help="custom (annotator/asgi.py and annotator/sqlite), stock (Django's own, "
+        "ANNOTATOR_STOCK_DJANGO=1), or both: custom,stock (compared in the same run)",
+    )
     args = parser.parse_args()
 
     report: dict = {"benchmark": "next_item", "cpu_count": os.cpu_count(), "databases": {}}
@@ -425,11 +432,17 @@ def main() -> None:
                 }
             else:
                 report["databases"]["postgresql"] = {"skipped": f"not reachable: {reason}"}
+        handlers = args.handlers.split(",")
         for name, env_for in databases.items():
-            report["databases"][name] = {
-                mode: run_case(env_for(mode), args, scored=(mode == "scored"))
-                for mode in ("random_order", "scored")
-            }
+            for handler in handlers:
+                stock = {"ANNOTATOR_STOCK_DJANGO": "1" if handler == "stock" else "0"}
+                key = name if handlers == ["custom"] else f"{name}/{handler}"
+                report["databases"][key] = {
+                    mode: run_case(
+                        {**env_for(f"{handler}-{mode}"), **stock}, args, scored=(mode == "scored")
+                    )
+                    for mode in args.modes.split(",")
+                }
     print(json.dumps(report, indent=2))
 
 

@@ -19,6 +19,8 @@ def test_compose_file_wires_web_to_postgres_and_redis():
     assert env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in env["DATABASE_URL"]
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     assert "daphne" in web["command"] and "annotator.asgi:application" in web["command"]
+    # Production runs Django's stock handler: ours did not win on PostgreSQL (docs/benchmarks)
+    assert env["ANNOTATOR_STOCK_DJANGO"] == "1"
     assert web["depends_on"]["db"]["condition"] == "service_healthy"
     assert "media:/data" in web["volumes"]
     assert set(compose["volumes"]) >= {"media", "pgdata"}

@@ -65,3 +65,11 @@ def test_every_module_the_table_names_exists():
     modules = set(import_graph())
     named = [p for _, patterns in layers() for p in patterns if not p.endswith(".*")]
     assert [name for name in named if name not in modules] == []
+
+
+def test_every_service_module_has_its_test_module():
+    """Tests mirror the code: core/services/<name>.py is tested in tests/core/test_<name>.py."""
+    root = DOC.parents[1]
+    services = {p.stem for p in (root / "core" / "services").glob("*.py") if p.stem != "__init__"}
+    tests = {p.stem.removeprefix("test_") for p in (root / "tests" / "core").glob("test_*.py")}
+    assert sorted(services - tests) == []

@@ -1,0 +1,177 @@
+"""Tests of core/services/training.py, on tiny data; jobs run through `job_execute`."""
+
+import pytest
+from django.db.models import Max
+
+from core import selectors
+from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
+from core.services import training
+from core.services.loop import training_request
+from core.services.queue import annotation_submit, item_lease_next
+from tests.core.loop_helpers import label_items, loop_project, run_jobs
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
+
+
+def serving_model_and_four_new_labels():
+    """A project serving a model trained on 4 labels, with 4 more labels since: enough for
+    the next training run."""
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 4)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    serving = project.current_model_version
+    label_items(project, annotator, truth, 4)
+    return project, serving
+
+
+def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
+    project, _, annotator, truth = loop_project(retrain_every=12)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 12)
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN, status="queued").count() == 1
+
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.model_version == version and version.number == 1 and version.labels_count == 12
+    assert job.metrics["head"] == version.recipe["head"] == "linear"  # 6 labels per class
+    assert version.estimated_accuracy is not None
+    assert set(job.metrics["seconds"]) >= {"fit", "predict", "score", "write_predictions"}
+    predictions = Prediction.objects.filter(model_version=version)
+    assert predictions.count() == project.items.count()
+    # The model learned the colours: its suggestions on the unlabeled items are right.
+    unlabeled = predictions.filter(item__is_done=False)
+    right = sum(p.predicted_class_id == truth[p.item_id].pk for p in unlabeled)
+    assert right / unlabeled.count() >= 0.9
+    # The queue serves the most uncertain open item first, with this version's suggestion.
+    best = unlabeled.order_by("-acquisition_score", "item_id").first()
+    lease = item_lease_next(project=project, user=annotator).lease
+    assert lease.item_id == best.item_id
+    suggestion = selectors.suggestion_for_item(item=lease.item, project=project)
+    assert suggestion.model_version == version and suggestion.source == SuggestionSource.MODEL
+
+
+def test_crashed_run_fails_keeps_the_previous_version_and_every_label(monkeypatch):
+    project, serving = serving_model_and_four_new_labels()
+    labels_before = Annotation.objects.filter(item__project=project).count()
+
+    def explode(**kwargs):
+        raise MemoryError("simulated crash while writing predictions")
+
+    monkeypatch.setattr(training, "_version_write", explode)
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    project.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "simulated crash" in job.message and "MemoryError" in job.error
+    assert project.current_model_version == serving
+    assert Annotation.objects.filter(item__project=project).count() == labels_before == 8
+    assert Prediction.objects.filter(model_version=serving).exists()
+
+
+def test_labels_that_arrive_during_a_run_are_counted_by_the_next(monkeypatch):
+    project, _, annotator, truth = loop_project(retrain_every=100)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 6)
+    real_estimate = training.out_of_fold
+
+    def estimate_while_someone_labels(*args, **kwargs):
+        label_items(project, annotator, truth, 1)  # a colleague answers mid-run
+        return real_estimate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "out_of_fold", estimate_while_someone_labels)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    monkeypatch.setattr(training, "out_of_fold", real_estimate)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+
+    counts = list(
+        ModelVersion.objects.filter(project=project)
+        .order_by("number")
+        .values_list("labels_count", flat=True)
+    )
+    assert counts == [6, 7]
+    assert Annotation.objects.filter(item__project=project).count() == 7
+
+
+def test_a_run_with_one_class_labeled_is_skipped_not_failed():
+    project, _, annotator, truth = loop_project(images_per_class=3)
+    run_jobs(project, Job.Kind.EMBED)
+    red = project.classes.get(name="red")
+    item = next(pk for pk, cls in truth.items() if cls == red)
+    lease = None
+    while lease is None or lease.item_id != item:
+        lease = item_lease_next(project=project, user=annotator).lease
+        if lease.item_id != item:
+            annotation_submit(item=lease.item, user=annotator, label_class=red)
+    training_request(project=project, reason="test")
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+    assert job.status == Job.Status.SKIPPED and "two classes" in job.message
+    project.refresh_from_db()
+    assert project.current_model_version is None
+
+
+def test_suggestion_source_is_zero_shot_while_it_beats_the_model():
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    # A zero-shot version that happens to be always right, and in use before any model.
+    zero_shot = ModelVersion.objects.create(
+        project=project, number=1, kind=ModelVersion.Kind.ZERO_SHOT
+    )
+    Prediction.objects.bulk_create(
+        Prediction(
+            item_id=item_id,
+            model_version=zero_shot,
+            probabilities=[1.0],
+            predicted_class=cls,
+            confidence=0.99,
+            acquisition_score=0.0,
+            source=SuggestionSource.ZERO_SHOT,
+        )
+        for item_id, cls in truth.items()
+    )
+    Project.objects.filter(pk=project.pk).update(current_model_version=zero_shot)
+    project.refresh_from_db()
+    lease = item_lease_next(project=project, user=annotator).lease
+    shown = selectors.suggestion_for_item(item=lease.item, project=project)
+    answer, _ = annotation_submit(
+        item=lease.item, user=annotator, label_class=truth[lease.item_id], shown_prediction=shown
+    )
+    assert answer.suggestion_accepted is True and answer.suggestion_source == "zero_shot"
+    label_items(project, annotator, truth, 1)
+    # a wrong answer, so the model's cross-validated accuracy is below zero-shot's 100 %
+    lease = item_lease_next(project=project, user=annotator).lease
+    wrong = next(c for c in project.classes.all() if c != truth[lease.item_id])
+    annotation_submit(item=lease.item, user=annotator, label_class=wrong)
+    label_items(project, annotator, truth, 1)
+
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.metrics["suggestion_source"] == "zero_shot"
+    project.refresh_from_db()
+    version = project.current_model_version
+    assert version.kind == ModelVersion.Kind.MODEL and version.number == 2
+    sources = set(Prediction.objects.filter(model_version=version).values_list("source", flat=True))
+    assert sources == {SuggestionSource.ZERO_SHOT}
+
+
+def test_version_numbers_grow_and_old_predictions_are_pruned():
+    project, _, annotator, truth = loop_project(retrain_every=2)
+    run_jobs(project, Job.Kind.EMBED)
+    for _ in range(3):
+        label_items(project, annotator, truth, 2)
+        run_jobs(project, Job.Kind.TRAIN)
+    versions = ModelVersion.objects.filter(project=project)
+    assert versions.aggregate(n=Max("number"))["n"] == 3
+    with_predictions = set(
+        Prediction.objects.filter(model_version__project=project).values_list(
+            "model_version__number", flat=True
+        )
+    )
+    assert with_predictions == {2, 3}
