@@ -36,8 +36,8 @@ from core.models import (
     Membership,
     Project,
     Role,
-    Skip,
 )
+from core.querysets import ITEM_STATUSES
 from core.serializers import (
     AnnotationSerializer,
     ClassMergeSerializer,
@@ -212,9 +212,6 @@ class LabelClassMergeApi(APIView):
         return Response({"class": LabelClassSerializer(target).data, "changed": changed})
 
 
-ITEM_STATUSES = ("unlabeled", "labeled", "done", "open", "skipped")
-
-
 class ItemListApi(generics.ListCreateAPIView):
     """List items (filter by status and class); POST multipart files to import them."""
 
@@ -227,7 +224,7 @@ class ItemListApi(generics.ListCreateAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", enum=ITEM_STATUSES),
+            OpenApiParameter("status", enum=list(ITEM_STATUSES)),
             OpenApiParameter(
                 "label", int, description="Items with a current answer of this class."
             ),
@@ -244,16 +241,8 @@ class ItemListApi(generics.ListCreateAPIView):
         item_status = params.get("status")
         if item_status and item_status not in ITEM_STATUSES:
             raise ValidationError({"status": [f"One of {', '.join(ITEM_STATUSES)}."]})
-        if item_status == "unlabeled":
-            items = items.filter(annotation_count=0)
-        elif item_status == "labeled":
-            items = items.filter(annotation_count__gt=0)
-        elif item_status == "done":
-            items = items.filter(is_done=True)
-        elif item_status == "open":
-            items = items.filter(is_done=False)
-        elif item_status == "skipped":
-            items = items.filter(Exists(Skip.objects.filter(item=OuterRef("pk"))))
+        if item_status:
+            items = items.with_status(item_status)
         if params.get("label"):
             label = params["label"]
             if not (label.isascii() and label.isdigit() and len(label) <= len(str(MAX_ID))):

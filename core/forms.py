@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from core.models import Project, Role
+from core.querysets import ITEM_STATUSES
 from core.services.classes import class_names_check
 from core.services.exports import EXPORT_FORMATS
 from core.services.projects import SETTINGS_FIELDS
@@ -118,11 +119,7 @@ class ExportForm(forms.Form):
 class BrowseForm(forms.Form):
     """Image browser filters (GET); every field optional."""
 
-    status = forms.ChoiceField(
-        required=False,
-        choices=[("all", "All"), ("unlabeled", "Unlabeled"), ("labeled", "Labeled"),
-                 ("skipped", "Skipped")],
-    )  # fmt: skip
+    status = forms.ChoiceField(required=False, choices=[("all", "All"), *ITEM_STATUSES.items()])
     label_class = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     annotator = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     predicted_class = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)

@@ -2,6 +2,15 @@
 
 from django.db import models
 
+# What `?status=` means, the same in the image browser and in the API (one place).
+ITEM_STATUSES = {
+    "unlabeled": "Unlabeled",  # no current answer yet (skipped ones included)
+    "labeled": "Labeled",  # at least one current answer
+    "skipped": "Skipped",  # someone skipped it
+    "open": "Open",  # still needs answers (fewer than annotators_per_item)
+    "done": "Done",  # has all the answers it needs
+}
+
 
 class ProjectQuerySet(models.QuerySet):
     def for_user(self, user) -> "ProjectQuerySet":
@@ -17,6 +26,21 @@ class ItemQuerySet(models.QuerySet):
         if not user.is_authenticated:
             return self.none()
         return self.filter(project__memberships__user=user)
+
+    def with_status(self, status: str) -> "ItemQuerySet":
+        """The items of one of ITEM_STATUSES (ValueError for any other)."""
+        if status == "unlabeled":
+            return self.unlabeled()
+        if status == "labeled":
+            return self.labeled()
+        if status == "skipped":
+            skip = self.model._meta.get_field("skips").related_model
+            return self.filter(models.Exists(skip.objects.filter(item=models.OuterRef("pk"))))
+        if status == "open":
+            return self.filter(is_done=False)
+        if status == "done":
+            return self.filter(is_done=True)
+        raise ValueError(f"unknown item status {status!r}; one of {', '.join(ITEM_STATUSES)}")
 
     def labeled(self) -> "ItemQuerySet":
         """Items with at least one current answer."""

@@ -495,14 +495,9 @@ def item_browse(
     `similar_to`, the page is that item's nearest neighbours in embedding space instead.
     """
     current = Annotation.objects.filter(item=OuterRef("pk"), is_current=True)
-    skipped = Skip.objects.filter(item=OuterRef("pk"))
     items = Item.objects.filter(project=project)
-    if status == "unlabeled":
-        items = items.unlabeled().exclude(Exists(skipped))
-    elif status == "labeled":
-        items = items.labeled()
-    elif status == "skipped":
-        items = items.filter(Exists(skipped))
+    if status != "all":
+        items = items.with_status(status)
     if label_class_id:
         items = items.filter(Exists(current.filter(label_class_id=label_class_id)))
     if annotator_id:
