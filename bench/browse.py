@@ -40,8 +40,8 @@ def main() -> None:
         from django.conf import settings
         from django.test import Client
 
-        from core import selectors
         from core.models import Item, Membership, Project, Role
+        from core.selectors.common import embedding_store
 
         settings.ALLOWED_HOSTS = ["*"]
         project_id = fill(workdir, args.items)
@@ -52,7 +52,7 @@ def main() -> None:
             Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
         )
         rng = np.random.default_rng(0)
-        selectors.embedding_store(project=project).append(
+        embedding_store(project=project).append(
             ids, rng.normal(size=(len(ids), 384)).astype(np.float16)
         )
         admin = Membership.objects.filter(project=project, role=Role.ADMIN).first().user

@@ -10,14 +10,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from core import selectors
 from core.models import Item, Project
+from core.selectors.common import user_is_project_admin
 
 
 def project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -> Project:
     """The project if the user is a member (404 otherwise); PermissionDenied if admin is needed."""
     project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
-    if admin and not selectors.user_is_project_admin(project=project, user=request.user):
+    if admin and not user_is_project_admin(project=project, user=request.user):
         raise PermissionDenied("Only project admins can do this.")
     return project
 

@@ -23,7 +23,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core import selectors
 from core.access import item_for, project_creation_check, project_for
 from core.converters import MAX_ID
 from core.downloads import export_download, export_job_file
@@ -38,6 +37,8 @@ from core.models import (
     Role,
 )
 from core.querysets import ITEM_STATUSES
+from core.selectors.common import user_is_project_admin
+from core.selectors.queue import shown_prediction
 from core.serializers import (
     AnnotationSerializer,
     ClassMergeSerializer,
@@ -312,7 +313,7 @@ class AnnotationListApi(generics.ListAPIView):
     def get_queryset(self):
         project = project_for(self.request, self.kwargs["project_id"])
         annotations = Annotation.objects.filter(item__project=project).select_related("annotator")
-        if not selectors.user_is_project_admin(project=project, user=self.request.user):
+        if not user_is_project_admin(project=project, user=self.request.user):
             annotations = annotations.filter(annotator=self.request.user)
         if self.request.query_params.get("current") == "true":
             annotations = annotations.filter(is_current=True)
@@ -365,7 +366,7 @@ class SubmitApi(APIView):
         ).first()
         if label_class is None:
             raise ValidationError({"label_class": ["Not a class of this project."]})
-        prediction = selectors.shown_prediction(
+        prediction = shown_prediction(
             item=item, prediction_id=data.validated_data.get("prediction")
         )
         try:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from core import charts, selectors
+from core import charts
 from core.access import (
     item_for,
     may_create_projects,
@@ -31,6 +31,24 @@ from core.forms import (
     ProjectSettingsForm,
 )
 from core.models import Item, Job, LabelClass, Lease, Prediction, Project
+from core.selectors import progress, review
+from core.selectors.browse import item_browse
+from core.selectors.common import user_is_project_admin
+from core.selectors.progress import (
+    annotator_progress,
+    model_versions,
+    project_progress,
+    recent_jobs,
+)
+from core.selectors.queue import (
+    answered_lease_before,
+    current_annotation,
+    queue_candidate_ids,
+    shown_prediction,
+    suggestion_for_item,
+    suggestion_ranking,
+)
+from core.selectors.review import REVIEW_KINDS
 from core.services.classes import (
     ClassChangeError,
     label_class_create,
@@ -117,22 +135,22 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id)
-    is_admin = selectors.user_is_project_admin(project=project, user=request.user)
+    is_admin = user_is_project_admin(project=project, user=request.user)
     if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
         context = {"project": project, "is_admin": is_admin}
         return render(request, "core/project_detail.html#encoder", context)
     context = {
         "project": project,
         "is_admin": is_admin,
-        "progress": selectors.project_progress(project=project),
+        "progress": project_progress(project=project),
         "classes": project.classes.all(),
         "members": project.memberships.select_related("user").order_by("user__username"),
         "settings_form": ProjectSettingsForm(instance=project) if is_admin else None,
         "member_form": MemberForm() if is_admin else None,
         "class_form": LabelClassForm() if is_admin else None,
         "current_version": project.current_model_version,
-        "jobs": selectors.recent_jobs(project=project),
-        "model_versions": selectors.model_versions(project=project),
+        "jobs": recent_jobs(project=project),
+        "model_versions": model_versions(project=project),
         "export_form": ExportForm(initial={"format": "csv"}) if is_admin else None,
     }
     return render(request, "core/project_detail.html", context)
@@ -144,7 +162,7 @@ def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse
     """The admin's live view: progress, charts, annotators, jobs, versions. htmx re-fetches
     the body on websocket events and every few seconds (?partial=1 renders only the body)."""
     project = project_for(request, project_id, admin=True)
-    data = selectors.project_dashboard(project=project)
+    data = progress.project_dashboard(project=project)
     context = {
         "project": project,
         "data": data,
@@ -169,14 +187,14 @@ def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Items to check again (admins): annotators disagree, or the model confidently disagrees."""
     project = project_for(request, project_id, admin=True)
     kind = request.GET.get("kind", "disagreement")
-    if kind not in selectors.REVIEW_KINDS:
+    if kind not in REVIEW_KINDS:
         raise Http404("Unknown review list.")
     try:
         min_confidence = min(1.0, max(0.0, float(request.GET.get("min_confidence", 0.8))))
         after = max(0, int(request.GET.get("after", 0)))
     except ValueError:
         min_confidence, after = 0.8, 0
-    entries = selectors.review_queue(
+    entries = review.review_queue(
         project=project, kind=kind, min_confidence=min_confidence, after=after
     )
     context = {
@@ -205,7 +223,7 @@ def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> H
         )
     messages.success(request, f"{item.original_name} is now {label_class.name}.")
     kind = request.POST.get("kind")
-    query = f"?kind={kind}" if kind in selectors.REVIEW_KINDS else ""
+    query = f"?kind={kind}" if kind in REVIEW_KINDS else ""
     return redirect(reverse("core:review_queue", args=[project.pk]) + query)
 
 
@@ -224,7 +242,7 @@ def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     form = BrowseForm(request.GET or None, project=project)
     filters = form.cleaned_data if form.is_valid() else {}
     try:
-        entries, next_after = selectors.item_browse(
+        entries, next_after = item_browse(
             project=project,
             status=filters.get("status") or "all",
             label_class_id=filters.get("label_class"),
@@ -474,15 +492,15 @@ def _card_context(
     context: dict = {
         "project": project,
         "classes": classes,
-        "progress": selectors.project_progress(project=project),
-        "mine": selectors.annotator_progress(project=project, user=request.user),
+        "progress": project_progress(project=project),
+        "mine": annotator_progress(project=project, user=request.user),
         "lease": lease,
         "editing": editing,
     }
     if lease is None:
         return context
     item = lease.item
-    answer = selectors.current_annotation(item=item, user=request.user) if editing else None
+    answer = current_annotation(item=item, user=request.user) if editing else None
     # A suggestion is selected (Enter accepts it) only where it is right often enough; below
     # its version's threshold the likely classes are shown ranked and nothing is selected.
     preselected = suggestion is not None and suggestion.preselected
@@ -490,15 +508,13 @@ def _card_context(
         suggestion.predicted_class_id if preselected else None
     )  # fmt: skip
     upcoming = [
-        i
-        for i in selectors.queue_candidate_ids(project=project, user=request.user, limit=2)
-        if i != item.pk
+        i for i in queue_candidate_ids(project=project, user=request.user, limit=2) if i != item.pk
     ]
     context.update(
         item=item,
         suggestion=suggestion,
         preselected=preselected,
-        ranking=selectors.suggestion_ranking(suggestion=suggestion, classes=classes)
+        ranking=suggestion_ranking(suggestion=suggestion, classes=classes)
         if suggestion is not None and not preselected
         else [],
         answer=answer,
@@ -538,7 +554,7 @@ def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         LabelClass, pk=_posted_id(request.POST.get("label_class")), project=project
     )
     # A malformed suggestion id loses the suggestion's provenance, not the answer.
-    prediction = selectors.shown_prediction(
+    prediction = shown_prediction(
         item=item, prediction_id=_id_or_none(request.POST.get("prediction"))
     )
     try:
@@ -576,12 +592,12 @@ def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         before = Lease.objects.filter(
             pk=_posted_id(request.GET["before"]), annotator=request.user, item__project=project
         ).first()
-    lease = selectors.answered_lease_before(project=project, user=request.user, before=before)
+    lease = answered_lease_before(project=project, user=request.user, before=before)
     if lease is None:
         messages.info(request, "No earlier answer to go back to.")
         url = reverse("core:label_session", args=[project.pk])
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    suggestion = selectors.suggestion_for_item(item=lease.item, project=project)
+    suggestion = suggestion_for_item(item=lease.item, project=project)
     return _render_card(request, _card_context(request, project, lease, suggestion, editing=True))
 
 

@@ -48,7 +48,7 @@ from core.models import (
     Skip,
     Strategy,
 )
-from core.selectors import embeddings_root
+from core.selectors.common import embeddings_root
 from core.services.cold_start import cold_start_write
 from core.services.embeddings import embed_with_oom_retry, embedded_vectors, encoder_cache
 from core.services.imports import ImportSource, items_import

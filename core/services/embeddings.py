@@ -24,11 +24,7 @@ from PIL import Image
 
 from core.events import project_event_send
 from core.models import AUTO_ENCODER, Item, Job, Project, ssl_encoder_job_id
-from core.selectors import (
-    embedding_store,
-    embeddings_root,
-    encoders_root,
-)
+from core.selectors.common import embedding_store, embeddings_root, encoders_root
 from core.services.jobs import (
     JobSkipped,
     ProgressReporter,

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.events import project_event_send
 from core.models import Item, Job, Project, ssl_encoder_name
-from core.selectors import embedding_store, encoders_root
+from core.selectors.common import embedding_store, encoders_root
 from core.services.embeddings import embed_with_oom_retry, encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
 from core.services.training import training_labels

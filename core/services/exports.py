@@ -36,7 +36,7 @@ from core.models import (
     Project,
     SuggestionSource,
 )
-from core.selectors import majority_class
+from core.selectors.common import majority_class
 from core.services.jobs import job_progress, job_request
 from core.services.quotas import heavy_jobs_check
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import F
 
 from core.models import AUTO_ENCODER, Job, Project
-from core.selectors import training_is_possible
+from core.selectors.common import training_is_possible
 from core.services.jobs import job_request
 from core.services.quotas import heavy_jobs_check
 

@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 
 from core.models import Item, Job, Project, ssl_encoder_name
-from core.selectors import encoders_root
+from core.selectors.common import encoders_root
 from core.services.embeddings import encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
 from models_ml.device import best_device

@@ -30,7 +30,7 @@ from core.models import (
     Project,
     Skip,
 )
-from core.selectors import item_with_suggestion, queue_candidate_ids
+from core.selectors.queue import item_with_suggestion, queue_candidate_ids
 from core.services.loop import labels_submitted_count
 
 CANDIDATES_PER_ATTEMPT = 20

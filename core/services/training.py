@@ -21,7 +21,7 @@ from core.models import (
     Project,
     SuggestionSource,
 )
-from core.selectors import majority_class
+from core.selectors.common import majority_class
 from core.services.embeddings import embedded_vectors
 from core.services.jobs import JobSkipped, job_progress
 from core.services.versions import (

@@ -12,7 +12,7 @@ from django.db.models import Max
 
 from core.events import project_event_send
 from core.models import Item, ModelVersion, Prediction, Project
-from core.selectors import embedding_store
+from core.selectors.common import embedding_store
 
 PREDICTION_BATCH = 2000
 KEEP_PREDICTION_VERSIONS = 2  # the current version and the one before (for comparisons)

@@ -6,8 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from core import selectors
 from core.models import ModelVersion, Prediction, Project, Skip
+from core.selectors.browse import item_browse, similar_item_ids
+from core.selectors.common import embedding_store
 from core.services.queue import annotation_submit, item_lease_next
 from tests.factories import ItemFactory, UserFactory, project_with_members
 
@@ -44,7 +45,7 @@ def ids(entries):
 def test_filters():
     project, _, (ann1, ann2), items, (cat, dog) = build()
     pk = [i.pk for i in items]
-    browse = selectors.item_browse
+    browse = item_browse
     assert ids(browse(project=project, status="labeled")[0]) == pk[:4]
     assert ids(browse(project=project, status="skipped")[0]) == [pk[4]]
     # unlabeled means no answer yet, as in the API: the skipped item has none either
@@ -64,7 +65,7 @@ def test_keyset_pages_cover_everything_once():
     project, *_, items, _ = build(n_items=25)
     seen, after = [], 0
     while True:
-        entries, after = selectors.item_browse(project=project, after=after, limit=10)
+        entries, after = item_browse(project=project, after=after, limit=10)
         seen += ids(entries)
         if after is None:
             break
@@ -79,10 +80,10 @@ def test_more_like_this_orders_by_embedding_similarity():
         [[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0.7, 0.3, 0], [0, 0, 1], [0.5, 0.5, 0]],
         dtype=np.float16,
     )
-    selectors.embedding_store(project=project).append(np.array([i.pk for i in items]), vectors)
-    entries, next_after = selectors.item_browse(project=project, similar_to=items[0].pk, limit=3)
+    embedding_store(project=project).append(np.array([i.pk for i in items]), vectors)
+    entries, next_after = item_browse(project=project, similar_to=items[0].pk, limit=3)
     assert ids(entries) == [items[1].pk, items[3].pk, items[5].pk] and next_after is None
-    assert selectors.similar_item_ids(project=project, item_id=999_999) is None
+    assert similar_item_ids(project=project, item_id=999_999) is None
 
 
 def test_page_query_count_is_independent_of_size(client):
@@ -118,7 +119,7 @@ def test_more_like_this_on_a_damaged_embeddings_file_degrades_and_queues_a_rebui
     project, admin, *_ = loop_project(images_per_class=4)
     run_jobs(project, Job.Kind.EMBED)
     project.refresh_from_db()
-    store = selectors.embedding_store(project=project)
+    store = embedding_store(project=project)
     vectors = store.path / "vectors.f16"
     vectors.write_bytes(vectors.read_bytes()[:100])  # damaged on disk
     item = project.items.first()
@@ -132,7 +133,7 @@ def test_more_like_this_on_a_damaged_embeddings_file_degrades_and_queues_a_rebui
     assert "rebuilt" in rebuild.message
     response = client.get(reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk})
     assert "being rebuilt" not in response.content.decode()
-    selectors.embedding_store(project=project).verify()
+    embedding_store(project=project).verify()
 
 
 def test_a_changed_byte_in_the_embeddings_is_found_by_verify(tmp_path):
@@ -164,6 +165,6 @@ def test_status_means_the_same_in_the_browser_and_the_api(client):
     api = APIClient()
     api.force_authenticate(admin)
     for status in ITEM_STATUSES:
-        page, _ = selectors.item_browse(project=project, status=status)
+        page, _ = item_browse(project=project, status=status)
         listed = api.get(f"/api/projects/{project.pk}/items/", {"status": status}).json()
         assert ids(page) == [item["id"] for item in listed["results"]], status

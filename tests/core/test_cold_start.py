@@ -2,8 +2,8 @@
 
 import pytest
 
-from core import selectors
 from core.models import Job, ModelVersion, Prediction
+from core.selectors.queue import suggestion_for_item
 from core.services.queue import item_lease_next
 from tests.core.loop_helpers import label_items, loop_project, run_jobs
 
@@ -28,7 +28,7 @@ def test_typiclust_cold_start_asks_one_image_per_cluster_until_the_first_model()
     assert len(first) == 3 and {truth[i].name for i in first} == set(classes)
     lease = item_lease_next(project=project, user=annotator).lease
     assert lease.item_id == first[0]
-    assert selectors.suggestion_for_item(item=lease.item, project=project) is None  # no class
+    assert suggestion_for_item(item=lease.item, project=project) is None  # no class
 
     assert label_items(project, annotator, truth, 3) == first
     (job,) = run_jobs(project, Job.Kind.TRAIN)

@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from core import selectors
 from core.models import Annotation, ModelVersion
+from core.selectors.progress import project_dashboard
 from core.services.queue import annotation_submit, item_lease_next
 from tests.factories import ItemFactory, UserFactory, project_with_members
 
@@ -36,7 +36,7 @@ def build(items: int):
 
 def test_dashboard_figures():
     project, _, (ann1, ann2), _ = build(items=10)
-    data = selectors.project_dashboard(project=project)
+    data = project_dashboard(project=project)
 
     assert data["progress"]["done"] == 10 and data["labels"] == 20
     assert data["class_counts"] == [("cat", 15), ("dog", 5)]
@@ -129,7 +129,7 @@ def test_dashboard_shows_the_preselection_rule_its_record_and_the_encoder_compar
             suggestion_accepted=answer == dog,
         )  # fmt: skip
 
-    data = selectors.project_dashboard(project=project)
+    data = project_dashboard(project=project)
     assert (data["preselect"]["shown"], data["preselect"]["kept"]) == (3, 2)
 
     client.force_login(admin)

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from core import selectors
 from core.models import Annotation, AnnotationSource, ModelVersion, Prediction
+from core.selectors.review import review_queue
 from core.services.queue import annotation_review, annotation_submit, item_lease_next
 from core.services.training import training_labels
 from tests.factories import ItemFactory, UserFactory, project_with_members
@@ -40,17 +40,17 @@ def reviewed():
 
 def test_disagreements_and_confident_model_disagreement(reviewed):
     project, _, _, items, _ = reviewed
-    disagree = selectors.review_queue(project=project, kind="disagreement")
+    disagree = review_queue(project=project, kind="disagreement")
     assert [e["item"].pk for e in disagree] == [items[1].pk]
     assert len(disagree[0]["answers"]) == 2
 
-    model = selectors.review_queue(project=project, kind="model", min_confidence=0.8)
+    model = review_queue(project=project, kind="model", min_confidence=0.8)
     # item 1: the model says dog and ann2 said dog, so somebody agrees: not listed
     assert [e["item"].pk for e in model] == [items[2].pk]
     assert model[0]["prediction"].confidence == 0.95
-    lenient = selectors.review_queue(project=project, kind="model", min_confidence=0.5)
+    lenient = review_queue(project=project, kind="model", min_confidence=0.5)
     assert [e["item"].pk for e in lenient] == [items[2].pk, items[3].pk]
-    assert selectors.review_queue(project=project, kind="model", after=items[2].pk) == []
+    assert review_queue(project=project, kind="model", after=items[2].pk) == []
 
 
 def test_relabel_keeps_the_history_and_settles_the_label(reviewed):
@@ -66,7 +66,7 @@ def test_relabel_keeps_the_history_and_settles_the_label(reviewed):
     assert sorted(a.annotator_id for a in history) == sorted([ann1.pk, ann2.pk])
     ids, labels = training_labels(project=project)
     assert dict(zip(ids.tolist(), labels.tolist(), strict=True))[items[1].pk] == dog.pk
-    assert selectors.review_queue(project=project, kind="disagreement") == []
+    assert review_queue(project=project, kind="disagreement") == []
     project.refresh_from_db()
     assert project.labels_submitted == 9  # 8 answers + a changed label
 

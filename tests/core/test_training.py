@@ -3,8 +3,8 @@
 import pytest
 from django.db.models import Max
 
-from core import selectors
 from core.models import Annotation, Job, ModelVersion, Prediction, Project, SuggestionSource
+from core.selectors.queue import suggestion_for_item
 from core.services import training
 from core.services.loop import training_request
 from core.services.queue import annotation_submit, item_lease_next
@@ -51,7 +51,7 @@ def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
     best = unlabeled.order_by("-acquisition_score", "item_id").first()
     lease = item_lease_next(project=project, user=annotator).lease
     assert lease.item_id == best.item_id
-    suggestion = selectors.suggestion_for_item(item=lease.item, project=project)
+    suggestion = suggestion_for_item(item=lease.item, project=project)
     assert suggestion.model_version == version and suggestion.source == SuggestionSource.MODEL
 
 
@@ -138,7 +138,7 @@ def test_suggestion_source_is_zero_shot_while_it_beats_the_model():
     Project.objects.filter(pk=project.pk).update(current_model_version=zero_shot)
     project.refresh_from_db()
     lease = item_lease_next(project=project, user=annotator).lease
-    shown = selectors.suggestion_for_item(item=lease.item, project=project)
+    shown = suggestion_for_item(item=lease.item, project=project)
     answer, _ = annotation_submit(
         item=lease.item, user=annotator, label_class=truth[lease.item_id], shown_prediction=shown
     )

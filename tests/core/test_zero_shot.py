@@ -2,8 +2,8 @@
 
 import pytest
 
-from core import selectors
 from core.models import Job, ModelVersion, Prediction, SuggestionSource
+from core.selectors.queue import suggestion_for_item
 from core.services.queue import item_lease_next
 from tests.core.loop_helpers import loop_project, run_jobs
 
@@ -30,7 +30,7 @@ def test_zero_shot_suggestions_before_any_model(settings, tiny_clip_weights):
     for p in predictions:
         assert abs(sum(p.probabilities) - 1) < 1e-3 and p.source == SuggestionSource.ZERO_SHOT
     lease = item_lease_next(project=project, user=annotator).lease
-    assert selectors.suggestion_for_item(item=lease.item, project=project).model_version == version
+    assert suggestion_for_item(item=lease.item, project=project).model_version == version
 
 
 def test_zero_shot_without_weights_is_skipped_with_a_notice(settings, monkeypatch):

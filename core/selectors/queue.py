@@ -1,0 +1,184 @@
+"""The labeling queue's reads: candidate items (raw SQL on the scored index), the suggestion
+for an item, an annotator's answers and leases.
+
+Every function takes the project, already scoped to the user by the caller."""
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from core.models import (
+    Annotation,
+    AnnotationSource,
+    Item,
+    LabelClass,
+    Lease,
+    Prediction,
+    Project,
+    Skip,
+)
+
+
+def _open_to_sql(item_id: str, k: int) -> str:
+    """SQL conditions under which the item whose id is `item_id` may be offered to %(user)s:
+    not answered or skipped by them, and fewer than k slots occupied (answered, or leased
+    and not expired at %(now)s)."""
+    lease, skip = Lease._meta.db_table, Skip._meta.db_table
+    occupied = f"""
+        SELECT 1 FROM {lease} occupied WHERE occupied.item_id = {item_id}
+        AND (occupied.completed_at IS NOT NULL OR occupied.expires_at > %(now)s)"""
+    if k == 1:
+        open_slot = f"NOT EXISTS ({occupied})"
+    else:
+        open_slot = f"(SELECT COUNT(*) FROM ({occupied}) slots) < %(k)s"
+    return f"""
+        NOT EXISTS (SELECT 1 FROM {lease} answered WHERE answered.item_id = {item_id}
+                    AND answered.annotator_id = %(user)s AND answered.completed_at IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM {skip} skipped WHERE skipped.item_id = {item_id}
+                        AND skipped.annotator_id = %(user)s)
+        AND {open_slot}"""
+
+
+def queue_candidate_ids(
+    *, project: Project, user: AbstractBaseUser, now: datetime | None = None, limit: int = 20
+) -> list[int]:
+    """Item ids to offer `user`, best first.
+
+    Items scored by the project's current model version come first, highest acquisition
+    score first (ties by id); then unscored items in their stored random order. Both
+    orders walk an index (`prediction_queue_idx`, `item_queue_idx`) that leaves out items
+    already done (`Prediction.item_open`, `Item.is_done`), so the cost grows neither with
+    the pool nor with the labels given since the model version was made.
+
+    Hand-written SQL, because this runs on every lease: the database answers it in well
+    under a millisecond, while building the same query with the ORM's Exists/OuterRef
+    took about 4 ms of Python per call (bench/next_item.py). It is plain SQL that SQLite
+    and PostgreSQL read alike; tests/core/test_queue.py covers it on both.
+    """
+    item, prediction = Item._meta.db_table, Prediction._meta.db_table
+    k = project.annotators_per_item
+    connection = connections[Item.objects.db]
+    params = {
+        "user": user.pk,
+        "now": connection.ops.adapt_datetimefield_value(now or timezone.now()),
+        "k": k,
+        "project": project.pk,
+        "version": project.current_model_version_id,
+        "open": False,  # is_done
+        "item_open": True,  # Prediction.item_open
+        "limit": limit,
+    }
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        if params["version"]:
+            cursor.execute(
+                f"""SELECT p.item_id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
+                WHERE p.model_version_id = %(version)s AND p.item_open = %(item_open)s
+                AND i.is_done = %(open)s
+                AND {_open_to_sql("p.item_id", k)}
+                ORDER BY p.acquisition_score DESC, p.item_id LIMIT %(limit)s""",
+                params,
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            if len(ids) >= limit:
+                return ids
+            params["limit"] = limit - len(ids)
+        not_scored = (
+            f"""AND NOT EXISTS (SELECT 1 FROM {prediction} p
+                WHERE p.model_version_id = %(version)s AND p.item_id = i.id)"""
+            if params["version"]
+            else ""
+        )
+        cursor.execute(
+            f"""SELECT i.id FROM {item} i
+            WHERE i.project_id = %(project)s AND i.is_done = %(open)s
+            AND {_open_to_sql("i.id", k)} {not_scored}
+            ORDER BY i.random_key, i.id LIMIT %(limit)s""",
+            params,
+        )
+        ids += [row[0] for row in cursor.fetchall()]
+    return ids
+
+
+def _current_predictions(project: Project):
+    """The current version's predictions, with what a suggestion shows (its class, its
+    version and the ranking of the classes) joined in; the version's recipe and metrics,
+    which grow with the project and nothing on a card shows, are left in the database."""
+    return (
+        Prediction.objects.filter(model_version_id=project.current_model_version_id)
+        .select_related("predicted_class", "model_version")
+        .defer("model_version__recipe", "model_version__metrics")
+    )
+
+
+def suggestion_ranking(
+    *, suggestion: Prediction, classes: list[LabelClass], top: int = 3, floor: float = 0.05
+) -> list[tuple[LabelClass, float]]:
+    """The `top` most likely classes of a suggestion with their probabilities (those of at
+    least `floor`), most likely first: what a card shows when it selects nothing."""
+    by_id = {c.pk: c for c in classes}
+    pairs = zip(suggestion.model_version.class_ids, suggestion.probabilities or [], strict=False)
+    ranked = sorted(
+        ((by_id[cid], float(p)) for cid, p in pairs if cid in by_id and p >= floor),
+        key=lambda pair: -pair[1],
+    )
+    return ranked[:top]
+
+
+def suggestion_for_item(*, item: Item, project: Project) -> Prediction | None:
+    """The current version's class suggestion for the item, if it has one."""
+    if not project.current_model_version_id:
+        return None
+    # A cold-start order scores items but suggests no class.
+    return _current_predictions(project).filter(item=item, predicted_class__isnull=False).first()
+
+
+def item_with_suggestion(*, item_id: int, project: Project) -> tuple[Item, Prediction | None]:
+    """The item and its suggestion (as `suggestion_for_item`), in one query when the current
+    version scored the item, as it has every item the scored queue hands out."""
+    if project.current_model_version_id:
+        try:  # one prediction per item and version (a constraint): get() needs no ORDER BY
+            found = _current_predictions(project).select_related("item").get(item_id=item_id)
+        except Prediction.DoesNotExist:
+            pass
+        else:
+            found.item.project = project
+            return found.item, found if found.predicted_class_id else None
+    item = Item.objects.get(pk=item_id)
+    item.project = project
+    return item, None
+
+
+def shown_prediction(*, item: Item, prediction_id) -> Prediction | None:
+    """The suggestion an annotator says they were shown for `item`, if it is one of its own."""
+    if not prediction_id:
+        return None
+    return Prediction.objects.filter(pk=prediction_id, item=item).first()
+
+
+def current_annotation(*, item: Item, user: AbstractBaseUser) -> Annotation | None:
+    return Annotation.objects.filter(item=item, annotator=user, is_current=True).first()
+
+
+def answered_lease_before(
+    *, project: Project, user: AbstractBaseUser, before: Lease | None = None
+) -> Lease | None:
+    """The user's most recently answered item (before `before`), for going back."""
+    leases = Lease.objects.filter(
+        item__project=project, annotator=user, completed_at__isnull=False
+    ).filter(
+        Exists(
+            Annotation.objects.filter(
+                item=OuterRef("item"), annotator=user, source=AnnotationSource.HUMAN
+            )
+        )
+    )
+    if before is not None and before.completed_at is not None:
+        leases = leases.filter(
+            Q(completed_at__lt=before.completed_at)
+            | Q(completed_at=before.completed_at, pk__lt=before.pk)
+        )
+    return leases.select_related("item").order_by("-completed_at", "-pk").first()
