@@ -66,3 +66,16 @@ def label_items(project: Project, user, truth: dict, count: int) -> list[int]:
         annotation_submit(item=item, user=user, label_class=truth[item.pk])
         labeled.append(item.pk)
     return labeled
+
+
+def serving_model_and_four_new_labels():
+    """A project serving a model trained on 4 labels, with 4 more labels since: enough for
+    the next training run."""
+    project, _, annotator, truth = loop_project(retrain_every=4)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 4)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    serving = project.current_model_version
+    label_items(project, annotator, truth, 4)
+    return project, serving

@@ -1,45 +1,16 @@
 """Tests of core/services/quotas.py: what one account may make the server do."""
 
-import io
-import zipfile
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from core.models import Item, Job
-from core.services.jobs import job_execute, job_runners
+from tests.core.upload_helpers import api, run, upload_zip
 from tests.factories import project_with_members
 from tests.images import rgb_png
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload_zip(name="pets.zip", n=3, seed=0) -> SimpleUploadedFile:
-    files = {f"cat/{i}.png": rgb_png(seed + i) for i in range(n)}
-    files["notes.txt"] = b"not an image"
-    return SimpleUploadedFile(name, zip_of(files), content_type="application/zip")
-
-
-def run(job_id: int) -> Job:
-    job_execute(job_id=job_id, runners=job_runners())
-    return Job.objects.get(pk=job_id)
 
 
 def test_storage_quota_refuses_uploads_once_used_and_stops_an_import_that_reaches_it(settings):

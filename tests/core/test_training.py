@@ -8,22 +8,14 @@ from core.selectors.queue import suggestion_for_item
 from core.services import training
 from core.services.loop import training_request
 from core.services.queue import annotation_submit, item_lease_next
-from tests.core.loop_helpers import label_items, loop_project, run_jobs
+from tests.core.loop_helpers import (
+    label_items,
+    loop_project,
+    run_jobs,
+    serving_model_and_four_new_labels,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
-
-
-def serving_model_and_four_new_labels():
-    """A project serving a model trained on 4 labels, with 4 more labels since: enough for
-    the next training run."""
-    project, _, annotator, truth = loop_project(retrain_every=4)
-    run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 4)
-    run_jobs(project, Job.Kind.TRAIN)
-    project.refresh_from_db()
-    serving = project.current_model_version
-    label_items(project, annotator, truth, 4)
-    return project, serving
 
 
 def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():

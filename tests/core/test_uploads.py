@@ -2,50 +2,22 @@
 budget of one import (SECURITY.md rows 11 and 12, issue #19's "any account can exhaust the
 server")."""
 
-import io
 import os
 import time
-import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from core.models import Item, Job
 from core.services.imports import ImportSource, items_import
-from core.services.jobs import job_execute, job_runners
 from core.services.uploads import STAGING_GRACE_S, import_staging_cleanup
+from tests.core.upload_helpers import api, run, upload_zip
 from tests.factories import UserFactory, project_with_members
 from tests.images import rgb_png
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload_zip(name="pets.zip", n=3, seed=0) -> SimpleUploadedFile:
-    files = {f"cat/{i}.png": rgb_png(seed + i) for i in range(n)}
-    files["notes.txt"] = b"not an image"
-    return SimpleUploadedFile(name, zip_of(files), content_type="application/zip")
-
-
-def run(job_id: int) -> Job:
-    job_execute(job_id=job_id, runners=job_runners())
-    return Job.objects.get(pk=job_id)
 
 
 def test_a_zip_upload_returns_at_once_with_a_job_that_imports_it_and_removes_the_upload(

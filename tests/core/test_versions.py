@@ -5,23 +5,13 @@ from django.db.backends.utils import CursorWrapper
 
 from core.models import Job, ModelVersion, Prediction, SuggestionSource
 from core.services import versions
-from tests.core.loop_helpers import label_items, loop_project, run_jobs
+from tests.core.loop_helpers import (
+    run_jobs,
+    serving_model_and_four_new_labels,
+)
 from tests.factories import ItemFactory, LabelClassFactory, ProjectFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
-
-
-def serving_model_and_four_new_labels():
-    """A project serving a model trained on 4 labels, with 4 more labels since: enough for
-    the next training run."""
-    project, _, annotator, truth = loop_project(retrain_every=4)
-    run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 4)
-    run_jobs(project, Job.Kind.TRAIN)
-    project.refresh_from_db()
-    serving = project.current_model_version
-    label_items(project, annotator, truth, 4)
-    return project, serving
 
 
 def test_a_run_that_fails_while_writing_predictions_leaves_no_half_written_version(

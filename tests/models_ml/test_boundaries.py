@@ -1,22 +1,15 @@
-import ast
 from pathlib import Path
 
 import models_ml
+from tests.architecture.test_import_graph import imported_modules
 
 
 def test_models_ml_never_imports_django():
     root = Path(models_ml.__file__).parent
-    offenders = []
-    for path in root.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {n}"
-                for n in names
-                if n.split(".")[0] in ("django", "core", "annotator", "rest_framework")
-            ]
+    offenders = [
+        f"{path.name}: {name}"
+        for path in root.rglob("*.py")
+        for name in imported_modules(path)
+        if name.split(".")[0] in ("django", "core", "annotator", "rest_framework")
+    ]
     assert offenders == []
