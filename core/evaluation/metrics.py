@@ -1,5 +1,7 @@
 """Label-efficiency metrics over a run's rounds (shared by `simulate` and the benchmarks)."""
 
+from core.evaluation.effort import COSTS
+
 TARGETS = (0.8, 0.9, 0.95)  # fractions of the full-label accuracy a run is timed to
 
 
@@ -15,3 +17,29 @@ def area_under_curve(rounds: list[dict], chance: float) -> float:
         return chance
     area = sum((xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2 for i in range(1, len(xs)))
     return area / xs[-1]
+
+
+def effort_summary(rounds: list[dict], full_label_accuracy: float, pool_size: int) -> dict:
+    """Human seconds (and actions) until the served model reaches 90 % of the full-label
+    accuracy, and until 95 % of the whole pool is labeled right (human or pseudo-label);
+    None when the run did not get there."""
+
+    def first(reached) -> dict | None:
+        return next((r for r in rounds if reached(r)), None)
+
+    model = first(
+        lambda r: r["test_accuracy"] is not None and r["test_accuracy"] >= 0.9 * full_label_accuracy
+    )
+    dataset = first(lambda r: r["dataset_accuracy"] >= 0.95)
+    last = rounds[-1] if rounds else None
+    return {
+        "seconds_to_90pct_model": model["human_seconds_total"] if model else None,
+        "seconds_to_95pct_dataset": dataset["human_seconds_total"] if dataset else None,
+        "actions_per_image_to_95pct_dataset": (
+            round(dataset["actions_total"] / pool_size, 4) if dataset and pool_size else None
+        ),
+        "final_dataset_accuracy": last["dataset_accuracy"] if last else None,
+        "final_dataset_coverage": last["dataset_coverage"] if last else None,
+        "human_seconds_total": last["human_seconds_total"] if last else 0.0,
+        "cost_model": COSTS.source,
+    }

@@ -34,7 +34,8 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from core.evaluation.datasets import SimulationError, dataset_open, subsample
-from core.evaluation.metrics import TARGETS, area_under_curve
+from core.evaluation.effort import ACTION_KINDS, COSTS, card_action, dataset_accuracy
+from core.evaluation.metrics import TARGETS, area_under_curve, effort_summary
 from core.imaging import ImageRejected, normalise_image
 from core.models import (
     AUTO_ENCODER,
@@ -44,6 +45,7 @@ from core.models import (
     Job,
     Lease,
     ModelVersion,
+    Prediction,
     Project,
     Skip,
     Strategy,
@@ -358,6 +360,7 @@ class Simulation:
         shown: list[tuple[bool, str, bool]] = []
         round_started = time.perf_counter()
         labels = 0
+        effort: Counter = Counter()  # the annotator's actions so far, by kind
         while labels < config.budget:
             project.refresh_from_db(fields=["current_model_version"])
             leased = item_lease_next(project=project, user=prepared.user)
@@ -378,12 +381,12 @@ class Simulation:
                 )
             )
             if labels % config.batch == 0:
-                rounds.append(self._round(project, labels, shown, round_started))
+                rounds.append(self._round(project, labels, shown, round_started, effort))
                 shown, round_started = [], time.perf_counter()
         if shown:  # the last, partial batch: train on it as "train now" would
             training_request(project=project, reason="simulation: end of budget")
             self._drain(project)
-            rounds.append(self._round(project, labels, shown, round_started))
+            rounds.append(self._round(project, labels, shown, round_started, effort))
         comparisons = Job.objects.filter(
             project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
         ).order_by("id")
@@ -397,10 +400,17 @@ class Simulation:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
-    def _round(self, project: Project, labels: int, shown: list, started: float) -> dict:
+    def _round(
+        self, project: Project, labels: int, shown: list, started: float, effort: Counter
+    ) -> dict:
         project.refresh_from_db()
         version = project.current_model_version
         right_pre = [right for right, _, pre in shown if pre]
+        actions = Counter(
+            card_action(preselected=pre, preselected_right=right) for right, _, pre in shown
+        )
+        effort.update(actions)
+        accuracy_of_pool, coverage = self._dataset_accuracy(project, version)
         row = {
             "labels": labels,
             "model_version": None,
@@ -417,6 +427,16 @@ class Simulation:
             "preselected_cards": len(right_pre),
             "preselected_right_cards": int(sum(right_pre)),
             "encoder": project.encoder_used,
+            # Human effort (core/evaluation/effort.py): this round's actions and the seconds
+            # the cost model gives them, and the totals so far.
+            "actions": {kind: actions[kind] for kind in ACTION_KINDS},
+            "human_seconds": COSTS.seconds(actions),
+            "actions_total": sum(effort.values()),
+            "human_seconds_total": COSTS.seconds(effort),
+            # The pool's labels as an export gives them (human, else a pseudo-label at or
+            # above the served version's pre-selection threshold): right share, coverage.
+            "dataset_accuracy": accuracy_of_pool,
+            "dataset_coverage": coverage,
             "seconds": None,
         }
         if version is not None and version.kind == ModelVersion.Kind.MODEL:
@@ -434,6 +454,25 @@ class Simulation:
             )
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row
+
+    def _dataset_accuracy(
+        self, project: Project, version: ModelVersion | None
+    ) -> tuple[float, float]:
+        human = dict(
+            Annotation.objects.filter(item__project=project, is_current=True).values_list(
+                "item_id", "label_class_id"
+            )
+        )
+        pseudo: dict[int, int] = {}
+        if version is not None and version.preselect_threshold is not None:
+            pseudo = dict(
+                Prediction.objects.filter(
+                    model_version=version, confidence__gte=version.preselect_threshold
+                )
+                .exclude(predicted_class=None)
+                .values_list("item_id", "predicted_class_id")
+            )
+        return dataset_accuracy(truth=self._ready().truth, human=human, pseudo=pseudo)
 
     def _evaluate(self, project: Project, version: ModelVersion) -> tuple[float, float, str]:
         """Score the model that served (see `served_model`) on the test split."""
@@ -480,6 +519,7 @@ class Simulation:
         summary["preselected_cards"] = cards
         summary["preselected_precision"] = round(hits / cards, 4) if cards else None
         summary["encoder_final"] = rounds[-1]["encoder"] if rounds else None
+        summary.update(effort_summary(rounds, full, len(self._ready().truth)))
         return summary
 
 

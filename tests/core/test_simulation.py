@@ -85,6 +85,19 @@ def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_p
     summary = result["summary"]
     assert summary["preselected_cards"] == sum(r["preselected_cards"] for r in rounds)
     assert summary["encoder_final"] == "pixels"
+    # Human effort: every card is one action; a right pre-selection is a confirmation.
+    total = 0.0
+    for r in rounds:
+        assert sum(r["actions"].values()) == 6
+        assert r["actions"]["confirm"] == r["preselected_right_cards"]
+        total += r["human_seconds"]
+        assert r["human_seconds_total"] == pytest.approx(total)
+        # the pool's labels: at least the human ones are there (pseudo-labels may add more)
+        assert r["dataset_coverage"] >= r["labels"] / 48
+        assert 0 <= r["dataset_accuracy"] <= r["dataset_coverage"]
+    assert rounds[0]["human_seconds"] == pytest.approx(6 * 2.90)  # nothing pre-selected yet
+    assert summary["human_seconds_total"] == rounds[-1]["human_seconds_total"]
+    assert summary["cost_model"].startswith("keystroke-level model")
     summary = result["summary"]
     assert summary["full_label_accuracy"] >= 0.9 and summary["full_label_head"] == "linear"
     assert summary["labels_to_90pct"] in (6, 12, 18, 24)

@@ -1,0 +1,46 @@
+"""The human-effort cost model (core/evaluation/effort.py) and its metrics."""
+
+from collections import Counter
+
+import pytest
+
+from core.evaluation.effort import COSTS, CostModel, card_action, dataset_accuracy
+from core.evaluation.metrics import effort_summary
+
+
+def test_the_cost_model_is_the_keystroke_level_model_as_documented():
+    assert COSTS.confirm_s == pytest.approx(1.35 + 0.20)  # look, Enter
+    assert COSTS.choose_s == pytest.approx(2 * 1.35 + 0.20)  # look, recall the key, key
+    actions = Counter(confirm=10, choose=4, skip=1)
+    assert COSTS.seconds(actions) == pytest.approx(10 * 1.55 + 4 * 2.90 + 1 * 1.55)
+    assert CostModel(confirm_s=1, choose_s=2, skip_s=3).seconds(actions) == 10 + 8 + 3
+
+
+def test_only_a_right_pre_selection_is_a_confirmation():
+    assert card_action(preselected=True, preselected_right=True) == "confirm"
+    assert card_action(preselected=True, preselected_right=False) == "choose"
+    assert card_action(preselected=False, preselected_right=False) == "choose"
+
+
+def test_dataset_accuracy_takes_human_labels_first_and_counts_unlabeled_as_wrong():
+    truth = {1: 0, 2: 0, 3: 1, 4: 1, 5: 0}
+    human = {1: 0, 2: 1}  # one right, one wrong
+    pseudo = {2: 0, 3: 1, 4: 0}  # 2 is human-labeled: its pseudo-label is not used
+    assert dataset_accuracy(truth=truth, human=human, pseudo=pseudo) == (0.4, 0.8)
+
+
+def test_effort_summary_finds_the_first_round_past_each_target():
+    rounds = [
+        {"test_accuracy": None, "dataset_accuracy": 0.2, "dataset_coverage": 0.2,
+         "actions_total": 10, "human_seconds_total": 29.0},
+        {"test_accuracy": 0.7, "dataset_accuracy": 0.6, "dataset_coverage": 0.9,
+         "actions_total": 20, "human_seconds_total": 50.0},
+        {"test_accuracy": 0.8, "dataset_accuracy": 0.96, "dataset_coverage": 1.0,
+         "actions_total": 30, "human_seconds_total": 66.5},
+    ]  # fmt: skip
+    summary = effort_summary(rounds, full_label_accuracy=0.8, pool_size=100)
+    assert summary["seconds_to_90pct_model"] == 66.5  # 0.7 < 0.72 <= 0.8
+    assert summary["seconds_to_95pct_dataset"] == 66.5
+    assert summary["actions_per_image_to_95pct_dataset"] == 0.3
+    assert summary["final_dataset_coverage"] == 1.0
+    assert effort_summary(rounds[:2], 0.8, 100)["seconds_to_95pct_dataset"] is None
