@@ -35,8 +35,9 @@ def storage_left(user) -> int | None:
     return max(0, limit - storage_used(user))
 
 
-def storage_check(user) -> None:
-    """QuotaExceeded when the user's imports already fill their storage quota."""
+def storage_check(user) -> int | None:
+    """QuotaExceeded when the user's imports already fill their storage quota; else the
+    bytes they may still store (None: not limited)."""
     left = storage_left(user)
     if left is not None and left <= 0:
         limit = settings.ANNOTATOR_USER_STORAGE_BYTES
@@ -44,6 +45,7 @@ def storage_check(user) -> None:
             f"Storage quota: your imports use all of your {limit / 1e6:,.1f} MB. "
             "Delete a project or ask an administrator for more."
         )
+    return left
 
 
 def heavy_jobs_check(user) -> None:

@@ -87,7 +87,7 @@ def uploads_import(
     """Import uploaded files: a report when they were imported in this request, or the
     queued import job for zips and big batches. QuotaExceeded when the user's storage quota
     is used up or they have too many heavy jobs."""
-    storage_check(user)
+    left = storage_check(user)
     if not import_runs_inline(files):
         return import_stage(project=project, files=files, labels_as=labels_as, user=user)
     rejected: list[tuple[str, str]] = []
@@ -97,7 +97,7 @@ def uploads_import(
         labels_as=labels_as,
         annotator=user,
         max_batch_pixels=settings.ANNOTATOR_MAX_BATCH_PIXELS,
-        storage_left=storage_left(user),
+        storage_left=left,
     )
     report.rejected.extend(rejected)
     return report
