@@ -452,12 +452,7 @@ class ExportApi(APIView):
         form = ExportForm({**request.query_params.dict(), "format": export_format})
         if not form.is_valid():
             raise ValidationError(form.errors)
-        options = {
-            "project": project,
-            "fmt": form.cleaned_data["format"],
-            "min_confidence": form.cleaned_data["include_pseudo_labels"],
-            "val_fraction": form.cleaned_data["split"],
-        }
+        options = {"project": project, **form.options()}
         if not export_in_background(project=project, fmt=options["fmt"]):
             return export_download(**options)
         try:

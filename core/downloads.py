@@ -12,7 +12,12 @@ from core.services.exports import EXPORT_FORMATS, export_job_path, export_write
 
 
 def export_download(
-    *, project: Project, fmt: str, min_confidence: float | None, val_fraction: float | None
+    *,
+    project: Project,
+    fmt: str,
+    min_confidence: float | None,
+    val_fraction: float | None,
+    audited: bool = False,
 ) -> FileResponse:
     """An attachment response with the export; raises ExportError for bad options."""
     folder = tempfile.TemporaryDirectory(prefix="annotator-export-")
@@ -25,6 +30,7 @@ def export_download(
             fmt=fmt,
             path=f"{folder.name}/{name}",
             min_confidence=min_confidence,
+            audited=audited,
             val_fraction=val_fraction,
         )
         handle = open(summary.path, "rb")  # noqa: SIM115 - FileResponse closes it

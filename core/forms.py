@@ -99,6 +99,13 @@ class ExportForm(forms.Form):
         label="Add pseudo-labels at or above confidence",
         help_text="Empty: human labels only.",
     )
+    audited_pseudo_labels = forms.BooleanField(
+        required=False,
+        label="Add the model's audited pseudo-labels",
+        help_text="Unlabeled images the model in use puts above its class's threshold (set "
+        "for the project's pseudo-label precision, checked by audits); the audit goes in "
+        "the export's metadata.",
+    )
     split = forms.FloatField(
         required=False,
         min_value=0.0,
@@ -106,6 +113,24 @@ class ExportForm(forms.Form):
         label="Validation fraction",
         help_text="Above 0 and below 1; empty: no train/val split.",
     )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("audited_pseudo_labels") and data.get("include_pseudo_labels") is not None:
+            raise forms.ValidationError(
+                "Choose one pseudo-label rule: the audited thresholds, or one confidence."
+            )
+        return data
+
+    def options(self) -> dict:
+        """The export options, as export_download and export_request take them."""
+        data = self.cleaned_data
+        return {
+            "fmt": data["format"],
+            "min_confidence": data["include_pseudo_labels"],
+            "audited": bool(data.get("audited_pseudo_labels")),
+            "val_fraction": data["split"],
+        }
 
     def clean_split(self) -> float | None:
         value = self.cleaned_data.get("split")

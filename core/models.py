@@ -87,6 +87,15 @@ class AnnotationSource(models.TextChoices):
     HUMAN = "human", "Labeled in the app"
     IMPORT = "import", "Imported with the images"
     REVIEW = "review", "Set in the review queue"
+    VERIFIED = "verified", "Accepted on a verification page"
+
+
+class LabelingMode(models.TextChoices):
+    """What the labeling page serves (core/services/labeling.py decides)."""
+
+    AUTO = "auto", "Auto: cards or verification pages, whichever costs fewer seconds per label"
+    CARDS = "cards", "One image at a time"
+    PAGES = "pages", "Verification pages while the model has confident ones, then cards"
 
 
 class Project(models.Model):
@@ -136,6 +145,31 @@ class Project(models.Model):
         help_text="Pre-select a suggestion only where suggestions that confident were right at "
         "least this often on the labels so far (cross-validated); below it the likely classes "
         "are shown ranked and none is selected.",
+    )
+    labeling_mode = models.CharField(
+        max_length=8,
+        choices=LabelingMode.choices,
+        default=LabelingMode.AUTO,
+        help_text="Auto serves a page of images the model puts in one class (accept it with "
+        "one key, click the wrong ones) when that costs fewer annotator seconds per label than "
+        "single cards, and alternates it with the cards the model learns most from.",
+    )
+    page_size = models.PositiveSmallIntegerField(
+        default=36,
+        validators=[MinValueValidator(8), MaxValueValidator(36)],
+        help_text="Images on a verification page (8-36; each has its own key).",
+    )
+    pseudo_label_precision = models.FloatField(
+        default=0.95,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Pseudo-label an unlabeled image only above its class's confidence threshold "
+        "where held-out predictions of that class were right at least this often.",
+    )
+    audit_share = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of cards that audit a random pseudo-labeled image (shown without a "
+        "suggestion); their answers measure the pseudo-labels' precision.",
     )
     seed = models.PositiveIntegerField(
         default=random_seed,
@@ -347,6 +381,11 @@ class Prediction(models.Model):
     source = models.CharField(
         max_length=16, choices=SuggestionSource.choices, default=SuggestionSource.MODEL
     )
+    pseudo_labeled = models.BooleanField(
+        default=False,
+        help_text="At or above its class's pseudo-label threshold in this version (exports "
+        "and the dataset figures use it for unlabeled images).",
+    )
     item_open = models.BooleanField(
         default=True,
         help_text=(
@@ -365,8 +404,17 @@ class Prediction(models.Model):
             models.Index(
                 fields=["model_version", "item_open", "-acquisition_score", "item"],
                 name="prediction_queue_idx",
-            )
+            ),
+            # Verification pages: the most confident open predictions first.
+            models.Index(
+                fields=["model_version", "item_open", "-confidence", "item"],
+                name="prediction_confident_idx",
+            ),
         ]
+
+    # Classes an annotator said the item is not (SuggestionRejection), set by the queue when
+    # it shows the suggestion: never pre-selected, never ranked.
+    rejected_class_ids: frozenset[int] = frozenset()
 
     def __str__(self) -> str:
         return f"{self.item_id} → {self.predicted_class_id} ({self.confidence:.2f})"
@@ -379,6 +427,7 @@ class Prediction(models.Model):
         threshold = self.model_version.preselect_threshold
         return (
             self.predicted_class_id is not None
+            and self.predicted_class_id not in self.rejected_class_ids
             and threshold is not None
             and self.confidence >= threshold
         )
@@ -401,6 +450,24 @@ class Lease(models.Model):
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+    page = models.ForeignKey(
+        "VerificationPage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leases",
+        help_text="The verification page this item is a tile of; None: a single card.",
+    )
+    # Served to audit a pseudo-label (shown without a suggestion): which class, version and
+    # confidence. The lease is kept once answered, so the audit's result is the annotator's
+    # current answer for the item (core/selectors/progress.py). None: an ordinary card.
+    audit_class = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    audit_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    audit_confidence = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -429,6 +496,64 @@ class Skip(models.Model):
         return f"skip item={self.item_id} user={self.annotator_id}"
 
 
+class VerificationPage(models.Model):
+    """A page of images the model puts in one class, leased to one annotator as a whole.
+
+    Each tile is a Lease (with `page` set), so the queue's constraints keep a tile off every
+    other screen. Accepting stores a `verified` annotation per tile left unmarked; a marked
+    tile goes back to the queue with a SuggestionRejection. `rejected_ids` keeps the last
+    answer, so that reopening the page (Backspace) shows it and a changed answer is applied
+    as a difference (core/services/verification.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pages")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pages"
+    )
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    item_ids = models.JSONField(default=list, help_text="The tiles, in the order shown.")
+    confidences = models.JSONField(default=list, help_text="The model's, per tile.")
+    rejected_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["annotator", "project", "completed_at"], name="page_user_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"page #{self.pk}: {len(self.item_ids)} × {self.label_class_id}"
+
+
+class SuggestionRejection(models.Model):
+    """An annotator said this item is not `label_class` (a marked tile of a page): its next
+    suggestion, page and pseudo-label leave that class out."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="rejections")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    page = models.ForeignKey(
+        VerificationPage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "label_class"], name="rejection_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} is not {self.label_class_id}"
+
+
 class Annotation(models.Model):
     """One answer. Changing an answer adds a row and marks the old one not current."""
 
@@ -454,6 +579,13 @@ class Annotation(models.Model):
         null=True, blank=True, help_text="The answer equals the suggestion shown; None: none shown."
     )
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    page = models.ForeignKey(
+        "VerificationPage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     is_current = models.BooleanField(default=True)
     supersedes = models.OneToOneField(

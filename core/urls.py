@@ -43,6 +43,16 @@ urlpatterns = [
     path("projects/<id:project_id>/label/skip/", views.label_skip, name="label_skip"),
     path("projects/<id:project_id>/label/previous/", views.label_previous, name="label_previous"),
     path(
+        "projects/<id:project_id>/label/pages/<id:page_id>/",
+        views.label_page_submit,
+        name="label_page_submit",
+    ),
+    path(
+        "projects/<id:project_id>/label/pages/previous/",
+        views.label_page_previous,
+        name="label_page_previous",
+    ),
+    path(
         "projects/<id:project_id>/items/<id:item_id>/image/",
         views.item_image,
         name="item_image",

@@ -30,7 +30,16 @@ from core.forms import (
     ProjectCreateForm,
     ProjectSettingsForm,
 )
-from core.models import Item, Job, LabelClass, Lease, Prediction, Project
+from core.models import (
+    Item,
+    Job,
+    LabelClass,
+    LabelingMode,
+    Lease,
+    Prediction,
+    Project,
+    VerificationPage,
+)
 from core.selectors import progress, review
 from core.selectors.browse import item_browse
 from core.selectors.common import user_is_project_admin
@@ -62,17 +71,18 @@ from core.services.exports import (
     export_request,
 )
 from core.services.jobs import public_metrics
+from core.services.labeling import last_was_page, next_task
 from core.services.loop import embed_request, pretrain_request, training_request
 from core.services.projects import membership_set, project_create, project_settings_update
 from core.services.queue import (
     QueueError,
     annotation_review,
     annotation_submit,
-    item_lease_next,
     item_skip,
 )
 from core.services.quotas import QuotaExceeded
 from core.services.uploads import UploadTooLarge, upload_size_check, uploads_import
+from core.services.verification import page_previous, page_submit
 from models_ml.store import StoreDamaged
 
 
@@ -281,7 +291,7 @@ def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Download the labels (admins): ?format=csv|jsonl|coco|imagefolder|parquet
-    [&include_pseudo_labels=MIN_CONFIDENCE][&split=VAL_FRACTION]."""
+    [&include_pseudo_labels=MIN_CONFIDENCE | &audited_pseudo_labels=on][&split=VAL_FRACTION]."""
     project = project_for(request, project_id, admin=True)
     form = ExportForm(request.GET)
     if not form.is_valid():
@@ -290,13 +300,7 @@ def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     fmt = form.cleaned_data["format"]
     if export_in_background(project=project, fmt=fmt):
         try:
-            job = export_request(
-                project=project,
-                fmt=fmt,
-                min_confidence=form.cleaned_data["include_pseudo_labels"],
-                val_fraction=form.cleaned_data["split"],
-                requested_by=request.user,
-            )
+            job = export_request(project=project, **form.options(), requested_by=request.user)
         except (ExportError, QuotaExceeded) as exc:
             messages.error(request, str(exc))
         else:
@@ -306,12 +310,7 @@ def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
                 "when it is written.",
             )
         return redirect("core:project_detail", project_id=project.pk)
-    return export_download(
-        project=project,
-        fmt=form.cleaned_data["format"],
-        min_confidence=form.cleaned_data["include_pseudo_labels"],
-        val_fraction=form.cleaned_data["split"],
-    )
+    return export_download(project=project, **form.options())
 
 
 @require_POST
@@ -530,19 +529,114 @@ def _render_card(request: HtmxHttpRequest, context: dict) -> HttpResponse:
     return render(request, template, context)
 
 
+def _labeling_mode(request: HtmxHttpRequest, project: Project) -> str:
+    """The mode the annotator picked on the labeling page (kept in their session), else the
+    project's."""
+    key = f"labeling-mode-{project.pk}"
+    chosen = request.GET.get("mode")
+    if chosen in LabelingMode.values:
+        request.session[key] = chosen
+    mode = request.session.get(key)
+    return mode if mode in LabelingMode.values else project.labeling_mode
+
+
 def _next_card(request: HtmxHttpRequest, project: Project) -> HttpResponse:
-    """After an answer or a skip: the next card over htmx, a redirect to the page otherwise."""
+    """After an answer or a skip: the next card or verification page over htmx, a redirect
+    to the labeling page otherwise."""
     if request.method == "POST" and not request.htmx:
         return redirect("core:label_session", project_id=project.pk)
-    result = item_lease_next(project=project, user=request.user)
+    mode = _labeling_mode(request, project)
+    task = next_task(project=project, user=request.user, mode=mode)
+    if task is not None and task.page is not None:
+        return _render_page(request, _page_context(request, project, task.page, mode=mode))
+    result = task.card if task is not None else None
     lease, suggestion = (result.lease, result.suggestion) if result else (None, None)
-    return _render_card(request, _card_context(request, project, lease, suggestion))
+    context = _card_context(request, project, lease, suggestion)
+    context.update(mode=mode, modes=LabelingMode.choices)
+    return _render_card(request, context)
 
 
 @require_GET
 @login_required
 def label_session(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     return _next_card(request, project_for(request, project_id))
+
+
+# Each tile of a verification page has its own key (so a page holds at most 36 tiles).
+TILE_KEYS = "1234567890qwertyuiopasdfghjklzxcvbnm"
+
+
+def _page_context(
+    request, project: Project, page: VerificationPage, *, mode: str, reopened: bool = False
+) -> dict:
+    items = Item.objects.in_bulk(page.item_ids)
+    rejected = set(page.rejected_ids)
+    tiles = [
+        {"item": items[item_id], "key": key, "rejected": item_id in rejected}
+        for item_id, key in zip(page.item_ids, TILE_KEYS, strict=False)
+        if item_id in items
+    ]
+    return {
+        "project": project,
+        "page": page,
+        "tiles": tiles,
+        "reopened": reopened,
+        "mode": mode,
+        "modes": LabelingMode.choices,
+        "progress": project_progress(project=project),
+        "mine": annotator_progress(project=project, user=request.user),
+    }
+
+
+def _render_page(request: HtmxHttpRequest, context: dict) -> HttpResponse:
+    template = "core/label_session.html#page" if request.htmx else "core/label_session.html"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def label_page_submit(request: HtmxHttpRequest, project_id: int, page_id: int) -> HttpResponse:
+    """Accept a verification page: the tiles posted as `rejected` are not its class."""
+    project = project_for(request, project_id)
+    page = get_object_or_404(VerificationPage, pk=page_id, project=project, annotator=request.user)
+    rejected = {_posted_id(value) for value in request.POST.getlist("rejected")}
+    try:
+        duration_ms = int(request.POST.get("duration_ms") or 0) or None
+    except ValueError:
+        duration_ms = None
+    try:
+        answer = page_submit(
+            page=page, user=request.user, rejected_ids=rejected, duration_ms=duration_ms
+        )
+    except QueueError as exc:
+        messages.warning(request, str(exc))
+    else:
+        if answer.lost:
+            messages.warning(
+                request,
+                f"{answer.lost} image(s) of that page had gone to somebody else (the page's "
+                "lease had expired); your answers for the others were stored.",
+            )
+    return _next_card(request, project)
+
+
+@require_GET
+@login_required
+def label_page_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """The annotator's previous verification page, to look at or change (Backspace)."""
+    project = project_for(request, project_id)
+    before = None
+    if request.GET.get("before"):
+        before = VerificationPage.objects.filter(
+            pk=_posted_id(request.GET["before"]), annotator=request.user, project=project
+        ).first()
+    page = page_previous(project=project, user=request.user, before=before)
+    if page is None:
+        messages.info(request, "No earlier page to go back to.")
+        url = reverse("core:label_session", args=[project.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    mode = _labeling_mode(request, project)
+    return _render_page(request, _page_context(request, project, page, mode=mode, reopened=True))
 
 
 @require_POST
@@ -585,8 +679,11 @@ def label_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    """The annotator's previous answer, to change it (Backspace)."""
+    """The annotator's previous answer, to change it (Backspace): their last card, or their
+    last verification page when that came after it."""
     project = project_for(request, project_id)
+    if not request.GET.get("before") and last_was_page(project, request.user):
+        return label_page_previous(request, project_id)
     before = None
     if request.GET.get("before"):
         before = Lease.objects.filter(

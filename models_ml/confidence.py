@@ -83,3 +83,78 @@ def preselect_threshold(
         share=(last + 1) / n,
         predictions=n,
     )
+
+
+def class_thresholds(
+    confidence: np.ndarray,
+    predicted: np.ndarray,
+    correct: np.ndarray,
+    *,
+    target: float,
+    min_support: int = DEFAULT_MIN_SUPPORT,
+    z: float = DEFAULT_Z,
+) -> dict[int, PreselectThreshold]:
+    """One threshold per predicted class (`preselect_threshold` on that class's held-out
+    predictions): the pseudo-label cut. A class the model finds easy gets a low cut and one it
+    confuses a high one (or none), where one global cut would be too strict for the first and
+    too loose for the second."""
+    confidence = np.asarray(confidence, dtype=float)
+    predicted = np.asarray(predicted)
+    correct = np.asarray(correct, dtype=bool)
+    return {
+        int(cls): preselect_threshold(
+            confidence[predicted == cls],
+            correct[predicted == cls],
+            target=target,
+            min_support=min_support,
+            z=z,
+        )
+        for cls in np.unique(predicted)
+    }
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Two-sided Wilson score interval (95 % by default) for `hits` successes in `n` trials."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    spread = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)))
+    return max(0.0, (centre - spread) / (1 + z * z / n)), min(
+        1.0, (centre + spread) / (1 + z * z / n)
+    )
+
+
+def reliability_table(
+    confidence: np.ndarray, correct: np.ndarray, *, min_points: int = 20, max_points: int = 64
+) -> dict | None:
+    """How often predictions of a given confidence were right, as a monotone table fitted by
+    isotonic regression on held-out predictions: {"confidence": [...], "precision": [...]},
+    at most `max_points` knots; None with fewer than `min_points` predictions. `calibrated`
+    reads it. (A head's confidence after temperature scaling is calibrated on average, not
+    in its top range, where verification pages and pseudo-labels live.)"""
+    from sklearn.isotonic import IsotonicRegression
+
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    if len(confidence) < min_points:
+        return None
+    if len(np.unique(confidence)) < 2:  # one confidence for all (a saturated head)
+        value = round(float(confidence[0]), 4)
+        precision = round(float(correct.mean()), 4)
+        return {"confidence": [value], "precision": [precision], "predictions": len(confidence)}
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(confidence, correct)
+    xs, ys = iso.X_thresholds_, iso.y_thresholds_
+    if len(xs) > max_points:
+        keep = np.unique(np.linspace(0, len(xs) - 1, max_points).round().astype(int))
+        xs, ys = xs[keep], ys[keep]
+    return {
+        "confidence": [round(float(x), 4) for x in xs],
+        "precision": [round(float(y), 4) for y in ys],
+        "predictions": int(len(confidence)),
+    }
+
+
+def calibrated(table: dict, confidence) -> np.ndarray:
+    """The held-out precision at each `confidence` under a `reliability_table`."""
+    return np.interp(np.asarray(confidence, dtype=float), table["confidence"], table["precision"])

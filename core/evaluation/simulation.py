@@ -34,7 +34,13 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from core.evaluation.datasets import SimulationError, dataset_open, subsample
-from core.evaluation.effort import ACTION_KINDS, COSTS, card_action, dataset_accuracy
+from core.evaluation.effort import (
+    ACTION_KINDS,
+    COSTS,
+    actions_count,
+    card_action,
+    dataset_accuracy,
+)
 from core.evaluation.metrics import TARGETS, area_under_curve, effort_summary
 from core.imaging import ImageRejected, normalise_image
 from core.models import (
@@ -43,21 +49,25 @@ from core.models import (
     ColdStart,
     Item,
     Job,
+    LabelingMode,
     Lease,
     ModelVersion,
     Prediction,
     Project,
     Skip,
     Strategy,
+    SuggestionRejection,
+    VerificationPage,
 )
 from core.selectors.common import embeddings_root
 from core.services.cold_start import cold_start_write
 from core.services.embeddings import embed_with_oom_retry, embedded_vectors, encoder_cache
 from core.services.imports import ImportSource, items_import
 from core.services.jobs import JobSkipped, job_execute, job_request
+from core.services.labeling import next_task
 from core.services.loop import training_request
 from core.services.projects import project_create
-from core.services.queue import annotation_submit, item_lease_next
+from core.services.queue import annotation_submit
 from core.services.training import (
     head_for,
     labeled_vectors,
@@ -65,6 +75,7 @@ from core.services.training import (
     run_seed,
     training_labels,
 )
+from core.services.verification import page_submit
 from core.services.versions import pool_vectors
 from models_ml.encoders import safe_key
 
@@ -74,13 +85,27 @@ INITS = ("random", "typiclust", "zero-shot")
 @dataclass(frozen=True)
 class RunConfig:
     strategy: str = Strategy.RANDOM
-    budget: int = 200
+    budget: int = 200  # labels (card answers and accepted page tiles)
     batch: int = 20
     seed: int = 0
     init: str = "random"
     self_training: float | None = None
+    # What the labeling page serves (core/services/labeling.py): cards, pages or auto.
+    mode: str = LabelingMode.CARDS
+    # False: the annotator is never shown a pre-selection (every card is "choose a class").
+    preselect: bool = True
+    # False: the dataset figures count human labels only (no pseudo-labels exported).
+    pseudo_labels: bool = True
+    audit_share: float = 0.0
+    # Stop once the pool's dataset accuracy reaches this and the served model 90 % of the
+    # full-label accuracy (both goals of bench/human_effort.py); None: spend the budget.
+    stop_at_dataset_accuracy: float | None = None
 
     def __post_init__(self):
+        if self.mode not in LabelingMode.values:
+            raise SimulationError(
+                f"unknown mode {self.mode!r}; known: {', '.join(LabelingMode.values)}"
+            )
         if self.strategy not in Strategy.values:
             raise SimulationError(
                 f"unknown strategy {self.strategy!r}; known: {', '.join(Strategy.values)}"
@@ -315,6 +340,8 @@ class Simulation:
         project = prepared.project
         Annotation.objects.filter(item__project=project).delete()
         Lease.objects.filter(item__project=project).delete()
+        VerificationPage.objects.filter(project=project).delete()
+        SuggestionRejection.objects.filter(item__project=project).delete()
         Skip.objects.filter(item__project=project).delete()
         Project.objects.filter(pk=project.pk).update(current_model_version=None)
         ModelVersion.objects.filter(project=project).delete()
@@ -329,6 +356,8 @@ class Simulation:
             retrain_every=config.batch,
             cold_start=ColdStart.TYPICLUST if config.init == "typiclust" else ColdStart.RANDOM,
             self_training_threshold=config.self_training,
+            labeling_mode=config.mode,
+            audit_share=config.audit_share,
             seed=config.seed,
             labels_submitted=0,
             labels_at_last_training_request=0,
@@ -355,38 +384,72 @@ class Simulation:
                     f"--init zero-shot: the CLIP job ended {job.status}: {job.message}"
                 )
         classes = {c.pk: c for c in project.classes.all()}
+        truth = prepared.truth
+        model_target = None
+        if config.stop_at_dataset_accuracy is not None:
+            model_target = 0.9 * self.full_label_accuracy(config.strategy)[0]
         rounds: list[dict] = []
-        # per label of the round: (suggestion right, source, pre-selected)
-        shown: list[tuple[bool, str, bool]] = []
+        # per card of the round: (suggestion right, source, pre-selected, audit)
+        shown: list[tuple[bool, str, bool, bool]] = []
         round_started = time.perf_counter()
         labels = 0
-        effort: Counter = Counter()  # the annotator's actions so far, by kind
+        next_round = config.batch
+        effort: Counter = Counter()  # the annotator's actions (and tile looks) so far
+        counts: Counter = Counter()  # this round's
         while labels < config.budget:
-            project.refresh_from_db(fields=["current_model_version"])
-            leased = item_lease_next(project=project, user=prepared.user)
-            if leased is None:
+            project.refresh_from_db(fields=["current_model_version", "labels_submitted"])
+            task = next_task(project=project, user=prepared.user, mode=config.mode)
+            if task is None:
                 break
-            item, suggestion = leased.lease.item, leased.suggestion
-            answer = classes[prepared.truth[item.pk]]
-            annotation_submit(
-                item=item, user=prepared.user, label_class=answer, shown_prediction=suggestion
-            )  # every `batch` labels this requests a training run, which runs now
-            self._drain(project)
-            labels += 1
-            shown.append(
-                (
-                    suggestion is not None and suggestion.predicted_class_id == answer.pk,
-                    suggestion.source if suggestion is not None else "none",
-                    suggestion is not None and suggestion.preselected,
+            if task.page is not None:
+                # The oracle looks at every tile and marks exactly the wrong ones.
+                page = task.page
+                wrong = {i for i in page.item_ids if truth[i] != page.label_class_id}
+                answer = page_submit(page=page, user=prepared.user, rejected_ids=wrong)
+                counts.update(
+                    tile_look=len(page.item_ids), toggle=len(wrong), accept_page=1, pages=1
                 )
-            )
-            if labels % config.batch == 0:
-                rounds.append(self._round(project, labels, shown, round_started, effort))
-                shown, round_started = [], time.perf_counter()
-        if shown:  # the last, partial batch: train on it as "train now" would
+                counts["verified"] += answer.accepted
+                labels += answer.accepted
+            else:
+                lease, suggestion = task.card.lease, task.card.suggestion
+                answer_class = classes[truth[lease.item.pk]]
+                annotation_submit(
+                    item=lease.item,
+                    user=prepared.user,
+                    label_class=answer_class,
+                    shown_prediction=suggestion,
+                )
+                right = suggestion is not None and suggestion.predicted_class_id == answer_class.pk
+                pre = config.preselect and suggestion is not None and suggestion.preselected
+                shown.append(
+                    (
+                        right,
+                        suggestion.source if suggestion is not None else "none",
+                        pre,
+                        lease.audit_class_id is not None,
+                    )
+                )
+                counts[card_action(preselected=pre, preselected_right=right)] += 1
+                labels += 1
+            self._drain(project)  # the training runs these labels requested, now
+            if labels >= next_round:
+                row = self._round(project, labels, shown, round_started, counts, effort, config)
+                rounds.append(row)
+                shown, counts, round_started = [], Counter(), time.perf_counter()
+                next_round = (labels // config.batch + 1) * config.batch
+                if (
+                    model_target is not None
+                    and row["dataset_accuracy"] >= config.stop_at_dataset_accuracy
+                    and any((r["test_accuracy"] or 0) >= model_target for r in rounds)
+                ):
+                    break
+        if shown or counts:  # the last, partial batch: train on it as "train now" would
             training_request(project=project, reason="simulation: end of budget")
             self._drain(project)
-            rounds.append(self._round(project, labels, shown, round_started, effort))
+            rounds.append(
+                self._round(project, labels, shown, round_started, counts, effort, config)
+            )
         comparisons = Job.objects.filter(
             project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
         ).order_by("id")
@@ -401,16 +464,20 @@ class Simulation:
         }
 
     def _round(
-        self, project: Project, labels: int, shown: list, started: float, effort: Counter
+        self,
+        project: Project,
+        labels: int,
+        shown: list,
+        started: float,
+        counts: Counter,
+        effort: Counter,
+        config: RunConfig,
     ) -> dict:
         project.refresh_from_db()
         version = project.current_model_version
-        right_pre = [right for right, _, pre in shown if pre]
-        actions = Counter(
-            card_action(preselected=pre, preselected_right=right) for right, _, pre in shown
-        )
-        effort.update(actions)
-        accuracy_of_pool, coverage = self._dataset_accuracy(project, version)
+        right_pre = [right for right, _, pre, _ in shown if pre]
+        effort.update(counts)
+        accuracy_of_pool, coverage = self._dataset_accuracy(project, version, config)
         row = {
             "labels": labels,
             "model_version": None,
@@ -418,23 +485,34 @@ class Simulation:
             "test_accuracy": None,
             "test_macro_f1": None,
             "estimated_accuracy": None,
-            "prefill_accuracy": round(float(np.mean([right for right, *_ in shown])), 4),
-            "prefill_sources": dict(Counter(source for _, source, _ in shown)),
+            "cards": len(shown),
+            "prefill_accuracy": round(float(np.mean([r for r, *_ in shown])), 4) if shown else None,
+            "prefill_sources": dict(Counter(source for _, source, _, _ in shown)),
             # Cards shown with a class pre-selected (Enter accepts it), and how often that
             # class was the true one: what the annotator's single key press is worth.
-            "preselected_share": round(float(np.mean([pre for *_, pre in shown])), 4),
+            "preselected_share": round(float(np.mean([pre for _, _, pre, _ in shown])), 4)
+            if shown
+            else None,
             "preselected_right": round(float(np.mean(right_pre)), 4) if right_pre else None,
             "preselected_cards": len(right_pre),
             "preselected_right_cards": int(sum(right_pre)),
+            "audit_cards": sum(audit for *_, audit in shown),
+            # Verification pages served this round, tiles accepted (labels) and marked wrong.
+            "pages": counts["pages"],
+            "verified": counts["verified"],
+            "tiles_marked": counts["toggle"],
             "encoder": project.encoder_used,
-            # Human effort (core/evaluation/effort.py): this round's actions and the seconds
-            # the cost model gives them, and the totals so far.
-            "actions": {kind: actions[kind] for kind in ACTION_KINDS},
-            "human_seconds": COSTS.seconds(actions),
-            "actions_total": sum(effort.values()),
+            # Human effort (core/effort.py): this round's actions and tiles looked at, the
+            # seconds the cost model gives them, and the totals so far.
+            "actions": {kind: counts[kind] for kind in ACTION_KINDS},
+            "tile_looks": counts["tile_look"],
+            "human_seconds": COSTS.seconds(counts),
+            "actions_total": actions_count(effort),
+            "tile_looks_total": effort["tile_look"],
             "human_seconds_total": COSTS.seconds(effort),
-            # The pool's labels as an export gives them (human, else a pseudo-label at or
-            # above the served version's pre-selection threshold): right share, coverage.
+            "human_seconds_total_tile_1s": COSTS.with_tile_look(1.0).seconds(effort),
+            # The pool's labels as an export gives them (human, else the served version's
+            # pseudo-label under its per-class thresholds): right share, coverage.
             "dataset_accuracy": accuracy_of_pool,
             "dataset_coverage": coverage,
             "seconds": None,
@@ -450,13 +528,14 @@ class Simulation:
                 estimated_accuracy=version.estimated_accuracy,
                 preselect_threshold=version.preselect_threshold,
                 pseudo_labels=(version.recipe or {}).get("pseudo_labels"),
+                pseudo_labeled=(version.metrics or {}).get("pseudo_labeled"),
                 training_run_seconds=(job.metrics or {}).get("seconds") if job else None,
             )
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row
 
     def _dataset_accuracy(
-        self, project: Project, version: ModelVersion | None
+        self, project: Project, version: ModelVersion | None, config: RunConfig
     ) -> tuple[float, float]:
         human = dict(
             Annotation.objects.filter(item__project=project, is_current=True).values_list(
@@ -464,11 +543,9 @@ class Simulation:
             )
         )
         pseudo: dict[int, int] = {}
-        if version is not None and version.preselect_threshold is not None:
+        if config.pseudo_labels and version is not None:
             pseudo = dict(
-                Prediction.objects.filter(
-                    model_version=version, confidence__gte=version.preselect_threshold
-                )
+                Prediction.objects.filter(model_version=version, pseudo_labeled=True)
                 .exclude(predicted_class=None)
                 .values_list("item_id", "predicted_class_id")
             )
@@ -506,12 +583,10 @@ class Simulation:
             summary[f"labels_to_{round(target * 100)}pct"] = reached
         summary["aulc"] = round(area_under_curve(rounds, chance), 4)
         summary["final_accuracy"] = scored[-1]["test_accuracy"]
-        summary["mean_prefill_accuracy"] = round(
-            float(np.mean([r["prefill_accuracy"] for r in rounds])), 4
-        )
-        summary["mean_preselected_share"] = round(
-            float(np.mean([r["preselected_share"] for r in rounds])), 4
-        )
+        prefill = [r["prefill_accuracy"] for r in rounds if r["prefill_accuracy"] is not None]
+        summary["mean_prefill_accuracy"] = round(float(np.mean(prefill)), 4) if prefill else None
+        share = [r["preselected_share"] for r in rounds if r["preselected_share"] is not None]
+        summary["mean_preselected_share"] = round(float(np.mean(share)), 4) if share else None
         right = [r["preselected_right"] for r in rounds if r["preselected_right"] is not None]
         summary["min_preselected_right"] = min(right) if right else None
         cards = sum(r["preselected_cards"] for r in rounds)

@@ -10,15 +10,20 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from core.effort import COSTS
 from core.models import (
     Annotation,
     AnnotationSource,
     Item,
     Job,
+    Lease,
     Membership,
     ModelVersion,
+    Prediction,
     Project,
+    VerificationPage,
 )
+from models_ml.confidence import wilson_interval
 
 
 def project_progress(*, project: Project) -> dict:
@@ -33,11 +38,15 @@ def project_progress(*, project: Project) -> dict:
 def annotator_progress(
     *, project: Project, user: AbstractBaseUser, now: datetime | None = None
 ) -> dict:
-    """The annotator's answer count and their labels-per-hour pace over the last hour."""
+    """The annotator's labels (cards answered and page tiles accepted) and their
+    labels-per-hour pace over the last hour."""
     now = now or timezone.now()
     hour_ago = now - timedelta(hours=1)
     stats = Annotation.objects.filter(
-        item__project=project, annotator=user, is_current=True, source=AnnotationSource.HUMAN
+        item__project=project,
+        annotator=user,
+        is_current=True,
+        source__in=(AnnotationSource.HUMAN, AnnotationSource.VERIFIED),
     ).aggregate(
         total=Count("pk"),
         last_hour=Count("pk", filter=Q(created_at__gte=hour_ago)),
@@ -158,6 +167,7 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
             **preselected_answers(project=project),
         },
         "encoder_comparison": project.encoder_comparison or None,
+        "effort": labeling_effort(project=project),
     }
 
 
@@ -174,3 +184,95 @@ def preselected_answers(*, project: Project) -> dict:
     ).aggregate(shown=Count("id"), kept=Count("id", filter=Q(suggestion_accepted=True)))
     shown, kept = counts["shown"], counts["kept"]
     return {"shown": shown, "kept": kept, "kept_share": kept / shown if shown else None}
+
+
+def pseudo_label_audit(*, project: Project) -> dict:
+    """How right the pseudo-labels were where annotators checked: audit cards (a random
+    pseudo-labeled image, shown without a suggestion) answered, the share whose answer was the
+    pseudo-label, and its 95 % Wilson interval."""
+    audits = list(
+        Lease.objects.filter(
+            item__project=project, audit_class__isnull=False, completed_at__isnull=False
+        ).values_list("item_id", "annotator_id", "audit_class_id")
+    )
+    answers = dict(
+        (((item_id, annotator_id), class_id))
+        for item_id, annotator_id, class_id in Annotation.objects.filter(
+            item_id__in=[a[0] for a in audits], is_current=True
+        ).values_list("item_id", "annotator_id", "label_class_id")
+    )
+    results = [
+        answers[(item, who)] == audited for item, who, audited in audits if (item, who) in answers
+    ]
+    n, right = len(results), sum(results)
+    low, high = wilson_interval(right, n)
+    return {
+        "audited": n,
+        "right": right,
+        "precision": right / n if n else None,
+        "low": low if n else None,
+        "high": high if n else None,
+        "target": project.pseudo_label_precision,
+    }
+
+
+def labeling_effort(*, project: Project) -> dict:
+    """Where the annotators' time went and what it bought.
+
+    - measured: median seconds per card answered, and per verified image (a page's time over
+      its tiles), from the durations the labeling page sends;
+    - coverage: the share of images with a label an export gives (human, else a pseudo-label
+      of the model in use);
+    - time saved against one-by-one labeling, both under the cost model (core/effort.py):
+      what was done (cards, pages with their tiles looked at, marks and accepts) against
+      choosing a class for every image that now has a label, one card each.
+    """
+    answers = Annotation.objects.filter(item__project=project, is_current=True)
+    cards = list(
+        answers.filter(source=AnnotationSource.HUMAN).values_list(
+            "duration_ms", "suggestion_accepted", "suggestion_confidence",
+            "suggestion_model_version__preselect_threshold",
+        )
+    )  # fmt: skip
+    verified = answers.filter(source=AnnotationSource.VERIFIED).count()
+    pages = list(
+        VerificationPage.objects.filter(project=project, completed_at__isnull=False).values_list(
+            "item_ids", "rejected_ids", "duration_ms"
+        )
+    )
+    card_ms = sorted(ms for ms, *_ in cards if ms)
+    tile_ms = sorted(ms / len(tiles) for tiles, _, ms in pages if ms and tiles)
+    actions: Counter = Counter()
+    for _, accepted, confidence, threshold in cards:
+        pre_selected = threshold is not None and confidence is not None and confidence >= threshold
+        actions["confirm" if pre_selected and accepted else "choose"] += 1
+    for tiles, rejected, _ in pages:
+        actions.update(tile_look=len(tiles), toggle=len(rejected), accept_page=1)
+    total = Item.objects.filter(project=project).count()
+    labeled = Item.objects.filter(project=project, annotations__is_current=True).distinct().count()
+    pseudo = (
+        Prediction.objects.filter(
+            model_version_id=project.current_model_version_id,
+            pseudo_labeled=True,
+            item__annotation_count=0,
+        ).count()
+        if project.current_model_version_id
+        else 0
+    )
+    spent = COSTS.seconds(actions)
+    one_by_one = (labeled + pseudo) * COSTS.choose_s
+    return {
+        "card_seconds_median": round(statistics.median(card_ms) / 1000, 2) if card_ms else None,
+        "verified_seconds_median": round(statistics.median(tile_ms) / 1000, 2) if tile_ms else None,
+        "cards": len(cards),
+        "verified": verified,
+        "pages": len(pages),
+        "human_labeled": labeled,
+        "pseudo_labeled": pseudo,
+        "coverage": (labeled + pseudo) / total if total else None,
+        "modelled_seconds": spent,
+        "one_by_one_seconds": round(one_by_one, 1),
+        "saved_seconds": round(one_by_one - spent, 1),
+        "cost_model": COSTS.source,
+        "audit": pseudo_label_audit(project=project),
+    }

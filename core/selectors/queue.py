@@ -19,6 +19,8 @@ from core.models import (
     Prediction,
     Project,
     Skip,
+    SuggestionRejection,
+    SuggestionSource,
 )
 
 
@@ -103,6 +105,83 @@ def queue_candidate_ids(
     return ids
 
 
+def audit_candidate_ids(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    start: float,
+    now: datetime | None = None,
+    limit: int = 5,
+) -> list[int]:
+    """Pseudo-labeled items of the current version open to `user`, in stored random order
+    from `start` (wrapping around): a uniform random draw among the pseudo-labels."""
+    item, prediction = Item._meta.db_table, Prediction._meta.db_table
+    connection = connections[Item.objects.db]
+    params = {
+        "user": user.pk,
+        "now": connection.ops.adapt_datetimefield_value(now or timezone.now()),
+        "k": project.annotators_per_item,
+        "version": project.current_model_version_id,
+        "yes": True,
+        "no": False,
+        "limit": limit,
+    }
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for condition, bound in (("i.random_key >= %(start)s", start), ("1 = 1", 0.0)):
+            cursor.execute(
+                f"""SELECT i.id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
+                WHERE p.model_version_id = %(version)s AND p.pseudo_labeled = %(yes)s
+                AND p.item_open = %(yes)s AND i.is_done = %(no)s AND {condition}
+                AND {_open_to_sql("i.id", project.annotators_per_item)}
+                ORDER BY i.random_key, i.id LIMIT %(limit)s""",
+                {**params, "start": bound},
+            )
+            ids += [row[0] for row in cursor.fetchall() if row[0] not in ids]
+            if len(ids) >= limit:
+                break
+    return ids[:limit]
+
+
+def page_candidates(
+    *, project: Project, user: AbstractBaseUser, now: datetime | None = None, limit: int = 200
+) -> list[tuple[int, int, float]]:
+    """(item id, predicted class id, confidence) of the current trained version's most
+    confident open predictions for `user`, most confident first: what verification pages are
+    made of. An item whose predicted class an annotator rejected is left out (the next
+    training run predicts its best other class)."""
+    version = project.current_model_version
+    if version is None or version.kind != "model":
+        return []
+    item, prediction = Item._meta.db_table, Prediction._meta.db_table
+    rejection = SuggestionRejection._meta.db_table
+    connection = connections[Item.objects.db]
+    params = {
+        "user": user.pk,
+        "now": connection.ops.adapt_datetimefield_value(now or timezone.now()),
+        "k": project.annotators_per_item,
+        "version": version.pk,
+        "model": str(SuggestionSource.MODEL),
+        "yes": True,
+        "no": False,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT p.item_id, p.predicted_class_id, p.confidence
+            FROM {prediction} p JOIN {item} i ON i.id = p.item_id
+            WHERE p.model_version_id = %(version)s AND p.item_open = %(yes)s
+            AND i.is_done = %(no)s AND p.source = %(model)s
+            AND p.predicted_class_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM {rejection} r WHERE r.item_id = p.item_id
+                            AND r.label_class_id = p.predicted_class_id)
+            AND {_open_to_sql("p.item_id", project.annotators_per_item)}
+            ORDER BY p.confidence DESC, p.item_id LIMIT %(limit)s""",
+            params,
+        )
+        return [(int(a), int(b), float(c)) for a, b, c in cursor.fetchall()]
+
+
 def _current_predictions(project: Project):
     """The current version's predictions, with what a suggestion shows (its class, its
     version and the ranking of the classes) joined in; the version's recipe and metrics,
@@ -111,6 +190,13 @@ def _current_predictions(project: Project):
         Prediction.objects.filter(model_version_id=project.current_model_version_id)
         .select_related("predicted_class", "model_version")
         .defer("model_version__recipe", "model_version__metrics")
+        .annotate(
+            # Whether an annotator rejected a class for the item (a marked page tile): in
+            # the same query, so that the common card costs no look-up of its rejections.
+            item_has_rejections=Exists(
+                SuggestionRejection.objects.filter(item_id=OuterRef("item_id"))
+            )
+        )
     )
 
 
@@ -121,8 +207,13 @@ def suggestion_ranking(
     least `floor`), most likely first: what a card shows when it selects nothing."""
     by_id = {c.pk: c for c in classes}
     pairs = zip(suggestion.model_version.class_ids, suggestion.probabilities or [], strict=False)
+    rejected = suggestion.rejected_class_ids
     ranked = sorted(
-        ((by_id[cid], float(p)) for cid, p in pairs if cid in by_id and p >= floor),
+        (
+            (by_id[cid], float(p))
+            for cid, p in pairs
+            if cid in by_id and p >= floor and cid not in rejected
+        ),
         key=lambda pair: -pair[1],
     )
     return ranked[:top]

@@ -37,6 +37,7 @@ from core.models import (
     SuggestionSource,
 )
 from core.selectors.common import majority_class
+from core.selectors.progress import pseudo_label_audit
 from core.services.jobs import job_progress, job_request
 from core.services.quotas import heavy_jobs_check
 
@@ -88,6 +89,7 @@ class ExportSummary:
     pseudo: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    pseudo_labels: dict | None = None  # with audited pseudo-labels: the rule and its audit
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,14 +101,34 @@ def split_of(content_hash: str, val_fraction: float | None) -> str:
     return "val" if int(content_hash[:8], 16) / 0x1_0000_0000 < val_fraction else "train"
 
 
+def audited_pseudo_label_rule(*, project: Project) -> dict:
+    """What an export with audited pseudo-labels records: the model version, its per-class
+    thresholds (for the project's target precision) and the audit of the pseudo-labels so far."""
+    version = project.current_model_version
+    names = dict(project.classes.values_list("pk", "name"))
+    cuts = ((version.metrics or {}).get("pseudo_label_thresholds") or {}) if version else {}
+    return {
+        "rule": "per-class confidence thresholds for the target precision, on held-out labels",
+        "model_version": version.number if version else None,
+        "target_precision": project.pseudo_label_precision,
+        "thresholds": {
+            names.get(int(cls), cls): cut.get("threshold") for cls, cut in sorted(cuts.items())
+        },
+        "audit": pseudo_label_audit(project=project),
+    }
+
+
 def export_rows(
     *,
     project: Project,
     min_confidence: float | None = None,
     val_fraction: float | None = None,
     chunk: int = CHUNK,
+    audited: bool = False,
 ) -> Iterator[ExportRow]:
-    """One row per labeled item (and per confident pseudo-label), in item order."""
+    """One row per labeled item (and per pseudo-label), in item order. Pseudo-labels are the
+    current model's predictions for unlabeled items: with `audited`, those at or above their
+    class's threshold (Prediction.pseudo_labeled); with `min_confidence`, those that sure."""
     if val_fraction is not None and not 0 < val_fraction < 1:
         raise ExportError("The validation fraction must be between 0 and 1 (e.g. 0.2).")
     if min_confidence is not None and not 0 <= min_confidence <= 1:
@@ -134,7 +156,14 @@ def export_rows(
         ):
             answers.setdefault(item_id, []).append((class_id, username, created_at))
         pseudo: dict[int, tuple[int, float]] = {}
-        if min_confidence is not None and version is not None:
+        if audited and version is not None:
+            pseudo = {
+                item_id: (class_id, confidence)
+                for item_id, class_id, confidence in Prediction.objects.filter(
+                    model_version=version, item_id__in=ids, pseudo_labeled=True
+                ).values_list("item_id", "predicted_class_id", "confidence")
+            }
+        elif min_confidence is not None and version is not None:
             pseudo = {
                 item_id: (class_id, confidence)
                 for item_id, class_id, confidence in Prediction.objects.filter(
@@ -212,7 +241,13 @@ def write_jsonl(rows, out) -> None:
         out.write(json.dumps(_flat(row), ensure_ascii=False).encode() + b"\n")
 
 
-def write_coco(rows_factory: Callable[[], Iterator[ExportRow]], out, project: Project) -> None:
+def write_coco(
+    rows_factory: Callable[[], Iterator[ExportRow]],
+    out,
+    project: Project,
+    *,
+    pseudo_labels: dict | None = None,
+) -> None:
     """COCO-style classification JSON: images, categories and one annotation per image.
     Written in two passes over the rows, so neither list is ever held in memory."""
     categories = [
@@ -223,6 +258,7 @@ def write_coco(rows_factory: Callable[[], Iterator[ExportRow]], out, project: Pr
         "info": {
             "description": f"{project.name}: image classification labels",
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **({"pseudo_labels": pseudo_labels} if pseudo_labels else {}),
         },
         "categories": categories,
     }
@@ -383,7 +419,7 @@ class ExportFormat:
 
 def _write_coco(rows: RowsFactory, count, out, project: Project) -> None:
     passes = iter((count(rows()), rows()))  # two passes over the rows; the first is counted
-    write_coco(lambda: next(passes), out, project)
+    write_coco(lambda: next(passes), out, project, pseudo_labels=count.summary.pseudo_labels)
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
@@ -433,6 +469,7 @@ def export_write(
     min_confidence: float | None = None,
     val_fraction: float | None = None,
     progress: Callable[[int], None] | None = None,
+    audited: bool = False,
 ) -> ExportSummary:
     """Write the export of `project` in `fmt` to `path` (replaced only when complete);
     `progress(rows_written)` is called as it goes."""
@@ -443,11 +480,16 @@ def export_write(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     summary = ExportSummary(format=fmt, path=str(path))
+    if audited:
+        summary.pseudo_labels = audited_pseudo_label_rule(project=project)
     count = _Counting(summary, progress)
 
     def rows() -> Iterator[ExportRow]:
         return export_rows(
-            project=project, min_confidence=min_confidence, val_fraction=val_fraction
+            project=project,
+            min_confidence=min_confidence,
+            audited=audited,
+            val_fraction=val_fraction,
         )
 
     try:
@@ -478,6 +520,7 @@ def export_request(
     project: Project,
     fmt: str,
     min_confidence: float | None = None,
+    audited: bool = False,
     val_fraction: float | None = None,
     requested_by=None,
 ) -> Job:
@@ -491,7 +534,12 @@ def export_request(
         raise ExportError(
             f"Export job #{waiting.first().pk} is waiting to run; ask again once it has started."
         )
-    params = {"format": fmt, "min_confidence": min_confidence, "val_fraction": val_fraction}
+    params = {
+        "format": fmt,
+        "min_confidence": min_confidence,
+        "audited": audited,
+        "val_fraction": val_fraction,
+    }
     return job_request(
         project=project,
         kind=Job.Kind.EXPORT,
@@ -524,6 +572,7 @@ def export_run(job: Job) -> dict:
         fmt=params["format"],
         path=export_job_path(job),
         min_confidence=params.get("min_confidence"),
+        audited=bool(params.get("audited")),
         val_fraction=params.get("val_fraction"),
         progress=progress,
     )

@@ -76,8 +76,9 @@ def pretrain_request(*, project: Project, requested_by=None, **params) -> Job:
     )
 
 
-def labels_submitted_count(*, project_id: int) -> None:
-    """Count one new label towards the retrain trigger, and request a run when it is due.
+def labels_submitted_count(*, project_id: int, n: int = 1) -> None:
+    """Count `n` new labels (one answer, or a verification page's accepted tiles) towards the
+    retrain trigger, and request a run when it is due.
 
     Each count is one conditional UPDATE, either "not due yet: count it" or "due: count it
     and move the mark", so of many concurrent submits exactly one sees the run as due, and
@@ -85,8 +86,8 @@ def labels_submitted_count(*, project_id: int) -> None:
     between the two, neither matches and the count is tried again.
     """
     project = Project.objects.filter(pk=project_id)
-    counted = F("labels_submitted") + 1
-    due_before = F("labels_at_last_training_request") + F("retrain_every") - 1
+    counted = F("labels_submitted") + n
+    due_before = F("labels_at_last_training_request") + F("retrain_every") - n
     for _ in range(10):
         if project.filter(labels_submitted__lt=due_before).update(labels_submitted=counted):
             return

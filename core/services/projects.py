@@ -21,6 +21,10 @@ SETTINGS_FIELDS = (
     "self_training_threshold",
     "cold_start",
     "preselect_precision",
+    "labeling_mode",
+    "page_size",
+    "pseudo_label_precision",
+    "audit_share",
 )
 
 

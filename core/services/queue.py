@@ -29,11 +29,19 @@ from core.models import (
     Prediction,
     Project,
     Skip,
+    SuggestionRejection,
 )
-from core.selectors.queue import item_with_suggestion, queue_candidate_ids
+from core.selectors.queue import (
+    audit_candidate_ids,
+    item_with_suggestion,
+    queue_candidate_ids,
+)
 from core.services.loop import labels_submitted_count
 
 CANDIDATES_PER_ATTEMPT = 20
+
+# What a lease taken over after it expired no longer is: a tile of somebody's page, an audit.
+FRESH_LEASE = {"page": None, "audit_class": None, "audit_version": None, "audit_confidence": None}
 
 
 MAX_ANSWER_MS = 24 * 3600 * 1000  # longer "time to answer" is a broken clock, not work
@@ -63,7 +71,11 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
     expires_at = now + timedelta(seconds=project.lease_seconds)
     held = (
         Lease.objects.filter(
-            item__project=project, annotator=user, completed_at__isnull=True, expires_at__gt=now
+            item__project=project,
+            annotator=user,
+            completed_at__isnull=True,
+            expires_at__gt=now,
+            page__isnull=True,  # tiles of a verification page are not cards
         )
         .order_by("leased_at")
         .first()
@@ -72,6 +84,11 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
         Lease.objects.filter(pk=held.pk).update(expires_at=expires_at)
         held.expires_at = expires_at
         return _result(held, project, created=False)
+
+    if _audit_due(project=project, user=user):
+        audit = _audit_lease(project=project, user=user, now=now, expires_at=expires_at)
+        if audit is not None:
+            return audit
 
     tried: set[int] = set()
     for _ in range(5):
@@ -92,7 +109,7 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
         random.shuffle(rest)
         for item_id in best + rest:
             tried.add(item_id)
-            lease = _claim(
+            lease = lease_claim(
                 project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
             )
             if lease is not None:
@@ -102,11 +119,54 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
 
 def _result(lease: Lease, project: Project, *, created: bool) -> LeaseResult:
     lease.item, suggestion = item_with_suggestion(item_id=lease.item_id, project=project)
+    if lease.audit_class_id is not None:
+        suggestion = None  # an audit shows no suggestion: the answer must not lean on it
+    elif suggestion is not None and suggestion.item_has_rejections:  # rare: one query more
+        suggestion.rejected_class_ids = frozenset(
+            SuggestionRejection.objects.filter(item_id=lease.item_id).values_list(
+                "label_class_id", flat=True
+            )
+        )
     return LeaseResult(lease, created, suggestion)
 
 
-def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | None:
+def _audit_due(*, project: Project, user: AbstractBaseUser) -> bool:
+    """Whether this card audits a pseudo-label: a draw with probability `audit_share`, seeded
+    by the project's seed, the annotator and the project's label count (same seed and
+    answers, same audits; no query)."""
+    if not project.audit_share or not project.current_model_version_id:
+        return False
+    draw = random.Random(f"audit:{project.seed}:{user.pk}:{project.labels_submitted}").random()
+    return draw < project.audit_share
+
+
+def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | None:
+    """Lease a pseudo-labeled image drawn at random (uniformly, by its stored random key) as an
+    audit card; None when the current version pseudo-labels nothing open to this user."""
+    version_id = project.current_model_version_id
+    start = random.Random(f"audit-item:{project.seed}:{user.pk}:{now.timestamp()}").random()
+    for item_id in audit_candidate_ids(project=project, user=user, now=now, start=start):
+        prediction = Prediction.objects.filter(
+            model_version_id=version_id, item_id=item_id, pseudo_labeled=True
+        ).first()
+        if prediction is None:
+            continue
+        lease = lease_claim(
+            project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
+        )
+        if lease is None:
+            continue
+        lease.audit_class_id = prediction.predicted_class_id
+        lease.audit_version_id = version_id
+        lease.audit_confidence = prediction.confidence
+        lease.save(update_fields=["audit_class", "audit_version", "audit_confidence"])
+        return _result(lease, project, created=True)
+    return None
+
+
+def lease_claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | None:
     """Try to take one slot of `item_id` for `user`; None if somebody else got there first.
+    (Cards, audits and the tiles of verification pages are all claimed through here.)
 
     No surrounding transaction is needed: every write below is a single statement that
     the database arbitrates (a unique constraint or a conditional UPDATE), so a decision
@@ -130,11 +190,13 @@ def _claim(*, project: Project, item_id: int, user, now, expires_at) -> Lease | 
             with _one_statement():
                 taken = Lease.objects.filter(
                     pk=lease.pk, completed_at__isnull=True, expires_at__lte=now
-                ).update(annotator=user, leased_at=now, expires_at=expires_at)
+                ).update(annotator=user, leased_at=now, expires_at=expires_at, **FRESH_LEASE)
         except IntegrityError:  # the same user claiming from two tabs at once
             continue
         if taken == 1:
             lease.annotator, lease.leased_at, lease.expires_at = user, now, expires_at
+            for name, value in FRESH_LEASE.items():
+                setattr(lease, name, value)
             return lease
     if mine is not None:
         return None
@@ -225,18 +287,18 @@ def _answer_store(item, user, label_class, duration_ms, prediction, *, lease_fir
 
 
 def _lease_complete(item: Item, user: AbstractBaseUser) -> bool:
-    """Mark the user's open lease on the item answered; False if they hold none."""
+    """Mark the user's open card lease on the item answered; False if they hold none."""
     return (
-        Lease.objects.filter(item=item, annotator=user, completed_at__isnull=True).update(
-            completed_at=timezone.now()
-        )
+        Lease.objects.filter(
+            item=item, annotator=user, completed_at__isnull=True, page__isnull=True
+        ).update(completed_at=timezone.now())
         == 1
     )
 
 
 def _first_answer_create(item, user, label_class, duration_ms, prediction) -> Annotation:
     annotation = _annotation_create(item, user, label_class, duration_ms, prediction, None)
-    _count_answer(item)
+    answer_count(item)
     labels_submitted_count(project_id=item.project_id)
     return annotation
 
@@ -263,7 +325,19 @@ def _annotation_create(item, user, label_class, duration_ms, prediction, superse
     )
 
 
-def _count_answer(item: Item) -> None:
+def answer_uncount(item: Item) -> None:
+    """Undo `answer_count` for an answer withdrawn (a tile marked wrong on a reopened page):
+    the item needs an answer again and goes back into the scored queue."""
+    Item.objects.filter(pk=item.pk, annotation_count__gt=0).update(
+        annotation_count=F("annotation_count") - 1, is_done=False
+    )
+    if item.project.current_model_version_id:
+        Prediction.objects.filter(
+            item_id=item.pk, model_version_id=item.project.current_model_version_id
+        ).update(item_open=True)
+
+
+def answer_count(item: Item) -> None:
     project = item.project
     k = project.annotators_per_item
     Item.objects.filter(pk=item.pk).update(
@@ -306,7 +380,7 @@ def annotation_import(
     annotation = Annotation.objects.create(
         item=item, annotator=annotator, label_class=label_class, source=AnnotationSource.IMPORT
     )
-    _count_answer(item)
+    answer_count(item)
     return annotation
 
 

@@ -30,8 +30,9 @@ def pool_vectors(*, project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ids, vectors, is_done
 
 
-PredictionRow = tuple[int, list[float], int | None, float, float, str]
-"""item id, probabilities, predicted class id, confidence, acquisition score, source"""
+PredictionRow = tuple[int, list[float], int | None, float, float, str, bool]
+"""item id, probabilities, predicted class id, confidence, acquisition score, source,
+pseudo-labeled"""
 
 
 def predictions_write(version: ModelVersion, rows: list[PredictionRow]) -> None:
@@ -54,6 +55,7 @@ def predictions_write(version: ModelVersion, rows: list[PredictionRow]) -> None:
             "confidence",
             "acquisition_score",
             "source",
+            "pseudo_labeled",
             "item_open",
         )
     ]
@@ -75,9 +77,10 @@ def predictions_write(version: ModelVersion, rows: list[PredictionRow]) -> None:
                     confidence,
                     score,
                     str(source),  # a TextChoices member is a str subclass: pass the plain value
+                    bool(pseudo),
                     True,
                 )
-                for item, probs, cls, confidence, score, source in rows[
+                for item, probs, cls, confidence, score, source, pseudo in rows[
                     start : start + PREDICTION_BATCH
                 ]
             ]

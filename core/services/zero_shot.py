@@ -136,6 +136,7 @@ def _zero_shot_version_write(
             float(probs[i, best[i]]),
             float(scores[i]),
             SuggestionSource.ZERO_SHOT,
+            False,  # zero-shot confidences are not calibrated: never a pseudo-label
         )
         for i, item_id in enumerate(ids.tolist())
     ]

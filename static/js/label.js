@@ -54,7 +54,7 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
-    if (!card()) return;
+    if (!card() || card().classList.contains("verify-page")) return;  // verify.js has those keys
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     if (!isLabelingKey(key)) return;
     const now = performance.now();

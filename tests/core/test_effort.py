@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from core.evaluation.effort import COSTS, CostModel, card_action, dataset_accuracy
+from core.effort import COSTS, CostModel, actions_count
+from core.evaluation.effort import card_action, dataset_accuracy
 from core.evaluation.metrics import effort_summary
 
 
@@ -14,6 +15,23 @@ def test_the_cost_model_is_the_keystroke_level_model_as_documented():
     actions = Counter(confirm=10, choose=4, skip=1)
     assert COSTS.seconds(actions) == pytest.approx(10 * 1.55 + 4 * 2.90 + 1 * 1.55)
     assert CostModel(confirm_s=1, choose_s=2, skip_s=3).seconds(actions) == 10 + 8 + 3
+
+
+def test_a_page_costs_a_look_per_tile_a_mark_per_wrong_one_and_one_accept():
+    assert COSTS.tile_look_s == 0.5
+    assert COSTS.toggle_s == pytest.approx(1.10 + 0.20)  # point at the tile, click
+    assert COSTS.accept_page_s == pytest.approx(1.35 + 0.20)  # last check, Enter
+    page = Counter(tile_look=36, toggle=4, accept_page=1)
+    assert COSTS.seconds(page) == pytest.approx(36 * 0.5 + 4 * 1.3 + 1.55)
+    assert actions_count(page) == 5  # looking is not an action
+    # Expected costs the labeling policy compares: 36 tiles at 0.9 -> 3.6 expected marks.
+    assert COSTS.page_seconds([0.9] * 36) == pytest.approx(18 + 3.6 * 1.3 + 1.55)
+    assert COSTS.page_seconds_per_label([0.9] * 36) == pytest.approx((18 + 4.68 + 1.55) / 32.4)
+    assert COSTS.page_seconds_per_label([0.0] * 8) == float("inf")
+    assert COSTS.card_seconds(preselected_confidence=None) == pytest.approx(2.9)
+    assert COSTS.card_seconds(preselected_confidence=0.8) == pytest.approx(0.8 * 1.55 + 0.2 * 2.9)
+    # The same counts at another price per tile (the benchmark's sensitivity figure).
+    assert COSTS.with_tile_look(1.0).seconds(page) == pytest.approx(COSTS.seconds(page) + 18)
 
 
 def test_only_a_right_pre_selection_is_a_confirmation():
@@ -31,16 +49,18 @@ def test_dataset_accuracy_takes_human_labels_first_and_counts_unlabeled_as_wrong
 
 def test_effort_summary_finds_the_first_round_past_each_target():
     rounds = [
-        {"test_accuracy": None, "dataset_accuracy": 0.2, "dataset_coverage": 0.2,
+        {"labels": 10, "test_accuracy": None, "dataset_accuracy": 0.2, "dataset_coverage": 0.2,
          "actions_total": 10, "human_seconds_total": 29.0},
-        {"test_accuracy": 0.7, "dataset_accuracy": 0.6, "dataset_coverage": 0.9,
+        {"labels": 20, "test_accuracy": 0.7, "dataset_accuracy": 0.6, "dataset_coverage": 0.9,
          "actions_total": 20, "human_seconds_total": 50.0},
-        {"test_accuracy": 0.8, "dataset_accuracy": 0.96, "dataset_coverage": 1.0,
-         "actions_total": 30, "human_seconds_total": 66.5},
+        {"labels": 30, "test_accuracy": 0.8, "dataset_accuracy": 0.96, "dataset_coverage": 1.0,
+         "actions_total": 30, "human_seconds_total": 66.5, "human_seconds_total_tile_1s": 70.0},
     ]  # fmt: skip
     summary = effort_summary(rounds, full_label_accuracy=0.8, pool_size=100)
     assert summary["seconds_to_90pct_model"] == 66.5  # 0.7 < 0.72 <= 0.8
     assert summary["seconds_to_95pct_dataset"] == 66.5
     assert summary["actions_per_image_to_95pct_dataset"] == 0.3
     assert summary["final_dataset_coverage"] == 1.0
+    assert summary["labels_to_95pct_dataset"] == 30
+    assert summary["seconds_to_95pct_dataset_tile_1s"] == 70.0
     assert effort_summary(rounds[:2], 0.8, 100)["seconds_to_95pct_dataset"] is None

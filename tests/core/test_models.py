@@ -60,7 +60,8 @@ def test_migration_0007_turns_stored_ssl_paths_into_names():
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
         executor.migrate([("core", "0007_encoder_names_not_paths")])
-        migrated = Project.objects.get(pk=project.pk)
+        state = executor.loader.project_state([("core", "0007_encoder_names_not_paths")])
+        migrated = state.apps.get_model("core", "Project").objects.get(pk=project.pk)
         assert migrated.encoder_name == migrated.encoder_used == "ssl:job-42"
     finally:
         executor = MigrationExecutor(connection)

@@ -239,12 +239,12 @@ def test_who_loses_the_race_for_the_best_item_gets_a_random_one_of_the_next(monk
 
     project, _, (annotator,) = project_with_members()
     items = [ItemFactory(project=project, random_key=k / 100) for k in range(30)]
-    real_claim = queue._claim
+    real_claim = queue.lease_claim
 
     def best_is_taken(**kwargs):  # as if another annotator won the best item just now
         return None if kwargs["item_id"] == items[0].pk else real_claim(**kwargs)
 
-    monkeypatch.setattr(queue, "_claim", best_is_taken)
+    monkeypatch.setattr(queue, "lease_claim", best_is_taken)
     got = []
     for _ in range(10):
         result = item_lease_next(project=project, user=annotator)

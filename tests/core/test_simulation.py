@@ -328,3 +328,37 @@ def test_datasets_are_read_under_the_importers_limits(tmp_path, settings):
         with pytest.raises(Exception, match="larger than the limit"):
             data.read("train/dog/big.png")
         assert data.read("train/cat/1.png") == colour_image(0, 1)
+
+
+def test_simulated_verification_pages_cost_looks_and_marks_and_the_same_seed_gives_the_same_curve(
+    dataset,
+):
+    """Auto mode on the colour pool: once a model exists pages are served (alternating with
+    cards), each costing a look per tile, a mark per wrong tile and one accept; a rerun with
+    the same seed gives the same rounds."""
+    with Simulation(dataset, encoder="pixels") as simulation:
+        config = RunConfig(
+            strategy="margin", budget=48, batch=6, seed=2, mode="auto", audit_share=0.2
+        )
+        result = simulation.run(config)
+        again = simulation.run(config)
+    assert rounds_without_timing(result) == rounds_without_timing(again)
+    rounds = result["rounds"]
+    assert rounds[0]["pages"] == 0  # no model yet: cards only
+    pages = sum(r["pages"] for r in rounds)
+    assert pages >= 1 and sum(r["verified"] for r in rounds) >= 8
+    for r in rounds:
+        assert r["actions"]["accept_page"] == r["pages"]
+        assert r["actions"]["toggle"] == r["tiles_marked"]
+        assert r["tile_looks"] == r["verified"] + r["tiles_marked"]
+        assert r["cards"] == sum(r["actions"][k] for k in ("confirm", "choose", "skip"))
+    total = result["rounds"][-1]
+    looks, actions = total["tile_looks_total"], total["actions_total"]
+    assert total["human_seconds_total_tile_1s"] == pytest.approx(
+        total["human_seconds_total"] + 0.5 * looks
+    )
+    labels = total["labels"]
+    assert actions < labels  # a page labels many images with one key
+    # Pages are served only where they are right often enough: on colours nearly always.
+    verified, marked = (sum(r[k] for r in rounds) for k in ("verified", "tiles_marked"))
+    assert verified / (verified + marked) >= 0.75

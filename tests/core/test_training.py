@@ -167,3 +167,36 @@ def test_version_numbers_grow_and_old_predictions_are_pruned():
         )
     )
     assert with_predictions == {2, 3}
+
+
+def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oof():
+    """Accepted tiles are the model's confident right answers: as out-of-fold labels they
+    would say confident predictions are always right. Pages count instead, rejections
+    included, at the confidence they were served at."""
+    import numpy as np
+    from django.utils import timezone
+
+    from core.models import AnnotationSource, VerificationPage
+    from core.services.training import held_out_evidence
+    from models_ml.heads import OutOfFold
+    from tests.factories import ItemFactory, project_with_members
+
+    project, admin, (ann,) = project_with_members()
+    cat = project.classes.get(name="cat")
+    card, verified, rejected = (ItemFactory(project=project) for _ in range(3))
+    Annotation.objects.create(item=card, annotator=ann, label_class=cat)
+    Annotation.objects.create(
+        item=verified, annotator=ann, label_class=cat, source=AnnotationSource.VERIFIED
+    )
+    VerificationPage.objects.create(
+        project=project, annotator=ann, label_class=cat, item_ids=[verified.pk, rejected.pk],
+        confidences=[0.97, 0.95], rejected_ids=[rejected.pk], expires_at=timezone.now(),
+        completed_at=timezone.now(),
+    )  # fmt: skip
+    labeled = np.array([card.pk, verified.pk])
+    y = np.array([cat.pk, cat.pk])
+    oof = OutOfFold(proba=np.array([[0.6], [0.99]]), covered=np.array([True, True]), estimate=None)
+    evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled, y=y)
+    assert evidence.confidence.tolist() == [0.6, 0.97, 0.95]  # the verified label's 0.99: out
+    assert evidence.correct.tolist() == [True, True, False]
+    assert evidence.predicted.tolist() == [cat.pk] * 3

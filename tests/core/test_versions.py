@@ -52,9 +52,9 @@ def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
     version = versions.model_version_create(project=project, class_ids=[a.pk, b.pk])
     monkeypatch.setattr(versions, "PREDICTION_BATCH", 2)
     rows = [
-        (item.pk, [0.25, 0.75], b.pk, 0.75, float(i), SuggestionSource.MODEL)
+        (item.pk, [0.25, 0.75], b.pk, 0.75, float(i), SuggestionSource.MODEL, i == 0)
         for i, item in enumerate(items[:4])
-    ] + [(items[4].pk, [0.9, 0.1], None, 0.0, -1.5, SuggestionSource.ZERO_SHOT)]
+    ] + [(items[4].pk, [0.9, 0.1], None, 0.0, -1.5, SuggestionSource.ZERO_SHOT, False)]
 
     versions.predictions_write(version, rows)
 
@@ -66,3 +66,4 @@ def test_predictions_are_written_with_every_field_in_batches(monkeypatch):
     assert last.predicted_class is None and last.acquisition_score == -1.5
     assert last.source == SuggestionSource.ZERO_SHOT and last.probabilities == [0.9, 0.1]
     assert all(p.item_open for p in written.values())
+    assert [written[item.pk].pseudo_labeled for item in items] == [True] + [False] * 4

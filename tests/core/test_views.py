@@ -231,9 +231,14 @@ def test_admin_changes_settings(client):
         "cold_start": "typiclust",
         "self_training_threshold": "0.95",
         "preselect_precision": "0.95",
+        "labeling_mode": "cards",
+        "page_size": 24,
+        "pseudo_label_precision": "0.98",
+        "audit_share": "0.1",
     }
     client.post(reverse("core:project_settings", args=[project.pk]), data)
     project.refresh_from_db()
+    assert (project.labeling_mode, project.page_size, project.audit_share) == ("cards", 24, 0.1)
     assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
     assert (project.cold_start, project.self_training_threshold) == ("typiclust", 0.95)
     assert project.preselect_precision == 0.95

@@ -72,3 +72,44 @@ def test_measured_precision_above_the_threshold_always_clears_the_target(pairs, 
     assert chosen.sum() == rule.support >= 10
     assert correct[chosen].mean() >= target
     assert rule.precision == pytest.approx(correct[chosen].mean())
+
+
+def test_per_class_thresholds_hit_the_target_precision_of_each_class_on_a_toy_set():
+    """Class 0 is easy (its confidences are over-cautious: right more often than they say),
+    class 1 is confused (over-confident): one global cut would be too loose for class 1 or
+    too strict for class 0. Each class's own cut reaches the target on fresh data."""
+    from models_ml.confidence import class_thresholds
+
+    def draw(n, seed):
+        rng = np.random.default_rng(seed)
+        predicted = rng.integers(0, 2, size=n)
+        confidence = rng.uniform(0.5, 1.0, size=n)
+        chance = np.where(predicted == 0, np.minimum(confidence + 0.15, 1.0), confidence - 0.25)
+        return confidence, predicted, rng.random(n) < chance
+
+    confidence, predicted, correct = draw(4000, seed=3)
+    cuts = class_thresholds(confidence, predicted, correct, target=0.95)
+    assert cuts[0].threshold is not None and cuts[1].threshold is None  # class 1 never gets there
+    assert cuts[0].threshold < 0.85  # the easy class is pseudo-labeled well below 0.95
+    fresh_conf, fresh_pred, fresh_right = draw(40_000, seed=4)
+    chosen = (fresh_pred == 0) & (fresh_conf >= cuts[0].threshold)
+    assert fresh_right[chosen].mean() >= 0.95 and chosen.mean() > 0.1
+    # One global cut at the same target: class 1's misses at every confidence keep the
+    # mixture below 95 %, so it would pseudo-label nothing at all.
+    assert preselect_threshold(confidence, correct, target=0.95).threshold is None
+
+
+def test_the_reliability_table_is_monotone_and_reads_back_held_out_precision():
+    from models_ml.confidence import calibrated, reliability_table
+
+    rng = np.random.default_rng(5)
+    confidence = rng.uniform(0.3, 1.0, 5000)
+    correct = rng.random(5000) < confidence**2  # over-confident: right less often than it says
+    table = reliability_table(confidence, correct, max_points=32)
+    assert len(table["confidence"]) <= 32 and table["predictions"] == 5000
+    assert all(np.diff(table["precision"]) >= 0)
+    read = calibrated(table, [0.5, 0.9])
+    assert abs(read[0] - 0.25) < 0.08 and abs(read[1] - 0.81) < 0.08
+    assert reliability_table(confidence[:10], correct[:10]) is None  # too few to say
+    saturated = reliability_table(np.ones(30), np.arange(30) < 27)  # a head that says 1.0
+    assert calibrated(saturated, [1.0, 0.5]).tolist() == [0.9, 0.9]

@@ -27,6 +27,13 @@ class Command(BaseCommand):
             "above this confidence, marked as pseudo-labels",
         )
         parser.add_argument(
+            "--audited-pseudo-labels",
+            action="store_true",
+            help="also export the current model's pseudo-labels under its per-class thresholds "
+            "(the project's pseudo-label precision), with the audit in the summary and the COCO "
+            "metadata",
+        )
+        parser.add_argument(
             "--split",
             type=float,
             metavar="VAL_FRACTION",
@@ -39,11 +46,14 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"No project with id {project_id}.")
         try:
+            if options["audited_pseudo_labels"] and options["include_pseudo_labels"] is not None:
+                raise ExportError("Choose one pseudo-label rule, not both.")
             summary = export_write(
                 project=project,
                 fmt=options["format"],
                 path=options["out"],
                 min_confidence=options["include_pseudo_labels"],
+                audited=options["audited_pseudo_labels"],
                 val_fraction=options["split"],
             )
         except ExportError as error:

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.charts import Series, learning_curve_file
 from core.evaluation.datasets import SimulationError
 from core.evaluation.simulation import INITS, RunConfig, Simulation
-from core.models import AUTO_ENCODER, Strategy
+from core.models import AUTO_ENCODER, LabelingMode, Strategy
 from models_ml.encoders import ENCODERS
 
 
@@ -42,6 +42,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--self-training", type=float, metavar="T", help="pseudo-label above confidence T"
         )
+        parser.add_argument(
+            "--mode",
+            choices=LabelingMode.values,
+            default=LabelingMode.CARDS,
+            help="what the labeling page serves: cards, verification pages, or auto (both, "
+            "by expected annotator seconds per label)",
+        )
+        parser.add_argument(
+            "--no-preselect",
+            action="store_true",
+            help="the annotator is never shown a pre-selected class (every card: choose)",
+        )
+        parser.add_argument(
+            "--audit-share", type=float, default=0.0, help="share of cards auditing pseudo-labels"
+        )
         parser.add_argument("--plot", type=Path, help="also draw the learning curve (an SVG file)")
 
     def handle(self, *args, **options):
@@ -53,6 +68,9 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 init=options["init"],
                 self_training=options["self_training"],
+                mode=options["mode"],
+                preselect=not options["no_preselect"],
+                audit_share=options["audit_share"],
             )
             simulation = Simulation(
                 options["data"],

@@ -1,0 +1,198 @@
+"""Benchmark: annotator seconds to a good model and to a correctly labeled dataset.
+
+On one pool, in one process (one `Simulation`: the app's own lease / page / submit / training
+services with an oracle that answers from the labels), two sessions run from scratch:
+
+- **policy**: the app's default labeling mode, `auto` (core/services/labeling.py): single
+  cards (margin strategy, pre-selection where it is right often enough) alternating with
+  verification pages whenever a page costs fewer expected seconds per right label; 5 % of
+  cards audit a random pseudo-label; the dataset counts the model's pseudo-labels under their
+  per-class thresholds (what an export with audited pseudo-labels gives);
+- **baseline**: random order, one image at a time, no pre-selection, human labels only.
+
+Each is priced by the cost model in core/effort.py (KLM, plus 0.5 s per verification tile
+looked at; the seconds at 1.0 s per tile are reported too). Both stop once the pool's dataset
+accuracy reaches 95 % and the served model 90 % of the full-label accuracy (or the pool is
+used up). Prints one JSON with, for each session, the seconds and actions per image to (a)
+90 % of full-label model accuracy and (b) 95 % dataset accuracy, and the ratios; writes it,
+with every round, to `--out/human-effort-<dataset>.json` and draws
+`--out/human-effort-<dataset>.svg` (dataset accuracy and model accuracy against seconds).
+
+    .venv/bin/python bench/human_effort.py --data ../shared/data/cifar10-jpg.zip
+    .venv/bin/python bench/human_effort.py --data fashion-mnist   # the Debian package
+"""
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from html import escape
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
+
+GOALS = (
+    "seconds_to_90pct_model",
+    "seconds_to_95pct_dataset",
+    "actions_per_image_to_90pct_model",
+    "actions_per_image_to_95pct_dataset",
+    "labels_to_90pct_model",
+    "labels_to_95pct_dataset",
+    "seconds_to_90pct_model_tile_1s",
+    "seconds_to_95pct_dataset_tile_1s",
+)
+
+
+def sessions(pool_size: int, batch: int, seed: int) -> dict:
+    from core.evaluation.simulation import RunConfig
+
+    common = {"budget": pool_size, "batch": batch, "seed": seed, "stop_at_dataset_accuracy": 0.95}
+    return {
+        "policy": RunConfig(strategy="margin", mode="auto", audit_share=0.05, **common),
+        "baseline": RunConfig(
+            strategy="random", mode="cards", preselect=False, pseudo_labels=False, **common
+        ),
+    }
+
+
+def session_summary(result: dict) -> dict:
+    summary = result["summary"]
+    rounds = result["rounds"]
+    last = rounds[-1] if rounds else {}
+    return {
+        **{goal: summary.get(goal) for goal in GOALS},
+        "full_label_accuracy": summary.get("full_label_accuracy"),
+        "final_test_accuracy": summary.get("final_accuracy"),
+        "final_dataset_accuracy": summary.get("final_dataset_accuracy"),
+        "final_dataset_coverage": summary.get("final_dataset_coverage"),
+        "labels": last.get("labels"),
+        "cards": sum(r["cards"] for r in rounds),
+        "pages": sum(r["pages"] for r in rounds),
+        "verified": sum(r["verified"] for r in rounds),
+        "tiles_marked": sum(r["tiles_marked"] for r in rounds),
+        "audit_cards": sum(r["audit_cards"] for r in rounds),
+        "preselected_cards": summary.get("preselected_cards"),
+        "preselected_precision": summary.get("preselected_precision"),
+        "human_seconds_total": last.get("human_seconds_total"),
+        "actions_total": last.get("actions_total"),
+        "run_seconds": result["seconds"],
+    }
+
+
+def ratios(policy: dict, baseline: dict) -> dict:
+    out = {}
+    for goal in GOALS:
+        ours, theirs = policy.get(goal), baseline.get(goal)
+        out[goal] = round(ours / theirs, 3) if ours is not None and theirs else None
+    return out
+
+
+def chart(path: Path, results: dict, title: str) -> None:
+    from core.charts import line_chart
+
+    series = []
+    for name, result in results.items():
+        rounds = result["rounds"]
+        series.append(
+            (
+                f"{name}: dataset accuracy",
+                [(r["human_seconds_total"], r["dataset_accuracy"]) for r in rounds],
+            )
+        )
+        series.append(
+            (
+                f"{name}: model test accuracy",
+                [
+                    (r["human_seconds_total"], r["test_accuracy"])
+                    for r in rounds
+                    if r["test_accuracy"] is not None
+                ],
+            )
+        )
+    svg = str(
+        line_chart(
+            series, x_label="annotator seconds (cost model)", y_label="accuracy", width=900,
+            height=420,
+        )
+    )  # fmt: skip
+    path.write_text(
+        svg.replace("<svg ", '<svg style="background:#fff;font:12px sans-serif" ', 1).replace(
+            "</svg>", f'<text x="460" y="12" text-anchor="middle">{escape(title)}</text></svg>'
+        )
+        + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", required=True, help="an ImageFolder folder or zip, or 'fashion-mnist'"
+    )
+    parser.add_argument("--encoder", default="tf_efficientnet_lite0.in1k")
+    parser.add_argument("--pool-size", type=int, default=1000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=20, help="retrain every B labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="human-effort-"))
+    django_setup(work)
+    from core.evaluation.simulation import Simulation
+
+    data, name = Path(args.data), Path(args.data).stem
+    if args.data == "fashion-mnist":
+        name = "fashion-mnist"
+        data = fashion_mnist_tree(work / "fashion-mnist", args.pool_size * 3, args.test_size * 3)
+    started = time.perf_counter()
+    results = {}
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    with Simulation(
+        data,
+        encoder=args.encoder,
+        pool_size=args.pool_size,
+        test_size=args.test_size,
+        data_seed=args.seed,
+        log=log,
+    ) as simulation:
+        for session, config in sessions(args.pool_size, args.batch, args.seed).items():
+            log(f"{name}: {session} ({config})")
+            results[session] = simulation.run(config)
+        setup = simulation.setup
+    policy, baseline = (session_summary(results[s]) for s in ("policy", "baseline"))
+    report = {
+        "dataset": name,
+        "encoder": setup["encoder_used"],
+        "pool_size": setup["pool_size"],
+        "test_size": setup["test_size"],
+        "cost_model": results["policy"]["summary"]["cost_model"],
+        "policy": policy,
+        "baseline": baseline,
+        "ratio": ratios(policy, baseline),
+        "goals": {
+            "seconds_ratio_max": round(1 / 3, 3),
+            "actions_per_image_to_95pct_dataset_max": 0.35,
+        },
+        "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
+        "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    full = {**report, "rounds": {s: r["rounds"] for s, r in results.items()}}
+    (args.out / f"human-effort-{name}.json").write_text(json.dumps(full, indent=2) + "\n")
+    chart(
+        args.out / f"human-effort-{name}.svg",
+        results,
+        f"{name}, {setup['encoder_used']}, pool {setup['pool_size']}: policy vs one-by-one",
+    )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""What the labeling page serves next: a single card or a verification page.
+
+- **cards**: one image at a time, the image the strategy ranks first;
+- **pages**: a verification page while the model has one worth serving, else a card;
+- **auto** (the default): a page when its expected annotator seconds per right label (the
+  cost model in core/effort.py, on the tiles' calibrated confidences) are fewer than those
+  of the next card, and never two pages in a row: a card the model learns most from comes
+  between, so that the pages' easy labels do not starve the model of hard ones.
+
+Whatever the mode, what the annotator holds comes first: an open card, then an open page.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Max
+from django.utils import timezone
+
+from core.effort import COSTS
+from core.models import LabelingMode, Lease, Project, VerificationPage
+from core.selectors.queue import item_with_suggestion, queue_candidate_ids
+from core.services.queue import LeaseResult, item_lease_next
+from core.services.verification import page_held, page_lease, page_plan
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the two: `card` (a lease and its suggestion) or `page`."""
+
+    card: LeaseResult | None = None
+    page: VerificationPage | None = None
+
+
+def _holds_card(project: Project, user: AbstractBaseUser) -> bool:
+    return Lease.objects.filter(
+        item__project=project,
+        annotator=user,
+        completed_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        page__isnull=True,
+    ).exists()
+
+
+def last_was_page(project: Project, user: AbstractBaseUser) -> bool:
+    """Whether the user's latest answer was a page (compared with their latest card)."""
+    page = VerificationPage.objects.filter(
+        project=project, annotator=user, completed_at__isnull=False
+    ).aggregate(at=Max("completed_at"))["at"]
+    if page is None:
+        return False
+    card = Lease.objects.filter(
+        item__project=project, annotator=user, completed_at__isnull=False, page__isnull=True
+    ).aggregate(at=Max("completed_at"))["at"]
+    return card is None or page > card
+
+
+def next_card_seconds(*, project: Project, user: AbstractBaseUser) -> float:
+    """Expected seconds for the card the queue would serve next (its suggestion confirmed with
+    the probability of its confidence when pre-selected; a class chosen otherwise)."""
+    upcoming = queue_candidate_ids(project=project, user=user, limit=1)
+    if not upcoming:
+        return float("inf")
+    _, suggestion = item_with_suggestion(item_id=upcoming[0], project=project)
+    preselected = suggestion is not None and suggestion.preselected
+    return COSTS.card_seconds(preselected_confidence=suggestion.confidence if preselected else None)
+
+
+def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = None) -> Task | None:
+    """Lease what `user` labels next under `mode` (default: the project's); None when nothing
+    is left for them."""
+    mode = mode or project.labeling_mode
+    if not _holds_card(project, user):
+        held = page_held(project=project, user=user)
+        if held is not None:
+            return Task(page=held)
+        if mode == LabelingMode.PAGES or (
+            mode == LabelingMode.AUTO and not last_was_page(project, user)
+        ):
+            plan = page_plan(project=project, user=user)
+            if plan is not None and (
+                mode == LabelingMode.PAGES
+                or plan.seconds_per_label < next_card_seconds(project=project, user=user)
+            ):
+                page = page_lease(project=project, user=user, plan=plan)
+                if page is not None:
+                    return Task(page=page)
+    card = item_lease_next(project=project, user=user)
+    return Task(card=card) if card is not None else None

@@ -1,0 +1,40 @@
+"""What the labeling page serves next (core/services/labeling.py): cards, pages, or both."""
+
+import pytest
+
+from core.models import LabelingMode
+from core.services.labeling import next_task
+from core.services.queue import annotation_submit
+from core.services.verification import page_submit
+from tests.core.test_verification import confident_pool
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_auto_alternates_a_page_with_the_card_the_model_learns_most_from():
+    project, (ann,), cat, dog, items = confident_pool(n=40, page_size=10)
+    first = next_task(project=project, user=ann)
+    assert first.page is not None  # 0.5 s a tile beats choosing a class (2.9 s)
+    page_submit(page=first.page, user=ann, rejected_ids=set())
+    second = next_task(project=project, user=ann)
+    assert second.card is not None  # never two pages in a row
+    assert second.card.lease.item == items[-1]  # the strategy's first choice
+    annotation_submit(item=second.card.lease.item, user=ann, label_class=cat)
+    assert next_task(project=project, user=ann).page is not None
+
+
+def test_cards_mode_never_serves_a_page_and_pages_mode_serves_them_back_to_back():
+    project, (ann,), *_ = confident_pool(n=40, page_size=10)
+    assert next_task(project=project, user=ann, mode=LabelingMode.CARDS).card is not None
+    other = MembershipFactory(project=project).user
+    first = next_task(project=project, user=other, mode=LabelingMode.PAGES).page
+    page_submit(page=first, user=other, rejected_ids=set())
+    assert next_task(project=project, user=other, mode=LabelingMode.PAGES).page is not None
+
+
+def test_a_held_card_comes_before_a_page():
+    project, (ann,), *_ = confident_pool(n=40, page_size=10)
+    card = next_task(project=project, user=ann, mode=LabelingMode.CARDS).card
+    again = next_task(project=project, user=ann, mode=LabelingMode.PAGES)
+    assert again.card is not None and again.card.lease.pk == card.lease.pk
