@@ -90,6 +90,13 @@ class AnnotationSource(models.TextChoices):
     VERIFIED = "verified", "Accepted on a verification page"
 
 
+class ExtraAnswers(models.TextChoices):
+    """With annotators_per_item = k > 1: which images get the 2nd..k-th answer."""
+
+    DOUBTFUL = "doubtful", "Where the first answer is in doubt (see core/services/queue.py)"
+    EVERYWHERE = "everywhere", "Every image gets k answers"
+
+
 class LabelingMode(models.TextChoices):
     """What the labeling page serves (core/services/labeling.py decides)."""
 
@@ -121,6 +128,15 @@ class Project(models.Model):
     )
     annotators_per_item = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    extra_answers = models.CharField(
+        max_length=12,
+        choices=ExtraAnswers.choices,
+        default=ExtraAnswers.DOUBTFUL,
+        help_text="With more than one annotator per image: ask for the extra answers only "
+        "where the answers disagree, a confident model disagrees, or the annotator is "
+        "unmeasured or measured below 90 % (and on 10 % of images, to keep measuring), or "
+        "everywhere.",
     )
     lease_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(10), MaxValueValidator(86_400)]

@@ -225,7 +225,7 @@ def labeling_effort(*, project: Project) -> dict:
       of the model in use);
     - time saved against one-by-one labeling, both under the cost model (core/effort.py):
       what was done (cards, pages with their tiles looked at, marks and accepts) against
-      choosing a class for every image that now has a label, one card each.
+      choosing a class on its own card for every answer given and every pseudo-label.
     """
     answers = Annotation.objects.filter(item__project=project, is_current=True)
     cards = list(
@@ -260,7 +260,9 @@ def labeling_effort(*, project: Project) -> dict:
         else 0
     )
     spent = COSTS.seconds(actions)
-    one_by_one = (labeled + pseudo) * COSTS.choose_s
+    # One by one: every answer given (cards and accepted tiles) and every pseudo-label, each a
+    # class chosen on its own card.
+    one_by_one = (len(cards) + verified + pseudo) * COSTS.choose_s
     return {
         "card_seconds_median": round(statistics.median(card_ms) / 1000, 2) if card_ms else None,
         "verified_seconds_median": round(statistics.median(tile_ms) / 1000, 2) if tile_ms else None,

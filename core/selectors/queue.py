@@ -148,8 +148,9 @@ def page_candidates(
 ) -> list[tuple[int, int, float]]:
     """(item id, predicted class id, confidence) of the current trained version's most
     confident open predictions for `user`, most confident first: what verification pages are
-    made of. An item whose predicted class an annotator rejected is left out (the next
-    training run predicts its best other class)."""
+    made of. Left out: an item whose predicted class an annotator rejected (the next training
+    run predicts its best other class), and a pseudo-labeled one: its label is already right
+    often enough (the audit cards check that), so a person's seconds go to the next band."""
     version = project.current_model_version
     if version is None or version.kind != "model":
         return []
@@ -171,7 +172,7 @@ def page_candidates(
             f"""SELECT p.item_id, p.predicted_class_id, p.confidence
             FROM {prediction} p JOIN {item} i ON i.id = p.item_id
             WHERE p.model_version_id = %(version)s AND p.item_open = %(yes)s
-            AND i.is_done = %(no)s AND p.source = %(model)s
+            AND i.is_done = %(no)s AND p.source = %(model)s AND p.pseudo_labeled = %(no)s
             AND p.predicted_class_id IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM {rejection} r WHERE r.item_id = p.item_id
                             AND r.label_class_id = p.predicted_class_id)

@@ -1,10 +1,11 @@
 """Exporting a project's labeled dataset: CSV, JSONL, COCO-style JSON, ImageFolder zip, Parquet.
 
 `export_rows` walks the project's items in primary-key order, a chunk at a time, and yields one
-row per labeled item: the human label (the majority of the current answers, ties to the most
-recent, the rule training uses), or with `min_confidence` the current model's prediction for an
-unlabeled item it is at least that sure of (a pseudo-label, marked as such with its model
-version and confidence). Every writer consumes the rows as they come and writes to a file as it
+row per labeled item: the human label (the consensus of the current answers, each weighed by
+its annotator's measured accuracy, ties to the most recent: the rule training uses), or a
+pseudo-label of the current model for an unlabeled item (with `audited`, under its per-class
+thresholds; with `min_confidence`, at least that sure), marked as such with its model version
+and confidence. Every writer consumes the rows as they come and writes to a file as it
 goes, so memory stays flat however large the project (the Parquet writer holds one row group).
 
 With `val_fraction`, each row gets a split, train or val, decided by the image's content hash:
@@ -36,7 +37,7 @@ from core.models import (
     Project,
     SuggestionSource,
 )
-from core.selectors.common import majority_class
+from core.selectors.common import annotator_accuracy, consensus_class
 from core.selectors.progress import pseudo_label_audit
 from core.services.jobs import job_progress, job_request
 from core.services.quotas import heavy_jobs_check
@@ -134,6 +135,7 @@ def export_rows(
     if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise ExportError("The pseudo-label confidence must be between 0 and 1.")
     names = dict(project.classes.values_list("pk", "name"))
+    accuracy: dict[int, float] | None = None  # annotators' measured accuracy, when needed
     version = project.current_model_version
     if version is not None and version.kind != ModelVersion.Kind.MODEL:
         version = None  # zero-shot and cold-start orders are not a trained model
@@ -148,13 +150,15 @@ def export_rows(
             return
         last = items[-1][0]
         ids = [i[0] for i in items]
-        answers: dict[int, list[tuple[int, str, datetime]]] = {}
-        for item_id, class_id, username, created_at in (
+        answers: dict[int, list[tuple[int, str, datetime, int]]] = {}
+        for item_id, class_id, username, created_at, annotator_id in (
             Annotation.objects.filter(item_id__in=ids, is_current=True)
             .order_by("-id")
-            .values_list("item_id", "label_class_id", "annotator__username", "created_at")
+            .values_list(
+                "item_id", "label_class_id", "annotator__username", "created_at", "annotator_id"
+            )
         ):
-            answers.setdefault(item_id, []).append((class_id, username, created_at))
+            answers.setdefault(item_id, []).append((class_id, username, created_at, annotator_id))
         pseudo: dict[int, tuple[int, float]] = {}
         if audited and version is not None:
             pseudo = {
@@ -183,13 +187,19 @@ def export_rows(
             }
             if item_id in answers:
                 given = answers[item_id]  # newest first
-                class_id = majority_class([c for c, _, _ in given])
+                class_id = given[0][0]
+                if len(given) > 1:
+                    if accuracy is None:  # measured once per export, on the first overlap
+                        accuracy = annotator_accuracy(project=project)
+                    class_id = consensus_class(
+                        [(a, c) for c, _, _, a in given], accuracy=accuracy, n_classes=len(names)
+                    )
                 yield ExportRow(
                     **common,
                     label=names[class_id],
                     label_class_id=class_id,
                     source="human",
-                    annotators=sorted({u for _, u, _ in given}),
+                    annotators=sorted({u for _, u, _, _ in given}),
                     labeled_at=given[0][2].isoformat(),
                     model_version=None,
                     confidence=None,

@@ -17,6 +17,7 @@ SETTINGS_FIELDS = (
     "retrain_every",
     "encoder_name",
     "annotators_per_item",
+    "extra_answers",
     "lease_seconds",
     "self_training_threshold",
     "cold_start",

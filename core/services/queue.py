@@ -23,6 +23,7 @@ from django.utils import timezone
 from core.models import (
     Annotation,
     AnnotationSource,
+    ExtraAnswers,
     Item,
     LabelClass,
     Lease,
@@ -298,7 +299,7 @@ def _lease_complete(item: Item, user: AbstractBaseUser) -> bool:
 
 def _first_answer_create(item, user, label_class, duration_ms, prediction) -> Annotation:
     annotation = _annotation_create(item, user, label_class, duration_ms, prediction, None)
-    answer_count(item)
+    answer_count(item, class_id=label_class.pk, annotator_id=user.pk)
     labels_submitted_count(project_id=item.project_id)
     return annotation
 
@@ -337,14 +338,62 @@ def answer_uncount(item: Item) -> None:
         ).update(item_open=True)
 
 
-def answer_count(item: Item) -> None:
+RELIABLE_ACCURACY = 0.9  # an annotator measured below this gets a second opinion
+CALIBRATION_SHARE = 0.1  # images that get k answers anyway, so that agreement stays measured
+
+
+def needs_another_answer(*, item: Item, class_id: int, annotator_id: int) -> bool:
+    """With extra answers "where doubtful": whether this answer leaves the image needing
+    another one. Yes where the answers so far disagree; where the model in use is confident
+    (at or above its pre-selection threshold) of another class; where the annotator is
+    unmeasured (no answers overlapping a colleague's yet) or measured below
+    RELIABLE_ACCURACY (Dawid-Skene, stored by each training run); and on a fixed random
+    CALIBRATION_SHARE of images, so that every annotator keeps being measured."""
+    project = item.project
+    if random.Random(f"calibrate:{project.seed}:{item.pk}").random() < CALIBRATION_SHARE:
+        return True
+    prediction = None
+    if project.current_model_version_id:
+        prediction = (
+            Prediction.objects.filter(
+                model_version_id=project.current_model_version_id, item_id=item.pk
+            )
+            .values_list(
+                "predicted_class_id",
+                "confidence",
+                "model_version__preselect_threshold",
+                "model_version__metrics__annotator_accuracy",
+            )
+            .first()
+        )
+    if prediction is not None:
+        predicted, confidence, threshold, _ = prediction
+        if threshold is not None and predicted not in (None, class_id) and confidence >= threshold:
+            return True
+    measured = (prediction[3] if prediction is not None else None) or {}
+    accuracy = measured.get(str(annotator_id))
+    if accuracy is None or accuracy < RELIABLE_ACCURACY:
+        return True
+    answers = Annotation.objects.filter(item_id=item.pk, is_current=True)
+    return answers.exclude(label_class_id=class_id).exists()
+
+
+def answer_count(item: Item, *, class_id: int | None = None, annotator_id: int | None = None):
+    """Count an answer for `item`; it is done at k answers, or sooner where the project asks
+    for extra answers only where doubtful and this one is not (`needs_another_answer`)."""
     project = item.project
     k = project.annotators_per_item
+    done_sooner = (
+        k > 1
+        and class_id is not None
+        and project.extra_answers == ExtraAnswers.DOUBTFUL
+        and not needs_another_answer(item=item, class_id=class_id, annotator_id=annotator_id)
+    )
     Item.objects.filter(pk=item.pk).update(
         annotation_count=F("annotation_count") + 1,
         is_done=Case(
             When(annotation_count__gte=k - 1, then=Value(True)),
-            default=Value(False),
+            default=Value(done_sooner),
             output_field=BooleanField(),
         ),
     )

@@ -24,7 +24,7 @@ from core.models import (
     SuggestionSource,
     VerificationPage,
 )
-from core.selectors.common import majority_class
+from core.selectors.common import annotator_accuracy, consensus_class
 from core.services.embeddings import embedded_vectors
 from core.services.jobs import JobSkipped, job_progress
 from core.services.versions import (
@@ -55,19 +55,34 @@ from models_ml.strategies import pool_scores, strategy_named
 PROTOTYPE_BELOW_PER_CLASS = 5
 
 
-def training_labels(*, project: Project) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, class ids): one label per labeled item, the majority of its current
-    annotations (ties go to the most recent answer)."""
-    votes: dict[int, list[int]] = {}
+def training_labels(
+    *, project: Project, accuracy: dict[int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, class ids): one label per labeled item, the consensus of its current
+    annotations (`consensus_class`: each answer weighed by its annotator's measured accuracy;
+    ties go to the most recent answer)."""
+    answers: dict[int, list[tuple[int, int]]] = {}
     rows = (
         Annotation.objects.filter(item__project=project, is_current=True)
         .order_by("-id")
-        .values_list("item_id", "label_class_id")
+        .values_list("item_id", "annotator_id", "label_class_id")
     )
-    for item_id, class_id in rows:
-        votes.setdefault(item_id, []).append(class_id)
-    item_ids = np.fromiter(votes, dtype=np.int64, count=len(votes))
-    labels = np.array([majority_class(v) for v in votes.values()], dtype=np.int64)
+    for item_id, annotator_id, class_id in rows:
+        answers.setdefault(item_id, []).append((annotator_id, class_id))
+    several = any(len(given) > 1 for given in answers.values())
+    if accuracy is None:
+        accuracy = annotator_accuracy(project=project) if several else {}
+    n_classes = project.classes.count()
+    item_ids = np.fromiter(answers, dtype=np.int64, count=len(answers))
+    labels = np.array(
+        [
+            given[0][1]
+            if len(given) == 1
+            else consensus_class(given, accuracy=accuracy, n_classes=n_classes)
+            for given in answers.values()
+        ],
+        dtype=np.int64,
+    )
     return item_ids, labels
 
 
@@ -279,7 +294,10 @@ def training_run(job: Job) -> dict:
         clock = now
 
     class_ids = np.array(list(project.classes.values_list("pk", flat=True)), dtype=np.int64)
-    item_ids, labels = training_labels(project=project)
+    # Each annotator's measured accuracy (answers overlapping a colleague's): it weighs their
+    # answers here and decides where the queue asks for a second opinion.
+    people = annotator_accuracy(project=project) if project.annotators_per_item > 1 else {}
+    item_ids, labels = training_labels(project=project, accuracy=people)
     labels_count = len(item_ids)
     if len(np.unique(labels)) < 2:
         raise JobSkipped(
@@ -359,6 +377,7 @@ def training_run(job: Job) -> dict:
         pseudo=pseudo,
         is_done=is_done,
         reliability=reliability,
+        annotators=people,
     )
     lap("write_predictions")
     version_switch(project=project, version=version)
@@ -400,6 +419,7 @@ def _version_write(
     pseudo: dict[int, PreselectThreshold],
     is_done: np.ndarray,
     reliability: dict | None = None,
+    annotators: dict[int, float] | None = None,
 ) -> ModelVersion:
     """A new ModelVersion with one prediction per pool item (not yet current). An unlabeled
     item is pseudo-labeled where the model's own prediction clears its class's threshold."""
@@ -430,6 +450,8 @@ def _version_write(
             },
             # Held-out precision by confidence: what a verification page expects of its tiles.
             "reliability": reliability,
+            # Measured accuracy per annotator id (Dawid-Skene on overlapping answers).
+            "annotator_accuracy": {str(a): acc for a, acc in (annotators or {}).items()},
         },
     )
     cuts = {cls: cut.threshold for cls, cut in pseudo.items() if cut.threshold is not None}

@@ -240,7 +240,7 @@ def page_submit(
             suggestion_accepted=True,
             duration_ms=per_tile_ms,
         )
-        answer_count(item)
+        answer_count(item, class_id=label_class.pk, annotator_id=user.pk)
         SuggestionRejection.objects.filter(item_id=item_id, label_class=label_class).delete()
         accepted += 1
     for item_id in to_withdraw:

@@ -208,3 +208,27 @@ def test_the_page_planned_is_the_cheapest_class_per_right_label():
     plan = page_plan(project=project, user=ann)
     assert plan.label_class_id == dog.pk and len(plan.tiles) == 10
     assert plan.seconds_per_label < 1.0  # 10 looks, ~0.1 toggles, one accept: ~0.7 s a label
+
+
+def test_pseudo_labeled_images_are_left_to_the_audit_not_put_on_pages():
+    project, (ann,), cat, dog, items = confident_pool(n=20)
+    from core.models import Prediction
+
+    Prediction.objects.filter(item__in=items[:12]).update(pseudo_labeled=True)
+    plan = page_plan(project=project, user=ann)
+    assert plan is not None and {i for i, *_ in plan.tiles} == {i.pk for i in items[12:]}
+
+
+def test_the_dashboard_prices_a_page_by_the_cost_model_and_counts_what_it_covered():
+    from core.selectors.progress import labeling_effort
+
+    project, (ann,), cat, dog, items = confident_pool(n=10, page_size=10)
+    page = page_lease(project=project, user=ann)
+    page_submit(page=page, user=ann, rejected_ids={page.item_ids[0]}, duration_ms=7000)
+    effort = labeling_effort(project=project)
+    assert (effort["pages"], effort["verified"], effort["cards"]) == (1, 9, 0)
+    assert effort["modelled_seconds"] == pytest.approx(10 * 0.5 + 1 * 1.3 + 1.55)
+    assert effort["one_by_one_seconds"] == pytest.approx(9 * 2.9)
+    assert effort["saved_seconds"] == pytest.approx(9 * 2.9 - 7.85, abs=0.1)
+    assert effort["verified_seconds_median"] == 0.7  # 7 s over 10 tiles
+    assert effort["coverage"] == pytest.approx(0.9)

@@ -227,6 +227,7 @@ def test_admin_changes_settings(client):
         "retrain_every": 5,
         "encoder_name": "pixels",
         "annotators_per_item": 2,
+        "extra_answers": "everywhere",
         "lease_seconds": 120,
         "cold_start": "typiclust",
         "self_training_threshold": "0.95",
@@ -239,6 +240,7 @@ def test_admin_changes_settings(client):
     client.post(reverse("core:project_settings", args=[project.pk]), data)
     project.refresh_from_db()
     assert (project.labeling_mode, project.page_size, project.audit_share) == ("cards", 24, 0.1)
+    assert project.extra_answers == "everywhere"
     assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
     assert (project.cold_start, project.self_training_threshold) == ("typiclust", 0.95)
     assert project.preselect_precision == 0.95
@@ -257,6 +259,7 @@ def test_member_of_project_a_gets_404_on_every_page_of_project_b(client):
         reverse("core:item_import", args=[b]),
         reverse("core:label_session", args=[b]),
         reverse("core:label_previous", args=[b]),
+        reverse("core:label_page_previous", args=[b]),
         reverse("core:item_image", args=[b, item_b.pk]),
         reverse("core:item_thumbnail", args=[b, item_b.pk]),
     ]
@@ -267,12 +270,29 @@ def test_member_of_project_a_gets_404_on_every_page_of_project_b(client):
         reverse("core:item_import", args=[b]),
         reverse("core:label_submit", args=[b]),
         reverse("core:label_skip", args=[b]),
+        reverse("core:label_page_submit", args=[b, 1]),
     ]
     for url in gets:
         assert client.get(url).status_code == 404, url
     for url in posts:
         assert client.post(url, {"item": item_b.pk}).status_code == 404, url
     assert not item_b.leases.exists()
+
+
+def test_a_verification_page_is_answered_only_by_the_annotator_it_was_leased_to(client):
+    from tests.core.test_verification import confident_pool
+
+    project, (ann, bob), cat, dog, items = confident_pool(n=10, annotators=2, page_size=10)
+    client.force_login(ann)
+    response = client.get(reverse("core:label_session", args=[project.pk]) + "?mode=pages")
+    page = response.context["page"]
+    client.force_login(bob)
+    url = reverse("core:label_page_submit", args=[project.pk, page.pk])
+    assert client.post(url, {"rejected": [items[0].pk]}).status_code == 404
+    client.force_login(ann)
+    assert client.post(url, {"rejected": ["not-an-id"]}).status_code == 404  # as any bad id
+    assert client.post(url, {"rejected": [items[0].pk]}).status_code == 302  # to the queue
+    assert Annotation.objects.filter(annotator=ann).count() == 9
 
 
 def test_html_pages_carry_an_enforced_csp_and_templates_have_no_inline_code(client):
