@@ -145,7 +145,9 @@ def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | No
     """Lease a pseudo-labeled image drawn at random (uniformly, by its stored random key) as an
     audit card; None when the current version pseudo-labels nothing open to this user."""
     version_id = project.current_model_version_id
-    start = random.Random(f"audit-item:{project.seed}:{user.pk}:{now.timestamp()}").random()
+    start = random.Random(
+        f"audit-item:{project.seed}:{user.pk}:{project.labels_submitted}"
+    ).random()  # seeded like the draw: the same seed and answers audit the same images
     for item_id in audit_candidate_ids(project=project, user=user, now=now, start=start):
         prediction = Prediction.objects.filter(
             model_version_id=version_id, item_id=item_id, pseudo_labeled=True

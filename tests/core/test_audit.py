@@ -74,6 +74,21 @@ def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_pseudo_label
     assert not set(ordinary.values_list("item_id", flat=True)) & {i.pk for i in items[1::2]}
 
 
+def test_the_same_seed_and_answers_audit_the_same_image():
+    project, _, ann, *_ = pseudo_labeled_pool(n=200, audit_share=1.0)
+    first = item_lease_next(project=project, user=ann).lease
+    first.delete()
+    again = item_lease_next(project=project, user=ann).lease
+    assert again.item_id == first.item_id
+    seen = set()
+    for count in range(1, 11):  # as labels come in, the draws move on
+        Project.objects.filter(pk=project.pk).update(labels_submitted=count)
+        project.refresh_from_db()
+        Lease.objects.filter(annotator=ann).delete()
+        seen.add(item_lease_next(project=project, user=ann).lease.item_id)
+    assert len(seen) >= 5
+
+
 def test_no_audit_share_no_audits():
     project, _, ann, *_ = pseudo_labeled_pool(audit_share=0.0)
     assert item_lease_next(project=project, user=ann).lease.audit_class is None

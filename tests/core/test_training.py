@@ -200,3 +200,29 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
     assert evidence.confidence.tolist() == [0.6, 0.97, 0.95]  # the verified label's 0.99: out
     assert evidence.correct.tolist() == [True, True, False]
     assert evidence.predicted.tolist() == [cat.pk] * 3
+
+
+def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it():
+    """A class rejected on a page is out of the item's next prediction, and the confidence
+    written for the runner-up is what the model gave it, not a renormalised certainty."""
+    from core.models import SuggestionRejection
+
+    project, _, annotator, truth = loop_project(retrain_every=12)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 12)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    first = project.current_model_version
+    item_id = next(i for i in truth if not Annotation.objects.filter(item_id=i).exists())
+    before = Prediction.objects.get(model_version=first, item_id=item_id)
+    SuggestionRejection.objects.create(
+        item_id=item_id, label_class_id=before.predicted_class_id, annotator=annotator
+    )
+    training_request(project=project, reason="test")
+    (job,) = run_jobs(project, Job.Kind.TRAIN)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    project.refresh_from_db()
+    after = Prediction.objects.get(model_version=project.current_model_version, item_id=item_id)
+    assert after.predicted_class_id != before.predicted_class_id
+    assert after.confidence < 0.5 and not after.pseudo_labeled
+    assert sum(after.probabilities) == pytest.approx(1.0, abs=1e-3)  # a distribution still

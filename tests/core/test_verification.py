@@ -124,13 +124,12 @@ def test_the_next_training_run_predicts_the_best_class_that_was_not_rejected():
     SuggestionRejection.objects.create(item=items[1], label_class=cat, annotator=ann)
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
     ids = np.array([i.pk for i in items])
-    assert (
-        rejected_classes_drop(
-            project=project, pool_ids=ids, probs=probs, class_ids=np.array([cat.pk, dog.pk])
-        )
-        == 1
+    left = rejected_classes_drop(
+        project=project, pool_ids=ids, probs=probs, class_ids=np.array([cat.pk, dog.pk])
     )
     assert probs[1].tolist() == [0.0, 1.0] and probs[0].tolist() == [0.9, 0.1]
+    # The confidence written is the probability the model gave dog (0.1), not 1.0.
+    assert left == {1: pytest.approx(0.1)}
 
 
 def test_backspace_reopens_the_last_page_and_a_changed_answer_is_applied_as_a_difference():
