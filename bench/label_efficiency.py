@@ -61,6 +61,11 @@ def django_setup(workdir: Path) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ["ANNOTATOR_OFFLINE"] = "1"  # no hub retries: nothing can be downloaded here
     os.environ["ANNOTATOR_ENCODERS_DIR"] = str(workdir / "encoders")
+    # Every file the run writes under the work folder: two benchmarks running at once each
+    # number their first project 1, and shared folders would mix their images and vectors.
+    os.environ["ANNOTATOR_VAR_DIR"] = str(workdir / "var")
+    for name in ("MEDIA_ROOT", "ANNOTATOR_EMBEDDINGS_DIR", "ANNOTATOR_IMPORTS_DIR"):
+        os.environ.pop(name, None)
     import django
 
     django.setup()

@@ -55,4 +55,10 @@ urlpatterns = [
     path(
         "projects/<id:project_id>/lease-next/", apis.LeaseNextApi.as_view(), name="api_lease_next"
     ),
+    path("projects/<id:project_id>/pages/lease/", apis.PageLeaseApi.as_view(), name="api_page"),
+    path(
+        "projects/<id:project_id>/pages/<id:page_id>/submit/",
+        apis.PageSubmitApi.as_view(),
+        name="api_page_submit",
+    ),
 ]

@@ -35,6 +35,7 @@ from core.models import (
     Membership,
     Project,
     Role,
+    VerificationPage,
 )
 from core.querysets import ITEM_STATUSES
 from core.selectors.common import user_is_project_admin
@@ -47,6 +48,9 @@ from core.serializers import (
     JobSerializer,
     LabelClassSerializer,
     LeaseSerializer,
+    PageAnswerSerializer,
+    PageSerializer,
+    PageSubmitSerializer,
     ProjectSerializer,
     SubmitSerializer,
 )
@@ -73,6 +77,7 @@ from core.services.queue import (
 )
 from core.services.quotas import QuotaExceeded
 from core.services.uploads import UploadTooLarge, upload_size_check, uploads_import
+from core.services.verification import page_lease, page_submit
 
 QUOTA_OR_SIZE_ERROR = OpenApiResponse(
     response={"type": "object", "additionalProperties": True},
@@ -383,6 +388,58 @@ class SubmitApi(APIView):
             AnnotationSerializer(annotation).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+def _page_payload(page: VerificationPage) -> dict:
+    items = Item.objects.in_bulk(page.item_ids)
+    rejected = set(page.rejected_ids)
+    tiles = [
+        {"item": items[i], "confidence": c, "rejected": i in rejected}
+        for i, c in zip(page.item_ids, page.confidences, strict=False)
+        if i in items
+    ]
+    return PageSerializer(
+        {
+            "pk": page.pk,
+            "label_class_id": page.label_class_id,
+            "model_version_id": page.model_version_id,
+            "expires_at": page.expires_at,
+            "completed_at": page.completed_at,
+            "tiles": tiles,
+        }
+    ).data
+
+
+class PageLeaseApi(APIView):
+    @extend_schema(request=None, responses={200: PageSerializer, 204: None})
+    def post(self, request: Request, project_id: int) -> Response:
+        """Lease a verification page (or return the one you hold): images the model puts in one
+        class. 204 when the model has no page worth serving (then lease single items)."""
+        page = page_lease(project=project_for(request, project_id), user=request.user)
+        if page is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(_page_payload(page))
+
+
+class PageSubmitApi(APIView):
+    @extend_schema(request=PageSubmitSerializer, responses={200: PageAnswerSerializer})
+    def post(self, request: Request, project_id: int, page_id: int) -> Response:
+        """Answer your page: `rejected` lists the tiles that are not its class, the others are
+        labeled with it. The same answer twice changes nothing; a different one to a page you
+        answered before is applied as the difference."""
+        project = project_for(request, project_id)
+        page = get_object_or_404(
+            VerificationPage, pk=page_id, project=project, annotator=request.user
+        )
+        data = PageSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        answer = page_submit(  # the page is the user's (above): no QueueError to expect
+            page=page,
+            user=request.user,
+            rejected_ids=set(data.validated_data["rejected"]),
+            duration_ms=data.validated_data.get("duration_ms"),
+        )
+        return Response(PageAnswerSerializer(answer).data)
 
 
 class SkipApi(APIView):

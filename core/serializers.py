@@ -177,6 +177,44 @@ class LeaseSerializer(serializers.Serializer):
     refreshed = serializers.BooleanField(help_text="True when an existing lease was returned.")
 
 
+class PageTileSerializer(serializers.Serializer):
+    item = ItemSerializer()
+    confidence = serializers.FloatField(help_text="The model's, when the page was made.")
+    rejected = serializers.BooleanField(help_text="Marked as not the page's class.")
+
+
+class PageSerializer(serializers.Serializer):
+    """A verification page: accept it with the ids of the tiles that are not its class."""
+
+    page_id = serializers.IntegerField(source="pk")
+    label_class = serializers.IntegerField(source="label_class_id")
+    model_version = serializers.IntegerField(source="model_version_id", allow_null=True)
+    expires_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    tiles = PageTileSerializer(many=True)
+
+
+class PageSubmitSerializer(serializers.Serializer):
+    rejected = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=MAX_ID),
+        required=False,
+        default=list,
+        max_length=64,
+        help_text="Item ids of the tiles that are not the page's class; the rest are.",
+    )
+    duration_ms = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_ANSWER_MS, allow_null=True
+    )
+
+
+class PageAnswerSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Labels this answer added.")
+    withdrawn = serializers.IntegerField(help_text="Labels it took back (a changed answer).")
+    rejected = serializers.IntegerField(help_text="Tiles marked, back in the queue.")
+    lost = serializers.IntegerField(help_text="Tiles that had gone to somebody else.")
+    changed = serializers.BooleanField(help_text="False: the same answer as the one stored.")
+
+
 class SubmitSerializer(serializers.Serializer):
     label_class = serializers.IntegerField(min_value=0, max_value=MAX_ID)
     duration_ms = serializers.IntegerField(

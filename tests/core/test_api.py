@@ -294,3 +294,32 @@ def test_ids_too_big_for_a_database_column_are_404_or_400_not_server_errors():
     )
     assert response.status_code == 400
     assert set(response.json()) == {"label_class", "duration_ms"}
+
+
+def test_verification_pages_through_the_api():
+    from core.models import AnnotationSource
+    from tests.core.test_verification import confident_pool
+
+    project, (ann, bob), cat, dog, items = confident_pool(n=12, annotators=2, page_size=10)
+    client = api(ann)
+    leased = client.post(f"/api/projects/{project.pk}/pages/lease/")
+    assert leased.status_code == 200
+    page = leased.json()
+    assert page["label_class"] == cat.pk and len(page["tiles"]) == 10
+    tile_ids = [t["item"]["id"] for t in page["tiles"]]
+    assert page["tiles"][0]["item"]["thumbnail_url"].endswith("/thumbnail/")
+    again = client.post(f"/api/projects/{project.pk}/pages/lease/").json()
+    assert again["page_id"] == page["page_id"]  # the one you hold
+    url = f"/api/projects/{project.pk}/pages/{page['page_id']}/submit/"
+    assert api(bob).post(url, {"rejected": []}, format="json").status_code == 404  # not bob's
+    assert client.post(url, {"rejected": ["x"]}, format="json").status_code == 400
+    answer = client.post(url, {"rejected": [tile_ids[0]], "duration_ms": 5000}, format="json")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "accepted": 9, "withdrawn": 0, "rejected": 1, "lost": 0, "changed": True
+    }  # fmt: skip
+    repeat = client.post(url, {"rejected": [tile_ids[0]]}, format="json").json()
+    assert repeat["changed"] is False and repeat["accepted"] == 0
+    assert Annotation.objects.filter(source=AnnotationSource.VERIFIED).count() == 9
+    # Two images are left, too few for a page: 204, lease single items instead.
+    assert api(bob).post(f"/api/projects/{project.pk}/pages/lease/").status_code == 204
