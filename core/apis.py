@@ -39,7 +39,7 @@ from core.models import (
 )
 from core.querysets import ITEM_STATUSES
 from core.selectors.common import user_is_project_admin
-from core.selectors.queue import shown_prediction
+from core.selectors.queue import page_tiles, shown_prediction
 from core.serializers import (
     AnnotationSerializer,
     ClassMergeSerializer,
@@ -391,13 +391,7 @@ class SubmitApi(APIView):
 
 
 def _page_payload(page: VerificationPage) -> dict:
-    items = Item.objects.in_bulk(page.item_ids)
-    rejected = set(page.rejected_ids)
-    tiles = [
-        {"item": items[i], "confidence": c, "rejected": i in rejected}
-        for i, c in zip(page.item_ids, page.confidences, strict=False)
-        if i in items
-    ]
+    tiles = page_tiles(page=page)
     return PageSerializer(
         {
             "pk": page.pk,

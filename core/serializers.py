@@ -179,7 +179,9 @@ class LeaseSerializer(serializers.Serializer):
 
 class PageTileSerializer(serializers.Serializer):
     item = ItemSerializer()
-    confidence = serializers.FloatField(help_text="The model's, when the page was made.")
+    confidence = serializers.FloatField(
+        allow_null=True, help_text="The model's, when the page was made."
+    )
     rejected = serializers.BooleanField(help_text="Marked as not the page's class.")
 
 

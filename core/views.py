@@ -52,6 +52,7 @@ from core.selectors.progress import (
 from core.selectors.queue import (
     answered_lease_before,
     current_annotation,
+    page_tiles,
     queue_candidate_ids,
     shown_prediction,
     suggestion_for_item,
@@ -569,12 +570,8 @@ TILE_KEYS = "1234567890qwertyuiopasdfghjklzxcvbnm"
 def _page_context(
     request, project: Project, page: VerificationPage, *, mode: str, reopened: bool = False
 ) -> dict:
-    items = Item.objects.in_bulk(page.item_ids)
-    rejected = set(page.rejected_ids)
     tiles = [
-        {"item": items[item_id], "key": key, "rejected": item_id in rejected}
-        for item_id, key in zip(page.item_ids, TILE_KEYS, strict=False)
-        if item_id in items
+        {**tile, "key": key} for tile, key in zip(page_tiles(page=page), TILE_KEYS, strict=False)
     ]
     return {
         "project": project,
@@ -586,6 +583,21 @@ def _page_context(
         "progress": project_progress(project=project),
         "mine": annotator_progress(project=project, user=request.user),
     }
+
+
+def _posted_duration_ms(request: HttpRequest) -> int | None:
+    """The answer's time as the page measured it; a malformed one loses the timing only."""
+    try:
+        return int(request.POST.get("duration_ms") or 0) or None
+    except ValueError:
+        return None
+
+
+def _back_to_queue(request: HtmxHttpRequest, project: Project, message: str) -> HttpResponse:
+    """Backspace with nothing to go back to: say so, and show the queue."""
+    messages.info(request, message)
+    url = reverse("core:label_session", args=[project.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def _render_page(request: HtmxHttpRequest, context: dict) -> HttpResponse:
@@ -600,10 +612,7 @@ def label_page_submit(request: HtmxHttpRequest, project_id: int, page_id: int) -
     project = project_for(request, project_id)
     page = get_object_or_404(VerificationPage, pk=page_id, project=project, annotator=request.user)
     rejected = {_posted_id(value) for value in request.POST.getlist("rejected")}
-    try:
-        duration_ms = int(request.POST.get("duration_ms") or 0) or None
-    except ValueError:
-        duration_ms = None
+    duration_ms = _posted_duration_ms(request)
     try:
         answer = page_submit(
             page=page, user=request.user, rejected_ids=rejected, duration_ms=duration_ms
@@ -632,9 +641,7 @@ def label_page_previous(request: HtmxHttpRequest, project_id: int) -> HttpRespon
         ).first()
     page = page_previous(project=project, user=request.user, before=before)
     if page is None:
-        messages.info(request, "No earlier page to go back to.")
-        url = reverse("core:label_session", args=[project.pk])
-        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+        return _back_to_queue(request, project, "No earlier page to go back to.")
     mode = _labeling_mode(request, project)
     return _render_page(request, _page_context(request, project, page, mode=mode, reopened=True))
 
@@ -651,10 +658,7 @@ def label_submit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     prediction = shown_prediction(
         item=item, prediction_id=_id_or_none(request.POST.get("prediction"))
     )
-    try:
-        duration_ms = int(request.POST.get("duration_ms") or 0) or None
-    except ValueError:
-        duration_ms = None
+    duration_ms = _posted_duration_ms(request)
     try:
         annotation_submit(
             item=item,
@@ -691,9 +695,7 @@ def label_previous(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         ).first()
     lease = answered_lease_before(project=project, user=request.user, before=before)
     if lease is None:
-        messages.info(request, "No earlier answer to go back to.")
-        url = reverse("core:label_session", args=[project.pk])
-        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+        return _back_to_queue(request, project, "No earlier answer to go back to.")
     suggestion = suggestion_for_item(item=lease.item, project=project)
     return _render_card(request, _card_context(request, project, lease, suggestion, editing=True))
 

@@ -183,6 +183,19 @@ def page_candidates(
         return [(int(a), int(b), float(c)) for a, b, c in cursor.fetchall()]
 
 
+def page_tiles(*, page) -> list[dict]:
+    """A verification page's tiles in the order shown: each image, the model's confidence
+    when the page was made, and whether the annotator marked it (their last answer)."""
+    items = Item.objects.in_bulk(page.item_ids)
+    rejected = set(page.rejected_ids)
+    confidences = list(page.confidences) + [None] * (len(page.item_ids) - len(page.confidences))
+    return [
+        {"item": items[item_id], "confidence": confidence, "rejected": item_id in rejected}
+        for item_id, confidence in zip(page.item_ids, confidences, strict=True)
+        if item_id in items
+    ]
+
+
 def _current_predictions(project: Project):
     """The current version's predictions, with what a suggestion shows (its class, its
     version and the ranking of the classes) joined in; the version's recipe and metrics,

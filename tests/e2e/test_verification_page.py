@@ -17,7 +17,7 @@ from core.models import (
     Project,
     SuggestionRejection,
 )
-from tests.e2e.test_labeling_keyboard import CHROMIUM, login
+from tests.e2e.test_labeling_keyboard import CHROMIUM, browser_page, login  # noqa: F401
 from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
@@ -26,7 +26,6 @@ from tests.factories import (
 )
 from tests.images import rgb_png
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
     pytest.mark.django_db(transaction=True),
@@ -35,13 +34,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def wide_page(live_server):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
+def wide_page(browser_page):  # noqa: F811
+    browser_page.set_viewport_size({"width": 1280, "height": 900})
+    return browser_page
 
 
 def confident_project(n: int):
