@@ -64,7 +64,7 @@ def django_setup(workdir: Path) -> None:
     # Every file the run writes under the work folder: two benchmarks running at once each
     # number their first project 1, and shared folders would mix their images and vectors.
     os.environ["ANNOTATOR_VAR_DIR"] = str(workdir / "var")
-    for name in ("MEDIA_ROOT", "ANNOTATOR_EMBEDDINGS_DIR", "ANNOTATOR_IMPORTS_DIR"):
+    for name in ("MEDIA_ROOT", "ANNOTATOR_EMBEDDINGS_DIR", "ANNOTATOR_ARTIFACTS_DIR"):
         os.environ.pop(name, None)
     import django
 

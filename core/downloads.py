@@ -3,12 +3,14 @@ temporary file, then streamed from disk, so the server's memory stays flat for a
 
 import tempfile
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 
+from core import storage
 from core.models import Job, Project
-from core.services.exports import EXPORT_FORMATS, export_job_path, export_write
+from core.services.exports import EXPORT_FORMATS, export_job_name, export_write
 
 
 def export_download(
@@ -52,17 +54,28 @@ def attachment(handle, *, filename: str, fmt: str) -> FileResponse:
     return response
 
 
-def export_job_file(*, project: Project, job_id: int) -> FileResponse:
+def export_job_file(*, project: Project, job_id: int) -> HttpResponseBase:
     """The file a finished export job of `project` wrote, as a download (page and API);
-    404 when there is no such job or its file is gone."""
+    404 when there is no such job or its file is gone. From a bucket, a redirect to a link
+    signed for a few minutes that downloads as an attachment (the web server streams
+    nothing); from a local folder, the file itself."""
     job = get_object_or_404(
         Job, pk=job_id, project=project, kind=Job.Kind.EXPORT, status=Job.Status.SUCCEEDED
     )
-    path = export_job_path(job)
-    if not path.exists():
+    name = export_job_name(job)
+    fmt = job.params["format"]
+    filename = f"{project.pk}-labels-{job.pk}.{EXPORT_FORMATS[fmt].extension}"
+    artifacts = storage.artifacts()
+    if not artifacts.exists(name):
         raise Http404("The export file is gone; export again.")
-    return attachment(
-        path.open("rb"),
-        filename=f"{project.pk}-labels-{job.pk}{path.suffix}",
-        fmt=job.params["format"],
-    )
+    if storage.remote(artifacts):
+        return HttpResponseRedirect(
+            artifacts.url(
+                name,
+                parameters={
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                    "ResponseContentType": EXPORT_FORMATS[fmt].content_type,
+                },
+            )
+        )
+    return attachment(artifacts.open(name, "rb"), filename=filename, fmt=fmt)

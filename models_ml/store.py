@@ -2,7 +2,8 @@
 
 `EmbeddingStore` keeps one append-only float16 matrix + id array per encoder key (memory-mapped
 for reading), so 100,000 × 384 vectors are 77 MB on disk and one `np.memmap` away, never a DB
-row per number.
+row per number. A store may have a mirror (`StoreMirror`) that other machines' stores pull
+its segments from; the local files are then a cache, checked segment by segment by SHA-256.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,6 +31,19 @@ class StoreDamaged(Exception):
     """The store's files do not hold what its meta.json says (cut short, altered, unreadable)."""
 
 
+class StoreMirror(Protocol):
+    """Somewhere else the segments of a store are kept, so stores on other machines can
+    catch up (core/storage.py: a Django storage, e.g. an S3 bucket). `pull` copies the
+    segments this store lacks, `push` publishes the ones the mirror lacks, `forget` empties
+    the mirror."""
+
+    def pull(self, store: EmbeddingStore) -> None: ...
+
+    def push(self, store: EmbeddingStore) -> None: ...
+
+    def forget(self) -> None: ...
+
+
 class EmbeddingStore:
     """Append-only vectors for one encoder key under `root/<key>/`.
 
@@ -40,10 +55,18 @@ class EmbeddingStore:
     before it appends, and rebuilds a damaged store: `reset`).
     """
 
-    def __init__(self, root: str | os.PathLike[str], encoder_key: str, dim: int):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        encoder_key: str,
+        dim: int,
+        *,
+        mirror: StoreMirror | None = None,
+    ):
         self.path = Path(root) / safe_key(encoder_key)
         self.encoder_key = encoder_key
         self.dim = int(dim)
+        self.mirror = mirror
         self.path.mkdir(parents=True, exist_ok=True)
         meta = self._read_meta()
         if meta is None:
@@ -52,6 +75,8 @@ class EmbeddingStore:
             raise ValueError(f"store {self.path} holds {meta['dim']}-d vectors, not {self.dim}-d")
         self._index: dict[int, int] | None = None
         self._index_count = -1
+        if mirror is not None:
+            mirror.pull(self)
 
     # files
     @property
@@ -101,11 +126,35 @@ class EmbeddingStore:
                 raise StoreDamaged(f"rows {start}-{start + count - 1} of {self.path} changed")
             start += count
 
+    def segments(self) -> list[tuple[int, str]]:
+        """(rows, SHA-256) of each appended segment, in order."""
+        meta = self._read_meta() or {}
+        return [(int(count), str(digest)) for count, digest in meta.get("segments", [])]
+
+    def segment_bytes(self, start: int, count: int) -> bytes:
+        """Rows start..start+count-1 as stored: their ids, then their vectors (the bytes
+        a segment's SHA-256 is taken over)."""
+        parts = []
+        for path, row_bytes in ((self._ids_path, 8), (self._vectors_path, 2 * self.dim)):
+            with open(path, "rb") as f:
+                f.seek(start * row_bytes)
+                parts.append(f.read(count * row_bytes))
+        return b"".join(parts)
+
     @classmethod
-    def reset(cls, root: str | os.PathLike[str], encoder_key: str, dim: int) -> EmbeddingStore:
-        """An empty store in place of a damaged one."""
+    def reset(
+        cls,
+        root: str | os.PathLike[str],
+        encoder_key: str,
+        dim: int,
+        *,
+        mirror: StoreMirror | None = None,
+    ) -> EmbeddingStore:
+        """An empty store in place of a damaged one (its mirror, if any, emptied too)."""
         shutil.rmtree(Path(root) / safe_key(encoder_key), ignore_errors=True)
-        return cls(root, encoder_key, dim)
+        if mirror is not None:
+            mirror.forget()
+        return cls(root, encoder_key, dim, mirror=mirror)
 
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -164,8 +213,10 @@ class EmbeddingStore:
         return np.asarray(self.vectors()[rows])
 
     # writing
-    def append(self, ids: Sequence[int], vectors: np.ndarray) -> int:
-        """Add vectors for ids not stored yet (others are skipped); returns how many were added."""
+    def append(self, ids: Sequence[int], vectors: np.ndarray, *, publish: bool = True) -> int:
+        """Add vectors for ids not stored yet (others are skipped); returns how many were added.
+        With a mirror, the new segment is published to it (`publish=False`: the mirror's own
+        pull, which copies segments it already holds)."""
         id_array = np.asarray(ids, dtype=np.int64)
         vectors = np.asarray(vectors)
         if vectors.shape != (len(id_array), self.dim):
@@ -199,7 +250,9 @@ class EmbeddingStore:
                 segments.append([int(new.sum()), _segment_digest(self, count, int(new.sum()))])
                 self._write_meta(count + int(new.sum()), segments)
             self._index = None
-            return int(new.sum())
+        if new.any() and self.mirror is not None and publish:
+            self.mirror.push(self)
+        return int(new.sum())
 
 
 def _segment_digest(store: EmbeddingStore, start: int, count: int) -> str:

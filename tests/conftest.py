@@ -51,7 +51,7 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ANNOTATOR_EMBEDDINGS_DIR = tmp_path / "embeddings"
     settings.ANNOTATOR_ENCODERS_DIR = tmp_path / "encoders"
-    settings.ANNOTATOR_IMPORTS_DIR = tmp_path / "imports"
+    settings.ANNOTATOR_ARTIFACTS_DIR = tmp_path / "artifacts"
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +62,28 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for the whole run (skipped with the reason if it
+    cannot start); `s3_server.bucket()` makes a fresh bucket per test."""
+    from tests.s3server import s3_server_start
+
+    process, server = s3_server_start()
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_storage(s3_server, settings, monkeypatch):
+    """The app's storages on a fresh bucket of the test S3 server, as production configures
+    them from the environment; returns (server, bucket environment)."""
+    from annotator.settings.base import storages_from_env
+
+    env = s3_server.bucket()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings.STORAGES = {**storages_from_env(env), "staticfiles": settings.STORAGES["staticfiles"]}
+    return s3_server, env

@@ -45,12 +45,13 @@ def test_production_refuses_a_missing_or_short_secret_key():
         assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr, key
 
 
-def test_check_deploy_with_production_settings_reports_no_issue():
+def test_check_deploy_with_production_settings_reports_no_issue(tmp_path):
     result = run(
         "annotator.settings.prod",
         "from django.core.management import call_command; "
         "call_command('check', deploy=True, fail_level='WARNING')",
         DJANGO_SECRET_KEY=STRONG_KEY,
+        ANNOTATOR_VAR_DIR=str(tmp_path),  # the model checks open the (SQLite) database
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout + result.stderr
@@ -66,3 +67,22 @@ def test_project_creation_is_staff_only_in_production_and_open_in_the_embedded_d
     prod = run("annotator.settings.prod", code, DJANGO_SECRET_KEY=STRONG_KEY)
     dev = run("annotator.settings.dev", code, ANNOTATOR_VAR_DIR=str(tmp_path))
     assert (prod.stdout.strip(), dev.stdout.strip()) == ("staff", "anyone")
+
+
+def test_a_bucket_in_the_environment_moves_media_and_artifacts_to_it(tmp_path):
+    code = (
+        "from django.core.files.storage import storages; "
+        "print(type(storages['default']).__name__, type(storages['artifacts']).__name__, "
+        "getattr(storages['default'], 'bucket_name', '-'), storages['default'].location, "
+        "storages['artifacts'].location)"
+    )
+    local = run("annotator.settings.prod", code, DJANGO_SECRET_KEY=STRONG_KEY)
+    assert local.stdout.split()[:2] == ["FileSystemStorage", "ArtifactStorage"], local.stderr
+    bucket = run(
+        "annotator.settings.prod",
+        code,
+        DJANGO_SECRET_KEY=STRONG_KEY,
+        AWS_STORAGE_BUCKET_NAME="labels",
+        AWS_S3_ENDPOINT_URL="http://127.0.0.1:9000",
+    )
+    assert bucket.stdout.split() == ["S3Storage", "S3Storage", "labels", "media", "artifacts"]

@@ -183,8 +183,46 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Media is never served from MEDIA_URL: every image goes through a view that checks
 # project membership and sends it with an image content type (see core.views.item_image).
 MEDIA_URL = "/media-not-served/"
+# Images (`default`) and what the app makes from them (`artifacts`: embedding segments,
+# staged uploads, export files): folders here, or one S3-compatible bucket (core/storage.py).
+ANNOTATOR_ARTIFACTS_DIR = Path(os.environ.get("ANNOTATOR_ARTIFACTS_DIR", VAR_DIR / "artifacts"))
+
+
+def storages_from_env(environ) -> dict:
+    """STORAGES for settings: local folders, or one S3-compatible bucket when configured by
+    the standard variables (AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_S3_REGION_NAME; django-storages reads the credentials)."""
+    bucket = environ.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        return {
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "artifacts": {"BACKEND": "core.storage.ArtifactStorage"},
+        }
+    common = {
+        "bucket_name": bucket,
+        "endpoint_url": environ.get("AWS_S3_ENDPOINT_URL") or None,
+        "region_name": environ.get("AWS_S3_REGION_NAME") or None,
+        # Private objects; browsers never get a bucket URL for an image (the image views
+        # stream them with our headers), and export links are signed for a few minutes.
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": int(environ.get("ANNOTATOR_SIGNED_URL_S", 300)),
+        "file_overwrite": False,
+    }
+    return {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**common, "location": "media"},
+        },
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**common, "location": "artifacts", "file_overwrite": True},
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    **storages_from_env(os.environ),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Uploads above 2.5 MB spill to temporary files instead of memory.
@@ -268,7 +306,6 @@ ANNOTATOR_INLINE_IMPORT_FILES = int(os.environ.get("ANNOTATOR_INLINE_IMPORT_FILE
 ANNOTATOR_INLINE_IMPORT_BYTES = int(os.environ.get("ANNOTATOR_INLINE_IMPORT_BYTES", 20 * 1024**2))
 # Largest upload request (all files together); bigger ones are refused before reading.
 ANNOTATOR_MAX_UPLOAD_BYTES = int(os.environ.get("ANNOTATOR_MAX_UPLOAD_BYTES", 2 * 1024**3))
-ANNOTATOR_IMPORTS_DIR = Path(os.environ.get("ANNOTATOR_IMPORTS_DIR", VAR_DIR / "imports"))
 
 # Per-account quotas (core/services/quotas.py): stored image bytes a user's imports may
 # add up to (0: no limit), and heavy jobs (imports, exports, pretraining) one user may
@@ -305,14 +342,17 @@ ANNOTATOR_WORKER_THREADS = int(os.environ.get("ANNOTATOR_WORKER_THREADS", 2))
 # transaction, which on SQLite queues with the annotators' own writes.
 ANNOTATOR_WORKER_POLL_S = float(os.environ.get("ANNOTATOR_WORKER_POLL_S", 0.25))
 ANNOTATOR_INPROCESS_WORKER_POLL_S = float(os.environ.get("ANNOTATOR_INPROCESS_WORKER_POLL_S", 2))
+# A worker process touches this file each time its recovery loop reaches the database
+# (every 2 × ANNOTATOR_JOB_HEARTBEAT_S); the compose healthcheck reads its age. Empty: off.
+ANNOTATOR_WORKER_HEARTBEAT_FILE = os.environ.get("ANNOTATOR_WORKER_HEARTBEAT_FILE", "")
 # A running job writes a heartbeat this often; one silent for 4 intervals is marked failed.
 ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))
-# Embeddings: one float16 matrix per project and encoder key (models_ml.embed.EmbeddingStore).
+# Embeddings: one float16 matrix per project and encoder key (models_ml.store.EmbeddingStore),
+# memory-mapped from this folder. With a bucket configured it is this machine's cache of the
+# segments kept in the `artifacts` storage (core/services/embedding_sync.py).
 ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", VAR_DIR / "embeddings"))
 # In-domain SSL encoders pretrained on a project's own images are written here.
 ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", VAR_DIR / "encoders"))
-# Background exports (served only to project admins, never from MEDIA_ROOT).
-ANNOTATOR_EXPORTS_DIR = Path(os.environ.get("ANNOTATOR_EXPORTS_DIR", VAR_DIR / "exports"))
 ANNOTATOR_PRETRAIN_BUDGET_S = float(os.environ.get("ANNOTATOR_PRETRAIN_BUDGET_S", 600))
 # CLIP for zero-shot suggestions (open_clip model + pretrained tag or local weights path);
 # an empty model name turns zero-shot off.

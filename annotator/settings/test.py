@@ -41,7 +41,7 @@ if os.environ.get("ANNOTATOR_TEST_TASK_BACKEND") == "database":
 # Only a server started by a browser test runs jobs in-process (tests/e2e/test_live_loop.py).
 ANNOTATOR_INPROCESS_WORKER = os.environ.get("ANNOTATOR_INPROCESS_WORKER") == "1"
 ANNOTATOR_EMBEDDINGS_DIR = Path(os.environ.get("ANNOTATOR_EMBEDDINGS_DIR", _tmp / "embeddings"))
-ANNOTATOR_IMPORTS_DIR = Path(os.environ.get("ANNOTATOR_IMPORTS_DIR", _tmp / "imports"))
+ANNOTATOR_ARTIFACTS_DIR = Path(os.environ.get("ANNOTATOR_ARTIFACTS_DIR", _tmp / "artifacts"))
 ANNOTATOR_ENCODERS_DIR = Path(os.environ.get("ANNOTATOR_ENCODERS_DIR", _tmp / "encoders"))
 ANNOTATOR_CLIP_MODEL = ""
 ANNOTATOR_JOB_HEARTBEAT_S = float(os.environ.get("ANNOTATOR_JOB_HEARTBEAT_S", 5))

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
+from core import storage
 from core.models import (
     Annotation,
     Membership,
@@ -18,7 +19,7 @@ from core.models import (
     Role,
 )
 from models_ml.aggregation import dawid_skene
-from models_ml.store import EmbeddingStore
+from models_ml.store import EmbeddingStore, safe_key
 
 DEFAULT_ANNOTATOR_ACCURACY = 2 / 3  # the Dawid-Skene prior's mean, for an unmeasured annotator
 
@@ -98,7 +99,17 @@ def embedding_store(*, project: Project, key: str | None = None, dim: int | None
     dim = dim or project.embedding_dim
     if not key or not dim:
         return None
-    return EmbeddingStore(embeddings_root(project=project), key, dim)
+    return EmbeddingStore(
+        embeddings_root(project=project), key, dim, mirror=embedding_mirror(project, key)
+    )
+
+
+def embedding_mirror(project: Project, key: str):
+    """Where the store's segments are shared with other machines: the bucket, when the
+    artifacts storage is one (None for a local folder: the store itself is the truth)."""
+    if not storage.remote():
+        return None
+    return storage.BucketMirror(f"embeddings/project-{project.pk}/{safe_key(key)}")
 
 
 def embeddings_root(*, project: Project) -> Path:
@@ -106,5 +117,11 @@ def embeddings_root(*, project: Project) -> Path:
 
 
 def encoders_root(*, project: Project) -> Path:
-    """Where the project's in-domain encoders are pretrained, one folder per job."""
+    """Where the project's in-domain encoders are pretrained, one folder per job (on this
+    machine; with a bucket, each encoder file is also shared under `encoder_name`)."""
     return Path(settings.ANNOTATOR_ENCODERS_DIR) / f"project-{project.pk}"
+
+
+def encoder_file_name(*, project: Project, job_id: int, file: str) -> str:
+    """The name of a pretrained encoder's file in the artifacts storage."""
+    return f"encoders/project-{project.pk}/job-{job_id}/{file}"

@@ -22,9 +22,16 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
+from core import storage
 from core.events import project_event_send
 from core.models import AUTO_ENCODER, Item, Job, Project, ssl_encoder_job_id
-from core.selectors.common import embedding_store, embeddings_root, encoders_root
+from core.selectors.common import (
+    embedding_mirror,
+    embedding_store,
+    embeddings_root,
+    encoder_file_name,
+    encoders_root,
+)
 from core.services.jobs import (
     JobSkipped,
     ProgressReporter,
@@ -102,7 +109,10 @@ def _loadable(name: str, project: Project | None) -> str:
         return name
     if project is None:
         raise ValueError(f"{name} is a project's own encoder: load it with its project")
-    return str(encoders_root(project=project) / f"job-{job_id}" / ENCODER_FILE)
+    path = encoders_root(project=project) / f"job-{job_id}" / ENCODER_FILE
+    if storage.remote():  # pretrained on another machine, perhaps: take the shared copy
+        storage.fetch(encoder_file_name(project=project, job_id=job_id, file=ENCODER_FILE), path)
+    return str(path)
 
 
 def project_encoder_candidates(*, project: Project) -> list[str]:
@@ -224,7 +234,10 @@ def _verified_store(project: Project, key: str, dim: int) -> tuple[EmbeddingStor
         logger.warning(
             "project %s: embeddings %s damaged (%s); rebuilding", project.pk, key, damage
         )
-        return EmbeddingStore.reset(embeddings_root(project=project), key, dim), str(damage)[:200]
+        store = EmbeddingStore.reset(
+            embeddings_root(project=project), key, dim, mirror=embedding_mirror(project, key)
+        )
+        return store, str(damage)[:200]
 
 
 def embed_with_oom_retry(

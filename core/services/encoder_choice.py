@@ -16,6 +16,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from core import storage
 from core.events import project_event_send
 from core.models import Item, Job, Project, ssl_encoder_name
 from core.selectors.common import embedding_store, encoders_root
@@ -29,6 +30,13 @@ from models_ml.ssl import ENCODER_FILE
 
 def project_ssl_encoders(*, project: Project) -> list[str]:
     """In-domain SSL encoders pretrained for this project (`ssl:job-<id>`), newest first."""
+    if storage.remote():  # those pretrained on any machine
+        try:
+            folders, _ = storage.artifacts().listdir(f"encoders/project-{project.pk}")
+        except FileNotFoundError:
+            folders = []
+        job_ids = sorted((int(f.removeprefix("job-")) for f in folders), reverse=True)
+        return [ssl_encoder_name(job_id) for job_id in job_ids]
     root = encoders_root(project=project)
     found = root.glob(f"job-*/{ENCODER_FILE}") if root.is_dir() else []
     newest_first = sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -24,10 +25,10 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Q
 
+from core import storage
 from core.models import (
     Annotation,
     Item,
@@ -559,13 +560,11 @@ def export_request(
     )
 
 
-def export_job_path(job: Job) -> Path:
+def export_job_name(job: Job) -> str:
+    """The export job's file in the `artifacts` storage (core/storage.py): a name, never a
+    server path, so any web server can hand it out and a bucket can hold it."""
     extension = EXPORT_FORMATS[job.params["format"]].extension
-    return (
-        Path(settings.ANNOTATOR_EXPORTS_DIR)
-        / f"project-{job.project_id}"
-        / (f"job-{job.pk}.{extension}")
-    )
+    return f"exports/project-{job.project_id}/job-{job.pk}.{extension}"
 
 
 def export_run(job: Job) -> dict:
@@ -577,15 +576,24 @@ def export_run(job: Job) -> dict:
     def progress(rows: int) -> None:
         job_progress(job=job, fraction=min(0.99, rows / expected), message=f"{rows} rows written")
 
-    summary = export_write(
-        project=project,
-        fmt=params["format"],
-        path=export_job_path(job),
-        min_confidence=params.get("min_confidence"),
-        audited=bool(params.get("audited")),
-        val_fraction=params.get("val_fraction"),
-        progress=progress,
-    )
+    def write(path: Path) -> ExportSummary:
+        return export_write(
+            project=project,
+            fmt=params["format"],
+            path=path,
+            min_confidence=params.get("min_confidence"),
+            audited=bool(params.get("audited")),
+            val_fraction=params.get("val_fraction"),
+            progress=progress,
+        )
+
+    name = export_job_name(job)
+    if not storage.remote():  # a local folder: write the file in place
+        summary = write(Path(storage.artifacts().path(name)))
+    else:  # a bucket: write it here, then upload it
+        with tempfile.TemporaryDirectory(prefix="annotator-export-") as folder:
+            summary = write(Path(folder) / PurePosixPath(name).name)
+            storage.save(name, summary.path)
     job.message = f"{summary.rows} rows exported as {summary.format} ({summary.bytes:,} bytes)"
     metrics = summary.as_dict()
     metrics["file"] = Path(metrics.pop("path")).name  # downloaded by job id, never by path

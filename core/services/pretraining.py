@@ -10,12 +10,13 @@ import time
 
 from django.conf import settings
 
+from core import storage
 from core.models import Item, Job, Project, ssl_encoder_name
-from core.selectors.common import encoders_root
+from core.selectors.common import encoder_file_name, encoders_root
 from core.services.embeddings import encoder_cache, item_image_sources
 from core.services.jobs import JobSkipped, job_progress
 from models_ml.device import best_device
-from models_ml.ssl import SSLConfig, SSLProgress, images_to_array, pretrain
+from models_ml.ssl import ENCODER_FILE, SSLConfig, SSLProgress, images_to_array, pretrain
 
 PROGRESS_EVERY_S = 2.0
 
@@ -69,6 +70,11 @@ def pretrain_run(job: Job) -> dict:
             )
 
     result = pretrain(images, out_dir, config, progress=report)
+    if storage.remote():  # so that workers on other machines can embed with it
+        storage.save(
+            encoder_file_name(project=project, job_id=job.pk, file=ENCODER_FILE),
+            out_dir / ENCODER_FILE,
+        )
     Project.objects.filter(pk=project.pk).update(encoder_name=ssl_encoder_name(job.pk))
     encoder_cache.clear()
     job.message = f"Encoder pretrained for {result.steps} steps ({result.stopped_by}); re-embedding"

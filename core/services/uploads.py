@@ -1,12 +1,12 @@
 """Turn uploaded files (images and zips) into import sources, for the page and the API.
 
 Small uploads are imported inside the request. Anything with a zip, or more files or bytes
-than `ANNOTATOR_INLINE_IMPORT_*`, is staged under `ANNOTATOR_IMPORTS_DIR` and imported by a
-background job (`import_stage` → `core.services.imports.import_run`), so the request
-returns at once with the job and its progress.
+than `ANNOTATOR_INLINE_IMPORT_*`, is staged under `imports/` in the `artifacts` storage
+(core/storage.py: a local folder, or the bucket every worker reads) and imported by a
+background job (`import_stage` → `import_run`), so the request returns at once with the job
+and its progress.
 """
 
-import shutil
 import time
 import uuid
 import zipfile
@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from core import storage
 from core.models import Job, Project
 from core.services.imports import (
     ImportReport,
@@ -112,19 +113,18 @@ def import_runs_inline(files: list[UploadedFile]) -> bool:
     )
 
 
+STAGING = "imports"  # the prefix of staged uploads in the artifacts storage
+
+
 def import_stage(*, project: Project, files: list[UploadedFile], labels_as: LabelsAs, user) -> Job:
-    """Copy the uploads to a staging folder and queue an import job for them."""
+    """Copy the uploads to the staging area and queue an import job for them."""
     heavy_jobs_check(user)
     folder_name = uuid.uuid4().hex
-    folder = settings.ANNOTATOR_IMPORTS_DIR / folder_name
-    folder.mkdir(parents=True, exist_ok=False)
     staged, total = [], 0
     for number, upload in enumerate(files):
         stored = f"{number:05d}"
-        with open(folder / stored, "wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-                total += len(chunk)
+        storage.artifacts().save(f"{STAGING}/{folder_name}/{stored}", upload)
+        total += upload.size or 0
         staged.append({"name": (upload.name or "upload")[-300:], "file": stored})
     return job_request(
         project=project,
@@ -138,26 +138,30 @@ def import_stage(*, project: Project, files: list[UploadedFile], labels_as: Labe
 def import_run(job: Job) -> dict:
     """The import job: import the staged files, report progress per file, then delete them.
     The report (counts, and the first rejections and duplicates) is the job's metrics."""
-    folder = settings.ANNOTATOR_IMPORTS_DIR / job.params["folder"]
+    folder = f"{STAGING}/{job.params['folder']}"
+    names = [f"{folder}/{f['file']}" for f in job.params["files"]]
     try:
-        files = [(f["name"], folder / f["file"]) for f in job.params["files"]]
-        rejected: list[tuple[str, str]] = []
-        report = items_import(
-            project=job.project,
-            sources=sources_from_files(files, rejected),
-            labels_as=job.params.get("labels_as"),
-            annotator=job.requested_by,
-            progress=ProgressReporter(
-                job, _count_files(files), lambda done, total: f"Checked {done:,} of {total:,} files"
-            ),
-            max_batch_pixels=settings.ANNOTATOR_MAX_BATCH_PIXELS,
-            storage_left=storage_left(job.requested_by),
-        )
+        with storage.local_copies(names) as paths:
+            files = [(f["name"], path) for f, path in zip(job.params["files"], paths, strict=True)]
+            rejected: list[tuple[str, str]] = []
+            report = items_import(
+                project=job.project,
+                sources=sources_from_files(files, rejected),
+                labels_as=job.params.get("labels_as"),
+                annotator=job.requested_by,
+                progress=ProgressReporter(
+                    job,
+                    _count_files(files),
+                    lambda done, total: f"Checked {done:,} of {total:,} files",
+                ),
+                max_batch_pixels=settings.ANNOTATOR_MAX_BATCH_PIXELS,
+                storage_left=storage_left(job.requested_by),
+            )
         report.rejected.extend(rejected)
         job.message = report.summary()
         return report.as_dict(limit=IMPORT_REPORT_ROWS)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        storage.delete_prefix(folder)
 
 
 IMPORT_REPORT_ROWS = 1000  # rejected and duplicate files listed in a job's report
@@ -183,9 +187,11 @@ STAGING_GRACE_S = 3600  # a folder younger than this may be one whose job is bei
 
 def import_staging_cleanup(*, now: float | None = None) -> int:
     """Delete staged uploads no queued or running import job will read (their job finished,
-    or its worker was killed before the job's own clean-up). Returns how many."""
-    root = settings.ANNOTATOR_IMPORTS_DIR
-    if not root.is_dir():
+    or its worker was killed before the job's own clean-up). Returns how many folders."""
+    artifacts = storage.artifacts()
+    try:
+        folders, _ = artifacts.listdir(STAGING)
+    except FileNotFoundError:
         return 0
     now = time.time() if now is None else now
     active = {
@@ -195,9 +201,14 @@ def import_staging_cleanup(*, now: float | None = None) -> int:
         ).values_list("params", flat=True)
     }
     removed = 0
-    for folder in root.iterdir():
-        old = now - folder.stat().st_mtime > STAGING_GRACE_S
-        if folder.is_dir() and old and folder.name not in active:
-            shutil.rmtree(folder, ignore_errors=True)
+    for folder in folders:
+        if folder in active:
+            continue
+        prefix = f"{STAGING}/{folder}"
+        _, files = artifacts.listdir(prefix)
+        # A folder's age is its newest file's (a bucket has no folders to date).
+        times = [artifacts.get_modified_time(f"{prefix}/{name}").timestamp() for name in files]
+        if not times or now - max(times) > STAGING_GRACE_S:
+            storage.delete_prefix(prefix)
             removed += 1
     return removed

@@ -64,7 +64,9 @@ def test_heavy_jobs_per_user_are_limited_across_imports_exports_and_pretraining(
     client.force_login(admin)
     page = client.post(reverse("core:project_pretrain", args=[project.pk]), follow=True)
     assert "at most 2 at once" in page.content.decode()
-    assert len(list(settings.ANNOTATOR_IMPORTS_DIR.iterdir())) == 2  # the refused one: none
+    assert (
+        len(list((settings.ANNOTATOR_ARTIFACTS_DIR / "imports").iterdir())) == 2
+    )  # the refused one: none
 
     run(Job.objects.filter(kind=Job.Kind.IMPORT).order_by("id").first().pk)
     assert api_client.post(url, {"files": [upload_zip(seed=20)]}).status_code == 202

@@ -33,7 +33,7 @@ def test_a_zip_upload_returns_at_once_with_a_job_that_imports_it_and_removes_the
     assert response.status_code == 202, response.content
     assert response.json()["kind"] == "import" and response.json()["status"] == "queued"
     assert Item.objects.filter(project=project).count() == 0  # nothing imported yet
-    staged = list(settings.ANNOTATOR_IMPORTS_DIR.iterdir())
+    staged = list((settings.ANNOTATOR_ARTIFACTS_DIR / "imports").iterdir())
     assert len(staged) == 1
 
     job = run(response.json()["id"])
@@ -121,7 +121,7 @@ def test_an_upload_bigger_than_one_request_may_carry_is_refused_before_reading(s
     )
     assert response.status_code == 413
     assert "one upload may carry at most" in response.json()["detail"]
-    assert not settings.ANNOTATOR_IMPORTS_DIR.exists()
+    assert not (settings.ANNOTATOR_ARTIFACTS_DIR / "imports").exists()
 
 
 def test_one_imports_pixel_budget_rejects_the_rest_unread():
@@ -144,14 +144,16 @@ def test_one_imports_pixel_budget_rejects_the_rest_unread():
 def test_staged_uploads_of_finished_or_killed_jobs_are_cleaned_up(settings):
     project, admin, _ = project_with_members()
     api(admin).post(f"/api/projects/{project.pk}/items/", {"files": [upload_zip()]})
-    waiting = next(settings.ANNOTATOR_IMPORTS_DIR.iterdir())
-    orphan = settings.ANNOTATOR_IMPORTS_DIR / "0123abcd"
-    orphan.mkdir()
-    young = settings.ANNOTATOR_IMPORTS_DIR / "fedc3210"
-    young.mkdir()
+    staging = settings.ANNOTATOR_ARTIFACTS_DIR / "imports"
+    waiting = next(staging.iterdir())
+    orphan, young = staging / "0123abcd", staging / "fedc3210"
+    for folder in (orphan, young):
+        folder.mkdir()
+        (folder / "00000").write_bytes(b"staged")
     old = time.time() - STAGING_GRACE_S - 10
     for folder in (waiting, orphan):
-        os.utime(folder, (old, old))
+        for file in folder.iterdir():
+            os.utime(file, (old, old))
 
     assert import_staging_cleanup() == 1
 

@@ -218,13 +218,17 @@ def test_weights_in_another_order_are_refused(tmp_path):
         load_package_weights(model, tmp_path / "reversed.pth")
 
 
-def test_every_package_encoder_is_pinned_in_requirements():
+def test_every_package_encoder_is_a_pinned_dependency():
+    import tomllib
     from pathlib import Path
 
-    requirements = (Path(__file__).parents[2] / "requirements.txt").read_text().splitlines()
+    root = Path(__file__).parents[2]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    locked = (root / "requirements.txt").read_text().splitlines()
     for name, spec in ENCODERS.items():
         if spec.source == "package":
-            assert spec.distribution in requirements, name
+            assert spec.distribution in declared, name
+            assert any(line.startswith(f"{spec.distribution} ") for line in locked), name
             assert spec.license and spec.package
 
 
