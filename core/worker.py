@@ -14,6 +14,7 @@ because its worker loop can only sleep a fixed interval between polls.
 
 import logging
 import threading
+from pathlib import Path
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
@@ -131,6 +132,7 @@ class TaskWorker:
                 outcome["staged_imports_removed"] = import_staging_cleanup()
                 if any(outcome.values()):
                     logger.warning("job recovery: %s", outcome)
+                heartbeat_touch()
             except Exception:  # the next round tries again; a worker must not die of it
                 logger.exception("job recovery failed")
             if self._stop.wait(period):
@@ -146,6 +148,15 @@ class TaskWorker:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
+
+
+def heartbeat_touch() -> None:
+    """Touch `ANNOTATOR_WORKER_HEARTBEAT_FILE` (when set): this worker reached the database
+    just now. A container healthcheck reads its age (docker-compose.yml)."""
+    path = settings.ANNOTATOR_WORKER_HEARTBEAT_FILE
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).touch()
 
 
 _inprocess: TaskWorker | None = None
