@@ -11,15 +11,36 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
 from core.models import Item, Project
-from core.selectors.common import user_is_project_admin
+from core.roles import Action, role_can
+from core.selectors.common import membership_role
 
 
-def project_for(request: HttpRequest, project_id: int, *, admin: bool = False) -> Project:
-    """The project if the user is a member (404 otherwise); PermissionDenied if admin is needed."""
+def project_for(request: HttpRequest, project_id: int, *, action: Action | None = None) -> Project:
+    """The project if the user is a member (404 otherwise); PermissionDenied when their role
+    may not do `action` (core/roles.py)."""
     project = get_object_or_404(Project.objects.for_user(request.user), pk=project_id)
-    if admin and not user_is_project_admin(project=project, user=request.user):
-        raise PermissionDenied("Only project admins can do this.")
+    if action is not None:
+        action_check(project=project, user=request.user, action=action)
     return project
+
+
+def action_check(*, project: Project, user, action: Action) -> None:
+    role = membership_role(project=project, user=user)
+    if not role_can(role, action):
+        raise PermissionDenied(f"Your role in this project ({role}) may not {ACTION_TEXT[action]}.")
+
+
+ACTION_TEXT = {
+    Action.LABEL: "label",
+    Action.REVIEW: "review or browse answers",
+    Action.DASHBOARD: "see the dashboard",
+    Action.EXPORT: "export labels",
+    Action.IMPORT: "import images",
+    Action.TRAIN: "start training or pretraining",
+    Action.CONFIGURE: "change the project's settings or classes",
+    Action.MEMBERS: "add members or invite people",
+    Action.OWNERS: "make or unmake admins and owners",
+}
 
 
 def may_create_projects(user) -> bool:

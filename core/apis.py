@@ -38,7 +38,8 @@ from core.models import (
     VerificationPage,
 )
 from core.querysets import ITEM_STATUSES
-from core.selectors.common import user_is_project_admin
+from core.roles import Action, role_can
+from core.selectors.common import membership_role
 from core.selectors.queue import page_tiles, shown_prediction
 from core.serializers import (
     AnnotationSerializer,
@@ -106,7 +107,7 @@ class ProjectListApi(generics.ListCreateAPIView):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return Project.objects.for_user(self.request.user).prefetch_related("classes")
+        return Project.objects.for_user(self.request.user).prefetch_related("classes__examples")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "roles": _roles(self.request.user)}
@@ -118,7 +119,7 @@ class ProjectListApi(generics.ListCreateAPIView):
         serializer.instance = project_create(
             created_by=self.request.user, class_names=class_names, **data
         )
-        serializer.context["roles"] = {serializer.instance.pk: Role.ADMIN}
+        serializer.context["roles"] = {serializer.instance.pk: Role.OWNER}
 
 
 class ProjectDetailApi(generics.RetrieveUpdateAPIView):
@@ -129,7 +130,7 @@ class ProjectDetailApi(generics.RetrieveUpdateAPIView):
         return project_for(
             self.request,
             self.kwargs["project_id"],
-            admin=self.request.method not in ("GET", "HEAD", "OPTIONS"),
+            action=None if self.request.method in ("GET", "HEAD", "OPTIONS") else Action.CONFIGURE,
         )
 
     def get_serializer_context(self):
@@ -145,10 +146,12 @@ class LabelClassListApi(generics.ListCreateAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        return project_for(self.request, self.kwargs["project_id"]).classes.all()
+        return project_for(self.request, self.kwargs["project_id"]).classes.prefetch_related(
+            "examples"
+        )
 
     def perform_create(self, serializer):
-        project = project_for(self.request, self.kwargs["project_id"], admin=True)
+        project = project_for(self.request, self.kwargs["project_id"], action=Action.CONFIGURE)
         try:
             serializer.instance = label_class_create(
                 project=project,
@@ -162,7 +165,8 @@ class LabelClassListApi(generics.ListCreateAPIView):
 
 
 class LabelClassDetailApi(generics.RetrieveUpdateAPIView):
-    """A class; admins rename it or change its hotkey (answers keep pointing at it)."""
+    """A class; admins rename it, change its hotkey, describe it and pick example images
+    (answers keep pointing at it)."""
 
     serializer_class = LabelClassSerializer
     http_method_names = ["get", "patch", "head", "options"]
@@ -172,12 +176,14 @@ class LabelClassDetailApi(generics.RetrieveUpdateAPIView):
         return get_object_or_404(LabelClass, pk=self.kwargs["class_id"], project=project)
 
     def perform_update(self, serializer):
-        project_for(self.request, self.kwargs["project_id"], admin=True)
+        project_for(self.request, self.kwargs["project_id"], action=Action.CONFIGURE)
         try:
             serializer.instance = label_class_update(
                 label_class=serializer.instance,
                 name=serializer.validated_data.get("name"),
                 hotkey=serializer.validated_data.get("hotkey"),
+                description=serializer.validated_data.get("description"),
+                example_ids=serializer.validated_data.get("examples"),
             )
         except ClassChangeError as exc:
             raise ValidationError({"name": [str(exc)]}) from exc
@@ -204,7 +210,7 @@ class LabelClassMergeApi(APIView):
         },
     )
     def post(self, request: Request, project_id: int, class_id: int) -> Response:
-        project = project_for(request, project_id, admin=True)
+        project = project_for(request, project_id, action=Action.CONFIGURE)
         source = get_object_or_404(LabelClass, pk=class_id, project=project)
         data = ClassMergeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -286,7 +292,7 @@ class ItemListApi(generics.ListCreateAPIView):
         "imported by a background job: 202 with the job, whose metrics hold the report.",
     )
     def post(self, request, *args, **kwargs):
-        project = project_for(request, kwargs["project_id"], admin=True)
+        project = project_for(request, kwargs["project_id"], action=Action.IMPORT)
         upload_size_check(request.META.get("CONTENT_LENGTH"))
         labels_as = request.data.get("labels_as") or None
         if labels_as not in (None, "ground-truth", "annotations"):
@@ -311,14 +317,16 @@ class ItemDetailApi(generics.RetrieveAPIView):
 
 
 class AnnotationListApi(generics.ListAPIView):
-    """Current and past answers. Admins see everyone's; annotators see their own."""
+    """Current and past answers. Reviewers, admins and owners see everyone's; annotators
+    their own."""
 
     serializer_class = AnnotationSerializer
 
     def get_queryset(self):
         project = project_for(self.request, self.kwargs["project_id"])
         annotations = Annotation.objects.filter(item__project=project).select_related("annotator")
-        if not user_is_project_admin(project=project, user=self.request.user):
+        role = membership_role(project=project, user=self.request.user)
+        if not role_can(role, Action.REVIEW):  # annotators see their own answers
             annotations = annotations.filter(annotator=self.request.user)
         if self.request.query_params.get("current") == "true":
             annotations = annotations.filter(is_current=True)
@@ -459,7 +467,7 @@ class TrainApi(APIView):
 
     @extend_schema(request=None, responses={202: JobSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_for(request, project_id, admin=True)
+        project = project_for(request, project_id, action=Action.TRAIN)
         job = training_request(
             project=project, reason="requested via the API", requested_by=request.user
         )
@@ -499,7 +507,7 @@ class ExportApi(APIView):
         },
     )
     def get(self, request: Request, project_id: int, export_format: str):
-        project = project_for(request, project_id, admin=True)
+        project = project_for(request, project_id, action=Action.EXPORT)
         form = ExportForm({**request.query_params.dict(), "format": export_format})
         if not form.is_valid():
             raise ValidationError(form.errors)
@@ -523,7 +531,9 @@ class ExportFileApi(APIView):
         }
     )
     def get(self, request: Request, project_id: int, job_id: int):
-        return export_job_file(project=project_for(request, project_id, admin=True), job_id=job_id)
+        return export_job_file(
+            project=project_for(request, project_id, action=Action.EXPORT), job_id=job_id
+        )
 
 
 class PretrainApi(APIView):
@@ -531,6 +541,6 @@ class PretrainApi(APIView):
 
     @extend_schema(request=None, responses={202: JobSerializer, 429: QUOTA_OR_SIZE_ERROR})
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_for(request, project_id, admin=True)
+        project = project_for(request, project_id, action=Action.TRAIN)
         job = pretrain_request(project=project, requested_by=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -6,11 +6,15 @@ import tempfile
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
-from django.utils.text import slugify
 
 from core import storage
 from core.models import Job, Project
-from core.services.exports import EXPORT_FORMATS, export_job_name, export_write
+from core.services.exports import (
+    EXPORT_FORMATS,
+    export_filename,
+    export_job_name,
+    export_write,
+)
 
 
 def export_download(
@@ -23,9 +27,7 @@ def export_download(
 ) -> FileResponse:
     """An attachment response with the export; raises ExportError for bad options."""
     folder = tempfile.TemporaryDirectory(prefix="annotator-export-")
-    name = (
-        f"{slugify(project.name) or 'project'}-{project.pk}-labels.{EXPORT_FORMATS[fmt].extension}"
-    )
+    name = export_filename(project=project, fmt=fmt)
     try:
         summary = export_write(
             project=project,
@@ -64,7 +66,7 @@ def export_job_file(*, project: Project, job_id: int) -> HttpResponseBase:
     )
     name = export_job_name(job)
     fmt = job.params["format"]
-    filename = f"{project.pk}-labels-{job.pk}.{EXPORT_FORMATS[fmt].extension}"
+    filename = export_filename(project=project, fmt=fmt, job_id=job.pk)
     artifacts = storage.artifacts()
     if not artifacts.exists(name):
         raise Http404("The export file is gone; export again.")

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 
 from core.models import Project, Role
 from core.querysets import ITEM_STATUSES
@@ -30,7 +31,10 @@ class ProjectSettingsForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = SETTINGS_FIELDS
-        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "guideline": forms.Textarea(attrs={"rows": 6}),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,6 +49,11 @@ class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices)
 
+    def __init__(self, *args, roles: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:  # only the roles the person filling it in may give
+            self.fields["role"].choices = [c for c in Role.choices if c[0] in roles]
+
     def clean_username(self):
         username = self.cleaned_data["username"]
         user = get_user_model().objects.filter(username=username).first()
@@ -53,9 +62,41 @@ class MemberForm(forms.Form):
         return user
 
 
+class SignupForm(UserCreationForm):
+    """An account made from an invitation link: its email is where password resets go."""
+
+    email = forms.EmailField(help_text="Where a password-reset link is sent.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+class InvitationForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+    days = forms.IntegerField(min_value=1, max_value=30, initial=7, label="Valid for (days)")
+    max_uses = forms.IntegerField(min_value=1, max_value=500, initial=1, label="People it admits")
+
+    def __init__(self, *args, roles: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [c for c in Role.choices if c[0] in roles]
+
+
 class LabelClassForm(forms.Form):
     name = forms.CharField(max_length=100)
     hotkey = forms.CharField(max_length=1, required=False)
+
+
+def item_numbers(text: str) -> list[int]:
+    """Image numbers as people type them ("12, 57 #301"), in order; ValidationError for
+    anything else."""
+    numbers = []
+    for token in text.replace(",", " ").split():
+        token = token.removeprefix("#")
+        if not token.isdigit() or len(token) > 18:
+            raise forms.ValidationError(f"{token!r} is not an image number (e.g. 12, 57).")
+        numbers.append(int(token))
+    return numbers
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -162,3 +203,16 @@ class BrowseForm(forms.Form):
             (m.user_id, m.user.username)
             for m in project.memberships.select_related("user").order_by("user__username")
         ]
+
+
+def form_errors_text(form: forms.BaseForm) -> str:
+    """A form's errors as one sentence per field, named by its label as the page shows it
+    ("Validation fraction: Ensure this value is less than or equal to 0.99."), not by the
+    field's Python name."""
+    parts = []
+    for name, errors in form.errors.items():
+        field = form.fields.get(name)
+        label = field.label if field is not None and field.label else name.replace("_", " ")
+        prefix = "" if name == "__all__" else f"{str(label).rstrip(':')}: "
+        parts.append(prefix + " ".join(str(e) for e in errors))
+    return " ".join(parts)

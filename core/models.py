@@ -58,7 +58,11 @@ def encoder_name_validator(value: str) -> None:
 
 
 class Role(models.TextChoices):
+    """A member's role in a project; what each may do is core/roles.py's table."""
+
+    OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
+    REVIEWER = "reviewer", "Reviewer"
     ANNOTATOR = "annotator", "Annotator"
 
 
@@ -108,6 +112,12 @@ class LabelingMode(models.TextChoices):
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    guideline = models.TextField(
+        blank=True,
+        max_length=20_000,
+        help_text="How to label this project (Markdown): shown beside every card, toggled "
+        "with the ? key.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -262,11 +272,44 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+class Invitation(models.Model):
+    """A link that makes whoever opens it (signing up if needed) a member with `role`, until
+    it expires, is used `max_uses` times or is revoked. Only the token's SHA-256 is stored:
+    the link is shown once, to the member who made it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(uses__lte=models.F("max_uses")), name="invitation_uses_le_max"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation to {self.project} as {self.role}"
+
+
 class LabelClass(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=100)
     order = models.PositiveIntegerField(default=0)
     hotkey = models.CharField(max_length=1, blank=True)
+    description = models.TextField(
+        blank=True, max_length=2_000, help_text="What belongs in this class (Markdown)."
+    )
+    # Images of the project that show the class (chosen by an admin), beside the guideline.
+    examples = models.ManyToManyField("Item", blank=True, related_name="example_of")
 
     class Meta:
         ordering = ["order", "id"]
@@ -311,6 +354,13 @@ class Item(models.Model):
     split = models.CharField(
         max_length=16, blank=True, help_text="train/test/val folder it was imported from."
     )
+    review_state = models.CharField(
+        max_length=16,
+        choices=[("unreviewed", "Not reviewed"), ("accepted", "Accepted by a reviewer"),
+                 ("changed", "Changed by a reviewer")],
+        default="unreviewed",
+        help_text="What the review queue decided (core/services/queue.py annotation_review).",
+    )  # fmt: skip
     ground_truth = models.ForeignKey(
         LabelClass,
         null=True,

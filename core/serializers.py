@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from core.converters import MAX_ID
 from core.models import Annotation, Item, Job, LabelClass, Prediction, Project
-from core.services.classes import class_names_check
+from core.services.classes import CLASS_EXAMPLES_MAX, class_names_check
 from core.services.jobs import public_metrics
 from core.services.projects import SETTINGS_FIELDS
 from core.services.queue import MAX_ANSWER_MS
@@ -30,12 +30,26 @@ class FieldsOnceModelSerializer(serializers.ModelSerializer):
         return copy.deepcopy(self._fields_of_class[cls])
 
 
+class ItemIdsField(serializers.ListField):
+    """Item ids in, item ids out (from a many-to-many relation to items)."""
+
+    def to_representation(self, data):
+        return sorted(item.pk for item in data.all())
+
+
 class LabelClassSerializer(serializers.ModelSerializer):
+    examples = ItemIdsField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        max_length=CLASS_EXAMPLES_MAX,
+        required=False,
+        help_text="Ids of the project's images that show the class (shown with the guideline).",
+    )
+
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "order", "hotkey"]
+        fields = ["id", "name", "order", "hotkey", "description", "examples"]
         read_only_fields = ["id", "order"]
-        extra_kwargs = {"hotkey": {"required": False}}
+        extra_kwargs = {"hotkey": {"required": False}, "description": {"required": False}}
 
 
 class ClassMergeSerializer(serializers.Serializer):

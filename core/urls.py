@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/<id:project_id>/", views.project_detail, name="project_detail"),
     path("projects/<id:project_id>/settings/", views.project_settings, name="project_settings"),
     path("projects/<id:project_id>/train/", views.project_train, name="project_train"),
+    path("projects/<id:project_id>/jobs/", views.project_jobs, name="project_jobs"),
     path("projects/<id:project_id>/export/", views.project_export, name="project_export"),
     path(
         "projects/<id:project_id>/exports/<id:job_id>/",
@@ -26,6 +27,17 @@ urlpatterns = [
     ),
     path("projects/<id:project_id>/pretrain/", views.project_pretrain, name="project_pretrain"),
     path("projects/<id:project_id>/members/", views.project_member_set, name="project_member_set"),
+    path(
+        "projects/<id:project_id>/invitations/",
+        views.project_invite,
+        name="project_invite",
+    ),
+    path(
+        "projects/<id:project_id>/invitations/<id:invitation_id>/revoke/",
+        views.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:token>/", views.invitation_open, name="invitation_open"),
     path("projects/<id:project_id>/classes/", views.label_class_add, name="label_class_add"),
     path(
         "projects/<id:project_id>/classes/<id:class_id>/",

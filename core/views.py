@@ -1,9 +1,10 @@
 """HTML pages (htmx). Views parse, authorize, call one service, render. No ML here."""
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,12 +26,17 @@ from core.forms import (
     BrowseForm,
     ExportForm,
     ImportForm,
+    InvitationForm,
     LabelClassForm,
     MemberForm,
     ProjectCreateForm,
     ProjectSettingsForm,
+    SignupForm,
+    form_errors_text,
+    item_numbers,
 )
 from core.models import (
+    Invitation,
     Item,
     Job,
     LabelClass,
@@ -40,9 +46,11 @@ from core.models import (
     Project,
     VerificationPage,
 )
+from core.roles import Action, grantable_roles, role_actions, role_can
 from core.selectors import progress, review
 from core.selectors.browse import item_browse
-from core.selectors.common import user_is_project_admin
+from core.selectors.common import membership_role
+from core.selectors.guide import project_guide
 from core.selectors.progress import (
     annotator_progress,
     model_versions,
@@ -71,10 +79,23 @@ from core.services.exports import (
     export_in_background,
     export_request,
 )
+from core.services.invitations import (
+    InvitationError,
+    invitation_accept,
+    invitation_create,
+    invitation_for_token,
+    invitation_revoke,
+    open_invitations,
+)
 from core.services.jobs import public_metrics
 from core.services.labeling import last_was_page, next_task
 from core.services.loop import embed_request, pretrain_request, training_request
-from core.services.projects import membership_set, project_create, project_settings_update
+from core.services.projects import (
+    MembershipError,
+    membership_set,
+    project_create,
+    project_settings_update,
+)
 from core.services.queue import (
     QueueError,
     annotation_review,
@@ -146,25 +167,43 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id)
-    is_admin = user_is_project_admin(project=project, user=request.user)
+    role = membership_role(project=project, user=request.user)
+    can = role_actions(role)  # what this member's role may do: the page shows only that
     if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
-        context = {"project": project, "is_admin": is_admin}
+        context = {"project": project, "can": can}
         return render(request, "core/project_detail.html#encoder", context)
     context = {
         "project": project,
-        "is_admin": is_admin,
+        "role": role,
+        "can": can,
         "progress": project_progress(project=project),
-        "classes": project.classes.all(),
+        "classes": project.classes.prefetch_related("examples"),
         "members": project.memberships.select_related("user").order_by("user__username"),
-        "settings_form": ProjectSettingsForm(instance=project) if is_admin else None,
-        "member_form": MemberForm() if is_admin else None,
-        "class_form": LabelClassForm() if is_admin else None,
+        "settings_form": ProjectSettingsForm(instance=project) if can["configure"] else None,
+        "member_form": MemberForm(roles=grantable_roles(role)) if can["members"] else None,
+        "invitation_form": InvitationForm(roles=grantable_roles(role)) if can["members"] else None,
+        "invitations": open_invitations(project=project) if can["members"] else [],
+        "class_form": LabelClassForm() if can["configure"] else None,
         "current_version": project.current_model_version,
         "jobs": recent_jobs(project=project),
         "model_versions": model_versions(project=project),
-        "export_form": ExportForm(initial={"format": "csv"}) if is_admin else None,
+        "export_form": ExportForm(initial={"format": "csv"}) if can["export"] else None,
     }
     return render(request, "core/project_detail.html", context)
+
+
+@require_GET
+@login_required
+def project_jobs(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The jobs table alone: live.js re-fetches it whenever its websocket (re)connects."""
+    project = project_for(request, project_id)
+    context = {
+        "jobs": recent_jobs(project=project),
+        "project_id": project.pk,
+        "can_export": role_can(membership_role(project=project, user=request.user), Action.EXPORT),
+        "is_staff": request.user.is_staff,
+    }
+    return render(request, "core/jobs_table.html", context)
 
 
 @require_GET
@@ -172,10 +211,11 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """The admin's live view: progress, charts, annotators, jobs, versions. htmx re-fetches
     the body on websocket events and every few seconds (?partial=1 renders only the body)."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.DASHBOARD)
     data = progress.project_dashboard(project=project)
     context = {
         "project": project,
+        "can": role_actions(membership_role(project=project, user=request.user)),
         "data": data,
         "class_chart": charts.bar_chart(data["class_counts"]),
         "curve_chart": charts.line_chart(
@@ -195,8 +235,9 @@ def project_dashboard(request: HtmxHttpRequest, project_id: int) -> HttpResponse
 @require_GET
 @login_required
 def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    """Items to check again (admins): annotators disagree, or the model confidently disagrees."""
-    project = project_for(request, project_id, admin=True)
+    """Items to check (reviewers and up): annotators disagree, the model confidently
+    disagrees, or not reviewed yet. Keys: Enter accepts, a class key changes, arrows move."""
+    project = project_for(request, project_id, action=Action.REVIEW)
     kind = request.GET.get("kind", "disagreement")
     if kind not in REVIEW_KINDS:
         raise Http404("Unknown review list.")
@@ -222,15 +263,18 @@ def review_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.REVIEW)
     item = get_object_or_404(Item, pk=item_id, project=project)
     label_class = get_object_or_404(
         LabelClass, pk=_posted_id(request.POST.get("label_class")), project=project
-    )
+    )  # accepting posts the class the answers agree on; changing, another one
     annotation_review(item=item, reviewer=request.user, label_class=label_class)
+    item.refresh_from_db(fields=["review_state"])
     if request.htmx:
         return render(
-            request, "core/review.html#settled", {"item": item, "label_class": label_class}
+            request,
+            "core/review.html#settled",
+            {"item": item, "label_class": label_class, "state": item.get_review_state_display()},
         )
     messages.success(request, f"{item.original_name} is now {label_class.name}.")
     kind = request.POST.get("kind")
@@ -242,14 +286,16 @@ def review_relabel(request: HtmxHttpRequest, project_id: int, item_id: int) -> H
 @login_required
 def export_file(request: HttpRequest, project_id: int, job_id: int) -> FileResponse:
     """The file of a finished export job (admins), as an attachment."""
-    return export_job_file(project=project_for(request, project_id, admin=True), job_id=job_id)
+    return export_job_file(
+        project=project_for(request, project_id, action=Action.EXPORT), job_id=job_id
+    )
 
 
 @require_GET
 @login_required
 def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Thumbnails with filters and keyset paging; "more like this" from the embeddings."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.REVIEW)
     form = BrowseForm(request.GET or None, project=project)
     filters = form.cleaned_data if form.is_valid() else {}
     try:
@@ -293,10 +339,10 @@ def item_browser(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Download the labels (admins): ?format=csv|jsonl|coco|imagefolder|parquet
     [&include_pseudo_labels=MIN_CONFIDENCE | &audited_pseudo_labels=on][&split=VAL_FRACTION]."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.EXPORT)
     form = ExportForm(request.GET)
     if not form.is_valid():
-        messages.error(request, f"Export not possible: {form.errors.as_text()}")
+        messages.error(request, f"Export not possible. {form_errors_text(form)}")
         return redirect("core:project_detail", project_id=project.pk)
     fmt = form.cleaned_data["format"]
     if export_in_background(project=project, fmt=fmt):
@@ -317,7 +363,7 @@ def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.TRAIN)
     job = training_request(
         project=project, reason="requested on the project page", requested_by=request.user
     )
@@ -328,7 +374,7 @@ def project_train(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.TRAIN)
     try:
         job = pretrain_request(project=project, requested_by=request.user)
     except QuotaExceeded as exc:
@@ -345,7 +391,7 @@ def project_pretrain(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def project_settings(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.CONFIGURE)
     form = ProjectSettingsForm(request.POST, instance=Project.objects.get(pk=project.pk))
     if form.is_valid():
         project_settings_update(
@@ -353,31 +399,103 @@ def project_settings(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         )
         messages.success(request, "Settings saved.")
     else:
-        messages.error(request, f"Settings not saved: {form.errors.as_text()}")
+        messages.error(request, f"Settings not saved. {form_errors_text(form)}")
     return redirect("core:project_detail", project_id=project.pk)
 
 
 @require_POST
 @login_required
 def project_member_set(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.MEMBERS)
     form = MemberForm(request.POST)
     if form.is_valid():
-        membership_set(
-            project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
-        )
-        messages.success(
-            request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
-        )
+        try:
+            membership_set(
+                project=project,
+                user=form.cleaned_data["username"],
+                role=form.cleaned_data["role"],
+                by=request.user,
+            )
+            messages.success(
+                request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
+            )
+        except MembershipError as exc:
+            messages.error(request, str(exc))
     else:
-        messages.error(request, form.errors.as_text())
+        messages.error(request, form_errors_text(form))
     return redirect("core:project_detail", project_id=project.pk)
 
 
 @require_POST
 @login_required
+def project_invite(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
+    """A new invitation link (shown once, in the message) for a role the member may give."""
+    project = project_for(request, project_id, action=Action.MEMBERS)
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors_text(form))
+        return redirect("core:project_detail", project_id=project.pk)
+    try:
+        new = invitation_create(project=project, by=request.user, **form.cleaned_data)
+    except InvitationError as exc:
+        messages.error(request, str(exc))
+        return redirect("core:project_detail", project_id=project.pk)
+    link = request.build_absolute_uri(reverse("core:invitation_open", args=[new.token]))
+    messages.success(
+        request,
+        f"Invitation link for {new.invitation.get_role_display().lower()}s (shown only now; "
+        f"valid {form.cleaned_data['days']} days, {new.invitation.max_uses} "
+        f"{'person' if new.invitation.max_uses == 1 else 'people'}): {link}",
+    )
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def invitation_revoke_view(request: HtmxHttpRequest, project_id: int, invitation_id: int):
+    project = project_for(request, project_id, action=Action.MEMBERS)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, project=project)
+    invitation_revoke(invitation=invitation, by=request.user)
+    messages.success(request, "Invitation withdrawn: its link no longer works.")
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_open(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """An invitation link: join the project (signing up first when not logged in)."""
+    try:
+        invitation = invitation_for_token(token)
+    except InvitationError as exc:
+        return render(request, "core/invitation.html", {"error": str(exc)}, status=410)
+    form = None
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            return _invitation_join(request, token, request.user)
+    else:
+        form = SignupForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            with transaction.atomic():
+                user = form.save()
+                response = _invitation_join(request, token, user)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return response
+    context = {"invitation": invitation, "form": form, "token": token}
+    return render(request, "core/invitation.html", context)
+
+
+def _invitation_join(request, token: str, user) -> HttpResponse:
+    try:
+        membership = invitation_accept(token=token, user=user)
+    except InvitationError as exc:
+        return render(request, "core/invitation.html", {"error": str(exc)}, status=410)
+    messages.success(request, f"You are a member of {membership.project.name} ({membership.role}).")
+    return redirect("core:project_detail", project_id=membership.project_id)
+
+
+@require_POST
+@login_required
 def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.CONFIGURE)
     form = LabelClassForm(request.POST)
     if form.is_valid():
         try:
@@ -391,7 +509,7 @@ def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         except IntegrityError:
             messages.error(request, "Class not added: that name or hotkey is already used.")
     else:
-        messages.error(request, form.errors.as_text())
+        messages.error(request, form_errors_text(form))
     return redirect("core:project_detail", project_id=project.pk)
 
 
@@ -399,7 +517,7 @@ def label_class_add(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -> HttpResponse:
     """Rename / set the hotkey (action=save), move (up, down), or merge into another class."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.CONFIGURE)
     label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
     action = request.POST.get("action", "save")
     try:
@@ -416,13 +534,18 @@ def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -
                 f"{changed['annotations']} answers relabeled; a training run is queued.",
             )
         else:
+            examples = request.POST.get("examples")
             label_class_update(
                 label_class=label_class,
                 name=request.POST.get("name"),
                 hotkey=request.POST.get("hotkey", ""),
+                description=request.POST.get("description"),
+                example_ids=item_numbers(examples) if examples is not None else None,
             )
     except ClassChangeError as exc:
         messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, f"Examples: {' '.join(exc.messages)}")
     return redirect("core:project_detail", project_id=project.pk)
 
 
@@ -431,7 +554,7 @@ def label_class_edit(request: HtmxHttpRequest, project_id: int, class_id: int) -
 def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     """Upload images or zips. A few images import in the request and the report comes back;
     zips and big batches become an import job whose progress the page follows."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.IMPORT)
     context = {"project": project, "form": ImportForm(), "report": None, "job": None}
     status_code = 200
     if request.method == "POST":
@@ -464,7 +587,7 @@ def item_import(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
 def import_job(request: HtmxHttpRequest, project_id: int, job_id: int) -> HttpResponse:
     """An import job's progress and, once it has finished, its report (the import page
     polls this while the job runs)."""
-    project = project_for(request, project_id, admin=True)
+    project = project_for(request, project_id, action=Action.IMPORT)
     job = get_object_or_404(Job, pk=job_id, project=project, kind=Job.Kind.IMPORT)
     context = {"project": project, "job": job, "report": None, "running": 0}
     if job.status == Job.Status.QUEUED:  # what it waits for (a count: other projects' jobs)
@@ -520,14 +643,18 @@ def _card_context(
         answer=answer,
         selected_class_id=selected,
         preload_item_id=upcoming[0] if upcoming else None,
-        pixelated=max(item.width, item.height) < 256,
+        # Squares for pixels only where the card (about 520 px) shows each image pixel on
+        # two screen pixels or more; viewer.js updates it as the annotator zooms.
+        pixelated=max(item.width, item.height) <= 260,
     )
     return context
 
 
 def _render_card(request: HtmxHttpRequest, context: dict) -> HttpResponse:
-    template = "core/label_session.html#card" if request.htmx else "core/label_session.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "core/label_session.html#card", context)
+    context["guide"] = project_guide(project=context["project"])  # beside every card
+    return render(request, "core/label_session.html", context)
 
 
 def _labeling_mode(request: HtmxHttpRequest, project: Project) -> str:
@@ -601,8 +728,10 @@ def _back_to_queue(request: HtmxHttpRequest, project: Project, message: str) -> 
 
 
 def _render_page(request: HtmxHttpRequest, context: dict) -> HttpResponse:
-    template = "core/label_session.html#page" if request.htmx else "core/label_session.html"
-    return render(request, template, context)
+    if request.htmx:
+        return render(request, "core/label_session.html#page", context)
+    context["guide"] = project_guide(project=context["project"])
+    return render(request, "core/label_session.html", context)
 
 
 @require_POST

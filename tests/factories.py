@@ -83,3 +83,14 @@ def project_with_members(*, classes=("cat", "dog"), annotators=1, **settings):
     for index, name in enumerate(classes):
         LabelClassFactory(project=project, name=name, order=index, hotkey=str(index + 1))
     return project, admin, members
+
+
+def member_client(project, role):
+    """A new user with `role` in `project`, and a test client signed in as them."""
+    from django.test import Client
+
+    user = UserFactory()
+    MembershipFactory(user=user, project=project, role=role)
+    client = Client()
+    client.force_login(user)
+    return user, client

@@ -61,3 +61,10 @@ def test_worker_heartbeat_file_is_touched_when_configured(settings, tmp_path):
     settings.ANNOTATOR_WORKER_HEARTBEAT_FILE = str(tmp_path / "run" / "beat")
     heartbeat_touch()
     assert (tmp_path / "run" / "beat").exists()
+
+
+def test_every_page_names_an_icon_and_favicon_ico_leads_to_it(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    assert client.get(response["Location"]).status_code == 200
+    assert 'rel="icon"' in client.get("/accounts/login/").content.decode()

@@ -170,6 +170,22 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "core:project_list"
 LOGOUT_REDIRECT_URL = "login"
+# Password-reset mail (Django 6.1's MAILERS) through SMTP: DJANGO_EMAIL_HOST (default
+# localhost), _PORT, _HOST_USER, _HOST_PASSWORD, _USE_TLS. The embedded default prints the
+# mail to the console instead (settings/dev.py) unless DJANGO_EMAIL_HOST is set.
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ.get("DJANGO_EMAIL_HOST", "localhost"),
+            "port": int(os.environ.get("DJANGO_EMAIL_PORT", 25)),
+            "username": os.environ.get("DJANGO_EMAIL_HOST_USER", ""),
+            "password": os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", ""),
+            "use_tls": os.environ.get("DJANGO_EMAIL_USE_TLS", "0") in ("1", "true"),
+        },
+    }
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "annotator@localhost")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

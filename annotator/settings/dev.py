@@ -17,3 +17,5 @@ WHITENOISE_AUTOREFRESH = DEBUG
 ANNOTATOR_INPROCESS_WORKER = os.environ.get(
     "ANNOTATOR_INPROCESS_WORKER", "0" if REDIS_URL else "1"
 ) in ("1", "true")
+if not os.environ.get("DJANGO_EMAIL_HOST"):  # password-reset mail in the server's output
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}

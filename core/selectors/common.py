@@ -16,7 +16,6 @@ from core.models import (
     Annotation,
     Membership,
     Project,
-    Role,
 )
 from models_ml.aggregation import dawid_skene
 from models_ml.store import EmbeddingStore, safe_key
@@ -75,10 +74,6 @@ def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
     return (
         Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     )
-
-
-def user_is_project_admin(*, project: Project, user: AbstractBaseUser) -> bool:
-    return membership_role(project=project, user=user) == Role.ADMIN
 
 
 def training_is_possible(*, project: Project) -> bool:

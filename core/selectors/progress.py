@@ -7,7 +7,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Min, Q
+from django.db.models import BigIntegerField, Count, Exists, F, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.effort import COSTS
@@ -71,6 +72,36 @@ def model_versions(*, project: Project, limit: int = 20) -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(project=project).order_by("-number")[:limit])
 
 
+def _answers_against_truth(*, project: Project) -> tuple[Counter, Counter]:
+    """Per annotator: how many of their answers (cards and verified tiles, each their last
+    word on the image) hit the truth, out of how many have one. The truth is a reviewer's
+    decision, else the class imported as ground truth; images with neither are left out."""
+    reviewed = Annotation.objects.filter(
+        item=OuterRef("item"), is_current=True, source=AnnotationSource.REVIEW
+    ).values("label_class_id")[:1]
+    edited = Annotation.objects.filter(supersedes=OuterRef("pk"), annotator=OuterRef("annotator"))
+    answers = (
+        Annotation.objects.filter(
+            item__project=project,
+            source__in=(AnnotationSource.HUMAN, AnnotationSource.VERIFIED),
+        )
+        .exclude(Exists(edited))
+        .annotate(
+            truth=Coalesce(
+                Subquery(reviewed), F("item__ground_truth_id"), output_field=BigIntegerField()
+            )
+        )
+        .exclude(truth=None)
+        .values_list("annotator_id", "label_class_id", "truth")
+    )
+    right: Counter = Counter()
+    seen: Counter = Counter()
+    for annotator_id, class_id, truth in answers:
+        seen[annotator_id] += 1
+        right[annotator_id] += class_id == truth
+    return right, seen
+
+
 def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
     """Everything the admin dashboard shows, in a fixed number of queries.
 
@@ -121,6 +152,7 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
                 if other_id != annotator_id:
                     compared[annotator_id] += 1
                     agree[annotator_id] += class_id == other_class
+    truth_right, truth_seen = _answers_against_truth(project=project)
     by_annotator: dict[int, list[tuple]] = {}
     for row in rows:
         by_annotator.setdefault(row[1], []).append(row)
@@ -141,6 +173,10 @@ def project_dashboard(*, project: Project, prefill_buckets: int = 20) -> dict:
                 else None,
                 "overlap_answers": compared[annotator_id],
                 "model_agreement": sum(from_model) / len(from_model) if from_model else None,
+                "truth_accuracy": truth_right[annotator_id] / truth_seen[annotator_id]
+                if truth_seen[annotator_id]
+                else None,
+                "truth_answers": truth_seen[annotator_id],
             }
         )
     curve = list(

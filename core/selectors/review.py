@@ -12,7 +12,7 @@ from core.models import (
     Project,
 )
 
-REVIEW_KINDS = ("disagreement", "model")
+REVIEW_KINDS = ("disagreement", "model", "unreviewed")
 
 
 def review_queue(
@@ -21,9 +21,12 @@ def review_queue(
     """Labeled items worth a second look, in item order from `after` (keyset paging):
     - "disagreement": the current answers name two or more classes;
     - "model": the current trained model gives another class than every current answer,
-      with at least `min_confidence` (likely label noise, in the spirit of confident learning).
-    Each entry: the item, its current answers (annotator, class) and the model's prediction."""
-    items = Item.objects.filter(project=project, pk__gt=after).labeled()
+      with at least `min_confidence` (likely label noise, in the spirit of confident learning);
+    - "unreviewed": every labeled item no reviewer has looked at yet.
+    Items a reviewer has settled leave the lists. Each entry: the item, its current answers
+    (annotator, class), the class they agree on (None when they disagree) and the model's
+    prediction."""
+    items = Item.objects.filter(project=project, pk__gt=after, review_state="unreviewed").labeled()
     version = project.current_model_version
     if version is not None and version.kind != ModelVersion.Kind.MODEL:
         version = None
@@ -43,7 +46,7 @@ def review_queue(
             item=OuterRef("item"), is_current=True, label_class=OuterRef("predicted_class")
         )
         items = items.filter(Exists(confident.exclude(Exists(agrees))))
-    else:
+    elif kind != "unreviewed":
         raise ValueError(f"unknown review kind {kind!r}")
     page = list(items.order_by("pk")[:limit])
     ids = [item.pk for item in page]
@@ -62,7 +65,16 @@ def review_queue(
                 model_version=version, item_id__in=ids
             ).select_related("predicted_class")
         }
-    return [
-        {"item": item, "answers": answers.get(item.pk, []), "prediction": predictions.get(item.pk)}
-        for item in page
-    ]
+    entries = []
+    for item in page:
+        mine = answers.get(item.pk, [])
+        agreed = {a.label_class_id for a in mine}
+        entries.append(
+            {
+                "item": item,
+                "answers": mine,
+                "agreed": mine[0].label_class if len(agreed) == 1 else None,
+                "prediction": predictions.get(item.pk),
+            }
+        )
+    return entries

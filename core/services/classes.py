@@ -9,7 +9,13 @@ from core.text import has_control_characters
 
 # 1–9, 0, then letters; 's' is reserved for Skip in the labeling page.
 HOTKEY_ORDER = "1234567890" + "abcdefghijklmnopqrtuvwxyz"
-RESERVED_HOTKEYS = frozenset("s")
+# Keys the labeling page keeps for itself: S skips; the image viewer (static/js/viewer.js)
+# zooms with + = - _, shows 1:1 with * and fits with /; ? shows the guidelines.
+RESERVED_HOTKEYS = {
+    "s": "Skip",
+    **dict.fromkeys("+=-_*/", "zooming the image"),
+    "?": "showing the guidelines",
+}
 
 
 def class_name_normalise(name: str) -> str:
@@ -55,7 +61,7 @@ def label_class_create(*, project: Project, name: str, hotkey: str | None = None
     if hotkey is not None:
         hotkey = hotkey.strip().lower()
         if hotkey in RESERVED_HOTKEYS:
-            raise ValueError(f"'{hotkey}' is reserved for Skip.")
+            raise ValueError(f"'{hotkey}' is reserved for {RESERVED_HOTKEYS[hotkey]}.")
     last = project.classes.aggregate(m=Max("order"))["m"]
     label_class = LabelClass.objects.create(
         project=project,
@@ -82,11 +88,20 @@ class ClassChangeError(ValueError):
     """A class change that cannot be made; the message says why."""
 
 
+CLASS_EXAMPLES_MAX = 6  # example images per class, shown with the guideline
+
+
 @transaction.atomic
 def label_class_update(
-    *, label_class: LabelClass, name: str | None = None, hotkey: str | None = None
+    *,
+    label_class: LabelClass,
+    name: str | None = None,
+    hotkey: str | None = None,
+    description: str | None = None,
+    example_ids: list[int] | None = None,
 ) -> LabelClass:
-    """Rename a class and/or set its hotkey ('' for none). Answers keep pointing at it."""
+    """Rename a class, set its hotkey ('' for none), its description (Markdown) and its
+    example images (ids of the project's items). Answers keep pointing at it."""
     if name is not None:
         try:
             (name,) = class_names_check([name])
@@ -98,13 +113,29 @@ def label_class_update(
     if hotkey is not None:
         hotkey = hotkey.strip().lower()
         if hotkey in RESERVED_HOTKEYS:
-            raise ClassChangeError(f"'{hotkey}' is reserved for Skip.")
+            raise ClassChangeError(f"'{hotkey}' is reserved for {RESERVED_HOTKEYS[hotkey]}.")
         if len(hotkey) > 1:
             raise ClassChangeError("A hotkey is one key.")
         label_class.hotkey = hotkey
+    if description is not None:
+        if len(description) > 2_000:
+            raise ClassChangeError("A class description is at most 2,000 characters.")
+        label_class.description = description.strip()
+    if example_ids is not None:
+        example_ids = list(dict.fromkeys(example_ids))
+        if len(example_ids) > CLASS_EXAMPLES_MAX:
+            raise ClassChangeError(f"At most {CLASS_EXAMPLES_MAX} example images per class.")
+        found = set(
+            Item.objects.filter(project_id=label_class.project_id, pk__in=example_ids).values_list(
+                "pk", flat=True
+            )
+        )
+        if unknown := [i for i in example_ids if i not in found]:
+            raise ClassChangeError(f"No image #{unknown[0]} in this project.")
+        label_class.examples.set(example_ids)
     try:
         with transaction.atomic():
-            label_class.save(update_fields=["name", "hotkey"])
+            label_class.save(update_fields=["name", "hotkey", "description"])
     except IntegrityError as exc:
         raise ClassChangeError("Another class of this project has that name or hotkey.") from exc
     if name is not None:

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from django.core.files.storage import default_storage
 from django.db.models import Q
+from django.utils.text import slugify
 
 from core import storage
 from core.models import (
@@ -558,6 +559,14 @@ def export_request(
         requested_by=requested_by,
         params=params,
     )
+
+
+def export_filename(*, project: Project, fmt: str, job_id: int | None = None) -> str:
+    """The one name an export downloads as, from the page, the API or a job:
+    `<project-slug>-<project id>-labels[-job<id>].<extension>`."""
+    job = f"-job{job_id}" if job_id is not None else ""
+    slug = slugify(project.name) or "project"
+    return f"{slug}-{project.pk}-labels{job}.{EXPORT_FORMATS[fmt].extension}"
 
 
 def export_job_name(job: Job) -> str:

@@ -7,12 +7,14 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from core.models import Item, Membership, Prediction, Project, Role
+from core.roles import role_can, role_needed_to_grant
 from core.services.classes import class_names_check, label_class_create
 from core.services.loop import after_encoder_setting
 
 SETTINGS_FIELDS = (
     "name",
     "description",
+    "guideline",
     "strategy",
     "retrain_every",
     "encoder_name",
@@ -41,7 +43,7 @@ def project_create(
     names = class_names_check([n for n in class_names if n.strip()])  # ValueError: repeats
     project.full_clean()
     project.save()
-    Membership.objects.create(user=created_by, project=project, role=Role.ADMIN)
+    Membership.objects.create(user=created_by, project=project, role=Role.OWNER)
     for class_name in names:
         label_class_create(project=project, name=class_name)
     return project
@@ -72,11 +74,38 @@ def project_settings_update(*, project: Project, **changes) -> Project:
     return project
 
 
+class MembershipError(Exception):
+    """A role change the person asking may not make, or one that leaves no owner."""
+
+
 @transaction.atomic
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
-    """Add `user` to the project or change their role."""
+def membership_set(
+    *, project: Project, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None = None
+) -> Membership:
+    """Add `user` to the project or change their role. With `by` (a member making the
+    change): admins and owners are made or unmade only by owners (core/roles.py); a project
+    always keeps an owner."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}")
+    current = (
+        Membership.objects.select_for_update()
+        .filter(project=project, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if by is not None:
+        by_role = (
+            Membership.objects.filter(project=project, user=by)
+            .values_list("role", flat=True)
+            .first()
+        )
+        for needed in {role_needed_to_grant(role), role_needed_to_grant(current or role)}:
+            if not role_can(by_role, needed):
+                raise MembershipError("Only an owner can make or unmake admins and owners.")
+    if current == Role.OWNER and role != Role.OWNER:
+        owners = Membership.objects.filter(project=project, role=Role.OWNER).count()
+        if owners == 1:
+            raise MembershipError("The project needs an owner: make someone else owner first.")
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )

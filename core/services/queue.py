@@ -440,7 +440,8 @@ def annotation_review(
     *, item: Item, reviewer: AbstractBaseUser, label_class: LabelClass
 ) -> Annotation:
     """Settle an item's label from the review queue. The current answers become history
-    (kept, no longer current) and the reviewer's answer is the item's one current label."""
+    (kept, no longer current) and the reviewer's answer is the item's one current label; the
+    item is `accepted` when that is what every answer said, else `changed`."""
     if label_class.project_id != item.project_id:
         raise QueueError("That class belongs to another project.")
     Item.objects.select_for_update().filter(pk=item.pk).first()  # one review at a time
@@ -454,6 +455,8 @@ def annotation_review(
         source=AnnotationSource.REVIEW,
         supersedes=mine,
     )
-    if any(a.label_class_id != label_class.pk for a in previous):
+    changed = any(a.label_class_id != label_class.pk for a in previous)
+    Item.objects.filter(pk=item.pk).update(review_state="changed" if changed else "accepted")
+    if changed:
         labels_submitted_count(project_id=item.project_id)  # a changed label counts for retraining
     return annotation

@@ -1,6 +1,7 @@
 // Live updates for one project over a websocket (core/consumers.py). The page opts in with
 // <div id="live" data-ws-path="/ws/projects/ID/">. A new model version is announced without
-// touching the card being labeled; job rows on the project page update in place.
+// touching the card being labeled; job rows arrive rendered by the server and replace theirs;
+// every element with data-live-url is fetched again each time the socket (re)connects.
 (function () {
   "use strict";
   const root = document.getElementById("live");
@@ -28,43 +29,49 @@
     if (badge) badge.textContent = "model v" + event.version;
   }
 
+  // A job's row, rendered by the server (core/jobs_table.html, the same template as the
+  // page's), replaces the row of that id or goes on top.
   function onJob(event) {
     root.dataset.lastJob = event.id + ":" + event.status;
     const table = document.getElementById("jobs");
-    if (!table) return;
-    let row = document.getElementById("job-" + event.id);
-    if (!row) {
-      row = document.createElement("tr");
-      row.id = "job-" + event.id;
-      for (let i = 0; i < 4; i++) row.appendChild(document.createElement("td"));
+    if (!table || !event.html) return;
+    const template = document.createElement("template");
+    template.innerHTML = event.html.trim();
+    const row = template.content.firstElementChild;
+    const old = document.getElementById(row.id);
+    if (old) old.replaceWith(row);
+    else {
       table.tBodies[0].prepend(row);
+      const empty = table.querySelector("tr.empty");
+      if (empty) empty.remove();
     }
-    const cells = row.cells;
-    text(cells[0], "#" + event.id + " " + event.kind_label);
-    text(cells[1], event.status);
-    cells[2].innerHTML = "";
-    const bar = document.createElement("progress");
-    bar.max = 1; bar.value = event.progress;
-    cells[2].appendChild(bar);
-    text(cells[3], event.message || "");
-    if (event.download_url) {
-      const link = document.createElement("a");
-      link.href = event.download_url;
-      link.textContent = " Download";
-      cells[3].appendChild(link);
-    }
+  }
+
+  // Re-render one live fragment (an element with data-live-url) from the server.
+  function refresh(element) {
+    if (!window.htmx || !element.id) return;
+    htmx.ajax("GET", element.dataset.liveUrl, {target: "#" + element.id, swap: "outerHTML"});
+  }
+
+  // Whatever happened while no socket was listening (before the first connection, or
+  // while it was down) is in the server's fragments: fetch them all again.
+  function refreshAll() {
+    document.querySelectorAll("[data-live-url]").forEach(refresh);
   }
 
   // The encoder in use changed (a fallback, or `auto` chose another): re-render its panel.
   function onEncoder() {
     const panel = document.getElementById("encoder-panel");
-    if (!panel || !window.htmx) return;
-    htmx.ajax("GET", panel.dataset.refreshUrl, {target: "#encoder-panel", swap: "outerHTML"});
+    if (panel) refresh(panel);
   }
 
   function connect() {
     const socket = new WebSocket(url);
-    socket.onopen = function () { delay = 1000; root.dataset.connected = "1"; };
+    socket.onopen = function () {
+      delay = 1000;
+      refreshAll();
+      root.dataset.connected = "1";
+    };
     socket.onmessage = function (message) {
       const event = JSON.parse(message.data);
       if (event.event === "model") onModel(event);

@@ -41,14 +41,14 @@ def test_anonymous_requests_are_refused():
     assert APIClient().get("/api/projects/").status_code in (401, 403)
 
 
-def test_create_project_makes_me_admin_with_classes():
+def test_create_project_makes_me_owner_with_classes():
     project, admin, _ = project_with_members()
     response = api(admin).post(
         "/api/projects/", {"name": "Birds", "class_names": ["owl", "crow"]}, format="json"
     )
     assert response.status_code == 201, response.content
     assert [c["name"] for c in response.json()["classes"]] == ["owl", "crow"]
-    assert response.json()["role"] == "admin"
+    assert response.json()["role"] == "owner"
 
 
 def test_lease_submit_flow_and_refresh():

@@ -93,3 +93,35 @@ def test_with_staff_only_creation_an_annotator_cannot_create_projects(client, se
     assert api.post("/api/projects/", {"name": "P"}, format="json").status_code == 201
     client.force_login(staff)
     assert "New project" in client.get(reverse("core:project_list")).content.decode()
+
+
+@pytest.mark.django_db
+def test_password_reset_by_email_and_change_while_logged_in(client, mailoutbox):
+    import re as _re
+
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("ann", "ann@example.org", "old-pass-phrase-1")
+    assert client.get("/accounts/login/").content.decode().count("/accounts/password_reset/") == 1
+    response = client.post("/accounts/password_reset/", {"email": "ann@example.org"})
+    assert response.status_code == 302 and len(mailoutbox) == 1
+    link = _re.search(r"http://testserver(/accounts/reset/\S+/)", mailoutbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    assert "Set a new password" in form.content.decode()
+    new = "new-pass-phrase-2"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert done.status_code == 302
+    assert client.login(username="ann", password=new)
+    assert client.get(link, follow=True).content.decode().count("does not work") == 1  # once
+
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": new,
+            "new_password1": "third-pass-phrase-3",
+            "new_password2": "third-pass-phrase-3",
+        },  # fmt: skip
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("third-pass-phrase-3")

@@ -132,7 +132,13 @@ def test_more_like_this_on_a_damaged_embeddings_file_degrades_and_queues_a_rebui
     assert rebuild.metrics["rebuilt_damaged_store"] and rebuild.metrics["embedded"] == 8
     assert "rebuilt" in rebuild.message
     response = client.get(reverse("core:item_browser", args=[project.pk]), {"similar_to": item.pk})
-    assert "being rebuilt" not in response.content.decode()
+    body = response.content.decode()
+    assert "being rebuilt" not in body
+    # The page shows what it was asked for: the query image above its neighbours.
+    query = (
+        f'src="/projects/{project.pk}/items/{item.pk}/thumbnail/" alt="Image #{item.pk}, the query"'
+    )
+    assert 'id="similar-query"' in body and query in body
     embedding_store(project=project).verify()
 
 

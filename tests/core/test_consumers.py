@@ -137,3 +137,42 @@ def test_with_redis_an_event_from_another_process_reaches_the_browser(settings):
         "labels": 40,
         "estimated_accuracy": 0.8,
     }
+
+
+def test_job_rows_arrive_rendered_for_the_role_of_each_member():
+    """One template for the page and the socket: the admin's row has the download link,
+    the annotator's has neither the link nor its URL (it would answer 403)."""
+    from core.services.jobs import job_execute
+
+    project, admin, (annotator,) = project_with_members()
+    job = Job.objects.create(project=project, kind=Job.Kind.EXPORT, params={"format": "csv"})
+
+    def finish():
+        from django.db import connection
+
+        job_execute(job_id=job.pk, runners={Job.Kind.EXPORT: lambda job: {}})
+        connection.close()
+
+    def last_job_event(user) -> dict:
+        headers = _headers(user)
+
+        async def scenario():
+            communicator = WebsocketCommunicator(
+                application, f"/ws/projects/{project.pk}/", headers=headers
+            )
+            assert (await communicator.connect())[0]
+            await asyncio.get_running_loop().run_in_executor(None, finish)
+            messages = []
+            while not messages or messages[-1].get("status") != "succeeded":
+                messages.append(await communicator.receive_json_from(timeout=10))
+            await communicator.disconnect()
+            return messages[-1]
+
+        return async_to_sync(scenario)()
+
+    as_admin = last_job_event(admin)
+    assert as_admin["html"].startswith(f'<tr id="job-{job.pk}" data-status="succeeded">')
+    assert f'href="/projects/{project.pk}/exports/{job.pk}/"' in as_admin["html"]
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    as_annotator = last_job_event(annotator)
+    assert "Download" not in as_annotator["html"] and "download_url" not in as_annotator

@@ -33,6 +33,9 @@ def test_new_classes_get_the_next_free_hotkey_and_never_s():
     assert "s" not in [label_class_create(project=project, name=f"d{i}").hotkey for i in range(15)]
     with pytest.raises(ValueError, match="reserved for Skip"):
         label_class_create(project=project, name="skip", hotkey="s")
+    for key in "+-*/":  # the image viewer's keys
+        with pytest.raises(ValueError, match="reserved for zooming the image"):
+            label_class_create(project=project, name=f"zoom{key}", hotkey=key)
 
 
 def test_project_settings_ranges_are_checked_by_the_database():

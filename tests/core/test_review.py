@@ -71,7 +71,7 @@ def test_relabel_keeps_the_history_and_settles_the_label(reviewed):
     assert project.labels_submitted == 9  # 8 answers + a changed label
 
 
-def test_review_pages_for_admins_only(reviewed, client):
+def test_review_pages_for_reviewers_and_up_only(reviewed, client):
     project, admin, (ann1, _), items, (cat, dog) = reviewed
     url = reverse("core:review_queue", args=[project.pk])
     relabel = reverse("core:review_relabel", args=[project.pk, items[2].pk])
@@ -86,5 +86,45 @@ def test_review_pages_for_admins_only(reviewed, client):
     assert page.status_code == 200 and f'id="review-{items[2].pk}"'.encode() in page.content
     assert client.get(url, {"kind": "nonsense"}).status_code == 404
     response = client.post(relabel, {"label_class": dog.pk}, headers={"HX-Request": "true"})
-    assert b"is now <strong>dog</strong>" in response.content
+    assert (
+        b"<strong>dog</strong>" in response.content and b'data-state="changed"' in response.content
+    )
     assert Annotation.objects.get(item=items[2], is_current=True).label_class == dog
+    items[2].refresh_from_db()
+    assert items[2].review_state == "changed"
+    # Settled: it leaves the lists.
+    assert f'id="review-{items[2].pk}"'.encode() not in client.get(url, {"kind": "model"}).content
+
+
+def test_accepting_keeps_the_agreed_label_and_the_unreviewed_list_shrinks(reviewed):
+    project, admin, _, items, (cat, dog) = reviewed
+
+    def unreviewed() -> dict:
+        return {e["item"].pk: e for e in review_queue(project=project, kind="unreviewed")}
+
+    assert list(unreviewed()) == [i.pk for i in items]
+    assert unreviewed()[items[0].pk]["agreed"] == cat  # both said cat
+    assert unreviewed()[items[1].pk]["agreed"] is None  # they disagree: nothing to accept
+
+    annotation_review(item=items[0], reviewer=admin, label_class=cat)
+    items[0].refresh_from_db()
+    assert items[0].review_state == "accepted"
+    assert items[0].pk not in unreviewed()
+
+
+def test_dashboard_scores_annotators_against_reviews_and_ground_truth(reviewed, client):
+    from core.selectors.progress import project_dashboard
+
+    project, admin, (ann1, ann2), items, (cat, dog) = reviewed
+    # Item 1: ann1 said cat, ann2 dog; the reviewer rules dog. Item 3 has imported truth dog.
+    annotation_review(item=items[1], reviewer=admin, label_class=dog)
+    type(items[3]).objects.filter(pk=items[3].pk).update(ground_truth=dog)
+    scores = {
+        a["username"]: (a["truth_accuracy"], a["truth_answers"])
+        for a in project_dashboard(project=project)["annotators"]
+    }
+    assert scores[ann1.username] == (0.0, 2)  # cat on both
+    assert scores[ann2.username] == (0.5, 2)  # dog on item 1, cat on item 3
+    client.force_login(admin)
+    body = client.get(reverse("core:project_dashboard", args=[project.pk])).content.decode()
+    assert "Right (vs truth)" in body and '50 % <span class="muted">(2 checked)</span>' in body

@@ -9,7 +9,6 @@ or when Redis or the S3 server cannot be reached."""
 import asyncio
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ from django_tasks_db.models import DBTaskResult
 from core.events import project_group
 from core.models import Job, ModelVersion
 from tests.core.loop_helpers import label_items, loop_project
+from tests.core.test_worker import _start_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.dbcompat]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
@@ -92,14 +91,8 @@ def machine_env(tmp_path: Path, name: str, redis: str, bucket_env: dict) -> dict
 
 
 def start_worker(env: dict) -> subprocess.Popen:
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--threads", "1", "--interval", "0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """`manage.py worker` on "another machine", once it is up (its first heartbeat)."""
+    worker = _start_worker(env)
     wait_for(lambda: Path(env["ANNOTATOR_WORKER_HEARTBEAT_FILE"]).exists(), 60, [worker])
     return worker
 
@@ -149,11 +142,12 @@ def test_two_workers_share_the_queue_the_events_and_the_embeddings(
     workers = []
     listener = None
     try:
-        # Machine A alone embeds four projects; their pages hear about it through Redis.
-        a = start_worker(env_a)
-        workers.append(a)
+        # Machine A alone embeds four projects; their pages (subscribed before it starts)
+        # hear about it through Redis.
         projects = [loop_project(images_per_class=4, retrain_every=4) for _ in range(4)]
         listener = GroupListener(redis_url, [project_group(p[0].pk) for p in projects])
+        a = start_worker(env_a)
+        workers.append(a)
         embeds = wait_for(finished("embed", 4), 120, workers)
         assert all(job.status == Job.Status.SUCCEEDED for job in embeds), [j.error for j in embeds]
         assert {job.worker.split(":")[1] for job in embeds} == {str(a.pid)}

@@ -78,21 +78,28 @@ def asgi_server(settings, tmp_path):
 
 
 @contextmanager
-def live_page(server: str, user, path: str):
-    """Chromium signed in as `user` on `server`, on `path`, its websocket connected."""
+def signed_in_browser(server: str, user, width: int = 1100):
+    """A Chromium page signed in as `user` on `server` (the caller navigates)."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(f"{server}/accounts/login/")
         page.fill("#id_username", user.username)
         page.fill("#id_password", "pw")
         page.click("button[type=submit]")
-        page.goto(f"{server}{path}")
-        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
         try:
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def live_page(server: str, user, path: str):
+    """Chromium signed in as `user` on `server`, on `path`, its websocket connected."""
+    with signed_in_browser(server, user) as page:
+        page.goto(f"{server}{path}")
+        page.wait_for_selector("#live[data-connected='1']", state="attached", timeout=15_000)
+        yield page
 
 
 def test_new_model_version_is_announced_live_while_labeling(asgi_server):

@@ -53,7 +53,9 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"No user named {username!r}.")
             return user
-        admin = Membership.objects.filter(project=project, role=Role.ADMIN).select_related("user")
+        admin = Membership.objects.filter(
+            project=project, role__in=(Role.OWNER, Role.ADMIN)
+        ).select_related("user")
         first = admin.order_by("id").first()
         if first is None:
             raise CommandError("The project has no admin; pass --annotator USERNAME.")
