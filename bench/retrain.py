@@ -57,6 +57,10 @@ def one_round(root, args, ids, labeled, unlabeled_mask, y, record):
 
     s, head = timed(lambda: LinearHead().fit(labeled_x, labeled_y))
     record("fit_linear_head_calibrated", s)
+    # Baseline of the same run: calibration folds started from zero (before #24), not
+    # from the full model's weights; the same optimum, so the same temperature and estimate.
+    s, cold = timed(lambda: LinearHead(warm_start_folds=False).fit(labeled_x, labeled_y))
+    record("fit_linear_head_calibrated_cold_folds", s)
     s, _ = timed(lambda: LinearHead(calibrate=False).fit(labeled_x, labeled_y))
     record("fit_linear_head_uncalibrated", s)
     s, estimate = timed(
@@ -97,7 +101,7 @@ def one_round(root, args, ids, labeled, unlabeled_mask, y, record):
     s, _ = timed(lambda: baseline.predict_proba(pool_x))
     record("baseline_predict_pool", s)
 
-    return head, pool_x, estimate
+    return head, pool_x, estimate, cold
 
 
 def main() -> None:
@@ -128,7 +132,9 @@ def main() -> None:
         store = EmbeddingStore(root, "bench@synthetic", args.dim)
         write_s, _ = timed(lambda: store.append(ids, x))
         for _ in range(args.repeats):
-            head, pool_x, estimate = one_round(root, args, ids, labeled, unlabeled_mask, y, record)
+            head, pool_x, estimate, cold = one_round(
+                root, args, ids, labeled, unlabeled_mask, y, record
+            )
 
     median = {name: round(statistics.median(values), 4) for name, values in steps.items()}
     rescore = median["predict_pool"]
@@ -175,6 +181,10 @@ def main() -> None:
                 "pool_accuracy": round(accuracy, 4),
                 "cv_estimate": None if estimate.accuracy is None else round(estimate.accuracy, 4),
                 "temperature": round(head.temperature_, 3),
+                "temperature_cold_folds": round(cold.temperature_, 3),
+                "cv_estimate_cold_folds": None
+                if cold.cv_estimate_ is None
+                else round(cold.cv_estimate_.accuracy, 4),
             },
             indent=2,
         )

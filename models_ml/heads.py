@@ -71,12 +71,14 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         calibrate: bool = True,
         max_iter: int = 300,
         random_state: int = 0,
+        warm_start_folds: bool = True,
     ):
         self.C = C
         self.class_weight = class_weight
         self.calibrate = calibrate
         self.max_iter = max_iter
         self.random_state = random_state
+        self.warm_start_folds = warm_start_folds
 
     def _model(self) -> LogisticRegression:
         return LogisticRegression(
@@ -85,6 +87,18 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
             random_state=self.random_state,
         )
+
+    def _warm_started(self, full: LogisticRegression) -> LogisticRegression:
+        """A fold's model starting from the full model's weights: the folds drop a fifth
+        of the labels, so their optimum is near it and L-BFGS gets there in a fraction of
+        the iterations (the problem is convex: the same optimum as from zero)."""
+        model = self._model()
+        if not self.warm_start_folds:  # from zero (bench/retrain.py's baseline)
+            return model
+        model.set_params(warm_start=True)
+        model.coef_ = full.coef_.copy()
+        model.intercept_ = full.intercept_.copy()
+        return model
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> LinearHead:
         X, y = l2_normalise(X), np.asarray(y)
@@ -98,7 +112,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         # fraction of the cost (e.g. 100 labels of 3,072-d pixels: 30x fewer features).
         self.basis_ = _row_space_basis(X) if X.shape[0] < X.shape[1] else None
         X = self._project(X)
-        self.model_ = self._model().fit(X, y)
+        self.model_ = full = self._model().fit(X, y)
         counts = np.unique(y, return_counts=True)[1]
         # The calibration folds double as the out-of-fold predictions a training run needs
         # (`out_of_fold_`: the accuracy estimate, and the confidences the pre-selection
@@ -112,7 +126,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
             for train, test in stratified_folds(y, folds, self.random_state):
                 if len(np.unique(y[train])) < len(self.classes_):
                     continue  # a fold without some class cannot give logits in our columns
-                fold_model = self._model().fit(X[train], y[train])
+                fold_model = self._warm_started(full).fit(X[train], y[train])
                 logits[test] = _as_2d_logits(fold_model.decision_function(X[test]))
                 covered[test] = True
                 fold_scores.append(float((fold_model.predict(X[test]) == y[test]).mean()))
