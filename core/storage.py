@@ -135,7 +135,12 @@ class BucketMirror:
     segment, named by its SHA-256 (`<prefix>/segments/<digest>`), and a manifest listing
     them in order (`<prefix>/manifest.json`, written after its segments). Each machine's
     local store is then a cache that catches up by downloading only the segments it lacks,
-    and checks each against its name."""
+    and checks each against its name.
+
+    Two machines appending to one store at once are re-based (`push`), but S3 offers no
+    compare-and-swap here: a second write landing between another's manifest read and write
+    can still drop that other's new segment from the manifest until it appends again. The
+    job queue runs one embedding job per project at a time, which keeps this rare."""
 
     def __init__(self, prefix: str, *, storage: Storage | None = None):
         self.prefix = prefix

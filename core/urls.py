@@ -28,6 +28,11 @@ urlpatterns = [
     path("projects/<id:project_id>/pretrain/", views.project_pretrain, name="project_pretrain"),
     path("projects/<id:project_id>/members/", views.project_member_set, name="project_member_set"),
     path(
+        "projects/<id:project_id>/members/<id:user_id>/remove/",
+        views.project_member_remove,
+        name="project_member_remove",
+    ),
+    path(
         "projects/<id:project_id>/invitations/",
         views.project_invite,
         name="project_invite",

@@ -42,6 +42,7 @@ from core.models import (
     LabelClass,
     LabelingMode,
     Lease,
+    Membership,
     Prediction,
     Project,
     VerificationPage,
@@ -92,6 +93,7 @@ from core.services.labeling import last_was_page, next_task
 from core.services.loop import embed_request, pretrain_request, training_request
 from core.services.projects import (
     MembershipError,
+    membership_remove,
     membership_set,
     project_create,
     project_settings_update,
@@ -181,6 +183,7 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "members": project.memberships.select_related("user").order_by("user__username"),
         "settings_form": ProjectSettingsForm(instance=project) if can["configure"] else None,
         "member_form": MemberForm(roles=grantable_roles(role)) if can["members"] else None,
+        "grantable": grantable_roles(role),
         "invitation_form": InvitationForm(roles=grantable_roles(role)) if can["members"] else None,
         "invitations": open_invitations(project=project) if can["members"] else [],
         "class_form": LabelClassForm() if can["configure"] else None,
@@ -423,6 +426,21 @@ def project_member_set(request: HtmxHttpRequest, project_id: int) -> HttpRespons
             messages.error(request, str(exc))
     else:
         messages.error(request, form_errors_text(form))
+    return redirect("core:project_detail", project_id=project.pk)
+
+
+@require_POST
+@login_required
+def project_member_remove(request: HtmxHttpRequest, project_id: int, user_id: int):
+    project = project_for(request, project_id, action=Action.MEMBERS)
+    membership = get_object_or_404(
+        Membership.objects.select_related("user"), project=project, user_id=user_id
+    )
+    try:
+        membership_remove(project=project, user=membership.user, by=request.user)
+        messages.success(request, f"{membership.user.username} is no longer a member.")
+    except MembershipError as exc:
+        messages.error(request, str(exc))
     return redirect("core:project_detail", project_id=project.pk)
 
 

@@ -110,3 +110,25 @@ def membership_set(
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: AbstractBaseUser, by: AbstractBaseUser) -> None:
+    """Take `user` out of the project (their answers stay, as history and labels). Admins
+    and owners are removed only by owners, and the last owner never."""
+    current = (
+        Membership.objects.select_for_update()
+        .filter(project=project, user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if current is None:
+        return
+    by_role = Membership.objects.filter(project=project, user=by).values_list("role", flat=True)
+    if not role_can(by_role.first(), role_needed_to_grant(current)):
+        raise MembershipError("Only an owner can remove admins and owners.")
+    if current == Role.OWNER and (
+        Membership.objects.filter(project=project, role=Role.OWNER).count() == 1
+    ):
+        raise MembershipError("The project needs an owner: make someone else owner first.")
+    Membership.objects.filter(project=project, user=user).delete()

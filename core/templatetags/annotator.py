@@ -9,11 +9,13 @@ register = template.Library()
 
 @register.filter
 def duration(value) -> str:
-    """Seconds (or a timedelta) as people read them: "0.4 s", "48 s", "3 min 12 s",
-    "2 h 5 min"; "–" for nothing."""
+    """Seconds (or a timedelta) as people read them: "< 0.1 s", "0.4 s", "48 s",
+    "3 min 12 s", "2 h 5 min"; "–" for nothing."""
     if value is None or value == "":
         return "–"
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0.05:
+        return "< 0.1 s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     whole = round(seconds)

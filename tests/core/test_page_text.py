@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
     ("seconds", "text"),
     [
         (None, "–"),
-        (0.04, "0.0 s"),
+        (0.04, "< 0.1 s"),
+        (0.06, "0.1 s"),
         (4.2, "4.2 s"),
         (48, "48 s"),
         (timedelta(seconds=192), "3 min 12 s"),

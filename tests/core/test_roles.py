@@ -95,3 +95,27 @@ def test_an_admin_cannot_unmake_an_owner_and_the_last_owner_stays():
     assert Membership.objects.get(user=owner, project=project).role == Role.OWNER
     owner_client.post(members, {"username": owner.username, "role": "admin"})
     assert Membership.objects.get(user=owner, project=project).role == Role.OWNER  # the last one
+
+
+def test_removing_members_follows_the_same_table():
+    project = ProjectFactory()
+    owner, owner_client = member_client(project, Role.OWNER)
+    admin, admin_client = member_client(project, Role.ADMIN)
+    annotator, annotator_client = member_client(project, Role.ANNOTATOR)
+    other_admin, _ = member_client(project, Role.ADMIN)
+
+    def remove(client, user):
+        return client.post(f"/projects/{project.pk}/members/{user.pk}/remove/")
+
+    assert remove(annotator_client, admin).status_code == 403
+    remove(admin_client, other_admin)  # an admin may not remove an admin
+    assert Membership.objects.filter(user=other_admin, project=project).exists()
+    remove(admin_client, annotator)
+    assert not Membership.objects.filter(user=annotator, project=project).exists()
+    assert annotator_client.get(f"/projects/{project.pk}/").status_code == 404  # gone
+    remove(owner_client, owner)  # the last owner stays
+    assert Membership.objects.filter(user=owner, project=project, role=Role.OWNER).exists()
+    remove(owner_client, other_admin)
+    assert not Membership.objects.filter(user=other_admin, project=project).exists()
+    page = owner_client.get(f"/projects/{project.pk}/").content.decode()
+    assert f"/members/{admin.pk}/remove/" in page and f"/members/{owner.pk}/remove/" not in page
