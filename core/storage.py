@@ -118,15 +118,9 @@ def local_copies(names: list[str], *, storage: Storage | None = None) -> Iterato
         yield [Path(storage.path(name)) for name in names]
         return
     with tempfile.TemporaryDirectory(prefix="annotator-fetch-") as folder:
-        paths = []
-        for number, name in enumerate(names):
-            target = Path(folder) / f"{number:05d}"
-            try:
-                with storage.open(name, "rb") as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-            except FileNotFoundError:
-                pass  # the reader reports a missing file as it would locally
-            paths.append(target)
+        paths = [Path(folder) / f"{number:05d}" for number in range(len(names))]
+        for name, target in zip(names, paths, strict=True):
+            fetch(name, target, storage=storage)  # a missing file stays missing, as locally
         yield paths
 
 

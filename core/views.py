@@ -171,6 +171,7 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = project_for(request, project_id)
     role = membership_role(project=project, user=request.user)
     can = role_actions(role)  # what this member's role may do: the page shows only that
+    grantable = grantable_roles(role)  # the roles they may give, take away or invite as
     if request.GET.get("partial") == "encoder":  # live.js refreshes it on "encoder" events
         context = {"project": project, "can": can}
         return render(request, "core/project_detail.html#encoder", context)
@@ -182,9 +183,9 @@ def project_detail(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "classes": project.classes.prefetch_related("examples"),
         "members": project.memberships.select_related("user").order_by("user__username"),
         "settings_form": ProjectSettingsForm(instance=project) if can["configure"] else None,
-        "member_form": MemberForm(roles=grantable_roles(role)) if can["members"] else None,
-        "grantable": grantable_roles(role),
-        "invitation_form": InvitationForm(roles=grantable_roles(role)) if can["members"] else None,
+        "member_form": MemberForm(roles=grantable) if can["members"] else None,
+        "grantable": grantable,
+        "invitation_form": InvitationForm(roles=grantable) if can["members"] else None,
         "invitations": open_invitations(project=project) if can["members"] else [],
         "class_form": LabelClassForm() if can["configure"] else None,
         "current_version": project.current_model_version,

@@ -8,6 +8,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from core.models import Item, Membership, Prediction, Project, Role
 from core.roles import role_can, role_needed_to_grant
+from core.selectors.common import membership_role
 from core.services.classes import class_names_check, label_class_create
 from core.services.loop import after_encoder_setting
 
@@ -78,34 +79,42 @@ class MembershipError(Exception):
     """A role change the person asking may not make, or one that leaves no owner."""
 
 
-@transaction.atomic
-def membership_set(
-    *, project: Project, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None = None
-) -> Membership:
-    """Add `user` to the project or change their role. With `by` (a member making the
-    change): admins and owners are made or unmade only by owners (core/roles.py); a project
-    always keeps an owner."""
-    if role not in Role.values:
-        raise ValueError(f"Unknown role {role!r}")
-    current = (
+def _locked_role(*, project: Project, user: AbstractBaseUser) -> str | None:
+    """The member's role, its row locked until the transaction ends (None: not a member)."""
+    return (
         Membership.objects.select_for_update()
         .filter(project=project, user=user)
         .values_list("role", flat=True)
         .first()
     )
+
+
+def _role_change_check(
+    *, project: Project, current: str | None, new: str | None, by: AbstractBaseUser | None
+) -> None:
+    """MembershipError unless `by` may move a member from `current` to `new` (None: not a
+    member): admins and owners are made, unmade and removed only by owners (core/roles.py),
+    and a project always keeps an owner. `by=None`: the app itself, any change."""
     if by is not None:
-        by_role = (
-            Membership.objects.filter(project=project, user=by)
-            .values_list("role", flat=True)
-            .first()
-        )
-        for needed in {role_needed_to_grant(role), role_needed_to_grant(current or role)}:
-            if not role_can(by_role, needed):
-                raise MembershipError("Only an owner can make or unmake admins and owners.")
-    if current == Role.OWNER and role != Role.OWNER:
-        owners = Membership.objects.filter(project=project, role=Role.OWNER).count()
-        if owners == 1:
+        by_role = membership_role(project=project, user=by)
+        for role in {current, new} - {None}:
+            if not role_can(by_role, role_needed_to_grant(role)):
+                raise MembershipError("Only an owner can make, unmake or remove admins and owners.")
+    if current == Role.OWNER and new != Role.OWNER:
+        if Membership.objects.filter(project=project, role=Role.OWNER).count() == 1:
             raise MembershipError("The project needs an owner: make someone else owner first.")
+
+
+@transaction.atomic
+def membership_set(
+    *, project: Project, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None = None
+) -> Membership:
+    """Add `user` to the project or change their role (`by`: the member making the change,
+    checked by `_role_change_check`)."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}")
+    current = _locked_role(project=project, user=user)
+    _role_change_check(project=project, current=current, new=role, by=by)
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
@@ -114,21 +123,10 @@ def membership_set(
 
 @transaction.atomic
 def membership_remove(*, project: Project, user: AbstractBaseUser, by: AbstractBaseUser) -> None:
-    """Take `user` out of the project (their answers stay, as history and labels). Admins
-    and owners are removed only by owners, and the last owner never."""
-    current = (
-        Membership.objects.select_for_update()
-        .filter(project=project, user=user)
-        .values_list("role", flat=True)
-        .first()
-    )
+    """Take `user` out of the project (their answers stay, as history and labels), under the
+    same rules as a role change."""
+    current = _locked_role(project=project, user=user)
     if current is None:
         return
-    by_role = Membership.objects.filter(project=project, user=by).values_list("role", flat=True)
-    if not role_can(by_role.first(), role_needed_to_grant(current)):
-        raise MembershipError("Only an owner can remove admins and owners.")
-    if current == Role.OWNER and (
-        Membership.objects.filter(project=project, role=Role.OWNER).count() == 1
-    ):
-        raise MembershipError("The project needs an owner: make someone else owner first.")
+    _role_change_check(project=project, current=current, new=None, by=by)
     Membership.objects.filter(project=project, user=user).delete()

@@ -68,14 +68,21 @@ def label_items(project: Project, user, truth: dict, count: int) -> list[int]:
     return labeled
 
 
+def trained_loop_project(labels: int):
+    """A `loop_project` (retraining every `labels`) embedded, given `labels` correct labels
+    and serving the model trained on them; returns (project, annotator, truth)."""
+    project, _, annotator, truth = loop_project(retrain_every=labels)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, labels)
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    return project, annotator, truth
+
+
 def serving_model_and_four_new_labels():
     """A project serving a model trained on 4 labels, with 4 more labels since: enough for
     the next training run."""
-    project, _, annotator, truth = loop_project(retrain_every=4)
-    run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 4)
-    run_jobs(project, Job.Kind.TRAIN)
-    project.refresh_from_db()
+    project, annotator, truth = trained_loop_project(4)
     serving = project.current_model_version
     label_items(project, annotator, truth, 4)
     return project, serving

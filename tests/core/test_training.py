@@ -13,6 +13,7 @@ from tests.core.loop_helpers import (
     loop_project,
     run_jobs,
     serving_model_and_four_new_labels,
+    trained_loop_project,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoder_cache")]
@@ -207,11 +208,7 @@ def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it(
     written for the runner-up is what the model gave it, not a renormalised certainty."""
     from core.models import SuggestionRejection
 
-    project, _, annotator, truth = loop_project(retrain_every=12)
-    run_jobs(project, Job.Kind.EMBED)
-    label_items(project, annotator, truth, 12)
-    run_jobs(project, Job.Kind.TRAIN)
-    project.refresh_from_db()
+    project, annotator, truth = trained_loop_project(12)
     first = project.current_model_version
     item_id = next(i for i in truth if not Annotation.objects.filter(item_id=i).exists())
     before = Prediction.objects.get(model_version=first, item_id=item_id)
