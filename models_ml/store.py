@@ -269,3 +269,38 @@ def _segment_digest(store: EmbeddingStore, start: int, count: int) -> str:
                 digest.update(block)
                 left -= len(block)
     return digest.hexdigest()
+
+
+class RowView:
+    """Rows `index` of a matrix (the store's float16 memory map), read only when indexed: a
+    pool that is never copied whole, however large. Indexing (a slice, a boolean mask or row
+    numbers) gives float32 rows; `take` narrows the view without reading anything."""
+
+    ndim = 2
+
+    def __init__(self, matrix: np.ndarray, index: np.ndarray | None = None):
+        self.matrix = matrix
+        self.index = None if index is None else np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.matrix) if self.index is None else len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), int(self.matrix.shape[1])
+
+    def _rows(self, rows) -> np.ndarray | slice:
+        if self.index is None:
+            return rows
+        return self.index[rows]
+
+    def take(self, rows) -> RowView:
+        """The view of `rows` of this one (no data read)."""
+        picked = np.arange(len(self.matrix))[rows] if self.index is None else self.index[rows]
+        return RowView(self.matrix, picked)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.asarray(self.matrix[self._rows(rows)], dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[:], dtype=dtype)

@@ -69,7 +69,6 @@ from core.services.loop import training_request
 from core.services.projects import project_create
 from core.services.queue import annotation_submit
 from core.services.training import (
-    head_for,
     labeled_vectors,
     project_head_fit,
     run_seed,
@@ -78,6 +77,7 @@ from core.services.training import (
 from core.services.verification import page_submit
 from core.services.versions import pool_vectors
 from models_ml.encoders import safe_key
+from models_ml.retraining import head_for
 
 INITS = ("random", "typiclust", "zero-shot")
 
@@ -314,14 +314,15 @@ class Simulation:
             raise RuntimeError("use the Simulation as a context manager")
         return self._prepared
 
-    def full_label_accuracy(self, strategy: str) -> tuple[float, str]:
-        """(test accuracy, head name) of the head the app would train on every pool label
-        under `strategy`: the curve's ceiling, same encoder and recipe."""
+    def full_label_accuracy(self) -> tuple[float, str]:
+        """(test accuracy, head name) of the head the app would train on every pool label:
+        the curve's ceiling, same encoder and recipe (the head does not depend on the
+        strategy)."""
         prepared = self._ready()
         ids = np.array(sorted(prepared.truth), dtype=np.int64)
         labeled_ids, X = embedded_vectors(project=prepared.project, item_ids=ids.tolist())
         y = np.array([prepared.truth[i] for i in labeled_ids.tolist()], dtype=np.int64)
-        head_name, head = head_for(strategy=strategy, labels=y, seed=0)
+        head_name, head = head_for(labels=y, seed=0)
         project = prepared.project
         project.refresh_from_db(fields=["embedding_key", "encoder_used"])
         cache_key = (head_name, project.embedding_key)
@@ -387,7 +388,7 @@ class Simulation:
         truth = prepared.truth
         model_target = None
         if config.stop_at_dataset_accuracy is not None:
-            model_target = 0.9 * self.full_label_accuracy(config.strategy)[0]
+            model_target = 0.9 * self.full_label_accuracy()[0]
         rounds: list[dict] = []
         # per card of the round: (suggestion right, source, pre-selected, audit)
         shown: list[tuple[bool, str, bool, bool]] = []
@@ -456,7 +457,7 @@ class Simulation:
         return {
             "settings": {**asdict(config), **self.setup},
             "rounds": rounds,
-            "summary": self._summary(rounds, config.strategy),
+            "summary": self._summary(rounds),
             # With the `auto` encoder: every comparison made during the run (what was measured,
             # what was chosen), as the dashboard shows the latest.
             "encoder_comparisons": [job.metrics for job in comparisons],
@@ -569,11 +570,11 @@ class Simulation:
         )
         return accuracy, f1, head_name
 
-    def _summary(self, rounds: list[dict], strategy: str) -> dict:
+    def _summary(self, rounds: list[dict]) -> dict:
         scored = [r for r in rounds if r["test_accuracy"] is not None]
         if not scored:
             return {"full_label_accuracy": None, "aulc": None}
-        full, head = self.full_label_accuracy(strategy)
+        full, head = self.full_label_accuracy()
         chance = 1.0 / len(self._ready().class_ids)
         summary = {"full_label_accuracy": round(full, 4), "full_label_head": head}
         for target in TARGETS:
@@ -605,15 +606,16 @@ def served_model(*, project: Project, version: ModelVersion) -> tuple[str, objec
     item_ids, labels = training_labels(project=project)
     _, X, y = labeled_vectors(project=project, item_ids=item_ids, labels=labels)
     _, X_pool, is_done = pool_vectors(project=project)
-    head_name, head, _ = project_head_fit(
+    self_training = project.self_training_threshold is not None
+    fitted = project_head_fit(
         project=project,
         X=X,
         y=y,
-        X_unlabeled=X_pool[~is_done],
+        X_unlabeled=X_pool[~is_done] if self_training else None,
         seed=run_seed(project=project, labels_count=version.labels_count),
-        predictions_only=True,
+        evidence=False,
     )
-    return head_name, head
+    return fitted.name, fitted.head
 
 
 def _no_clip(job: Job) -> None:

@@ -28,8 +28,8 @@ def cold_start_order(*, project: Project) -> list[int]:
     chosen = select_batch(
         "typiclust",
         min(project.retrain_every, len(open_rows)),
-        embeddings=vectors[open_rows],
-        labeled_embeddings=vectors[is_done] if is_done.any() else None,
+        embeddings=vectors.take(open_rows),
+        labeled_embeddings=vectors.take(np.flatnonzero(is_done)) if is_done.any() else None,
         seed=project.seed,
     )
     return pool_ids[open_rows[chosen]].tolist()

@@ -39,20 +39,8 @@ from models_ml.confidence import (
     preselect_threshold,
     reliability_table,
 )
-from models_ml.heads import (
-    LinearHead,
-    MLPHead,
-    OutOfFold,
-    PrototypeHead,
-    SelfTrainingHead,
-    out_of_fold,
-    proba_for_classes,
-)
-from models_ml.strategies import pool_scores, strategy_named
-
-# Below this many labels per labeled class a nearest-class-mean head is both faster and
-# better than logistic regression (Snell et al. 2017); the linear head takes over after.
-PROTOTYPE_BELOW_PER_CLASS = 5
+from models_ml.heads import OutOfFold, proba_for_classes
+from models_ml.retraining import FittedHead, acquisition_scores, head_fit
 
 
 def training_labels(
@@ -96,40 +84,28 @@ def labeled_vectors(
     return labeled_ids, X, y
 
 
-def head_for(*, strategy: str, labels: np.ndarray, seed: int = 0):
-    counts = np.unique(labels, return_counts=True)[1]
-    if strategy_named(strategy).needs_mc_samples:
-        return "mlp", MLPHead(epochs=100, random_state=seed)
-    if counts.mean() < PROTOTYPE_BELOW_PER_CLASS:
-        return "prototype", PrototypeHead()
-    return "linear", LinearHead(class_weight="balanced", random_state=seed)
-
-
 def project_head_fit(
     *,
     project: Project,
     X: np.ndarray,
     y: np.ndarray,
-    X_unlabeled: np.ndarray,
+    X_unlabeled: np.ndarray | None,
     seed: int,
-    predictions_only: bool = False,
-) -> tuple[str, object, object]:
-    """(head name, fitted head, unfitted head for the accuracy estimate): the project's recipe.
-
-    With self-training on, the head is refitted with the pool items it predicts above the
-    threshold as pseudo-labels. `manage.py simulate` fits through here too, so the model it
-    evaluates on the test split is the one the run served. `predictions_only` skips the
-    confidence calibration where it cannot change a prediction (it is an argmax-preserving
-    temperature, but self-training thresholds calibrated confidences, so it stays there).
-    """
-    name, head = head_for(strategy=project.strategy, labels=y, seed=seed)
-    threshold = project.self_training_threshold
-    if threshold is None:
-        if predictions_only and "calibrate" in head.get_params():
-            head.set_params(calibrate=False)
-        return name, head.fit(X, y), head
-    fitted = SelfTrainingHead(head, threshold=threshold).fit(X, y, X_unlabeled=X_unlabeled)
-    return f"{name}+self-training", fitted, head
+    evidence: bool = True,
+) -> FittedHead:
+    """The project's recipe (`models_ml.retraining.head_fit`): its strategy, and with
+    self-training on, the pool items it predicts above the threshold as pseudo-labels.
+    `manage.py simulate` fits through here too, so the model it evaluates on the test split
+    is the one the run served; it asks for no `evidence` (calibration folds, the sampler)."""
+    return head_fit(
+        strategy=project.strategy,
+        X=X,
+        y=y,
+        seed=seed,
+        self_training=project.self_training_threshold,
+        X_unlabeled=X_unlabeled,
+        evidence=evidence,
+    )
 
 
 def run_seed(*, project: Project, labels_count: int) -> int:
@@ -321,36 +297,35 @@ def training_run(job: Job) -> dict:
     seed = run_seed(project=project, labels_count=labels_count)
     pool_ids, X_pool, is_done = pool_vectors(project=project)
     open_rows = np.flatnonzero(~is_done)
-    head_name, head, unfitted = project_head_fit(
-        project=project, X=X_labeled, y=y, X_unlabeled=X_pool[open_rows], seed=seed
+    self_training = project.self_training_threshold is not None
+    # The head, its calibration folds (the out-of-fold predictions: the accuracy estimate,
+    # the pre-selection threshold) and BALD's sampler, in one step.
+    fitted = project_head_fit(
+        project=project,
+        X=X_labeled,
+        y=y,
+        X_unlabeled=X_pool[open_rows] if self_training else None,
+        seed=seed,
     )
+    assert fitted.out_of_fold is not None
+    oof, estimate = fitted.out_of_fold, fitted.out_of_fold.estimate
     lap("fit")
-    # The linear head's calibration folds already give the out-of-fold predictions;
-    # otherwise (prototype, MLP, self-training: the head without its pseudo-labels) they are
-    # made here. They give the accuracy estimate and the pre-selection threshold.
-    oof = getattr(head, "out_of_fold_", None) or out_of_fold(
-        unfitted, X_labeled, y, random_state=seed
-    )
-    estimate = oof.estimate
-    lap("estimate_accuracy")
     job_progress(job=job, fraction=0.4, message="Scoring the pool")
 
-    probs = proba_for_classes(head, X_pool, class_ids) if len(pool_ids) else np.zeros((0, 0))
+    probs = proba_for_classes(fitted.head, X_pool, class_ids) if len(pool_ids) else np.zeros((0, 0))
     rejected = rejected_classes_drop(
         project=project, pool_ids=pool_ids, probs=probs, class_ids=class_ids
     )
     lap("predict")
     scores = np.zeros(len(pool_ids))
     if len(open_rows):
-        spec = strategy_named(project.strategy)
-        mc = head.sample_proba(X_pool[open_rows]) if spec.needs_mc_samples else None
-        scores[open_rows] = pool_scores(
-            project.strategy,
-            min(project.retrain_every, len(open_rows)),
+        scores[open_rows] = acquisition_scores(
+            strategy=project.strategy,
+            k=min(project.retrain_every, len(open_rows)),
+            fitted=fitted,
             probs=probs[open_rows],
-            mc_probs=mc,
-            embeddings=X_pool[open_rows],
-            labeled_embeddings=X_labeled,
+            vectors=X_pool.take(open_rows),
+            labeled=X_labeled,
             seed=seed,
         )
     lap("score")
@@ -372,12 +347,14 @@ def training_run(job: Job) -> dict:
         scores=scores,
         suggestions=suggestions,
         recipe={
-            "head": head_name,
+            "head": fitted.name,
             "strategy": project.strategy,
             "encoder": project.encoder_name,
             "batch": project.retrain_every,
             "seed": seed,
-            "pseudo_labels": int(getattr(head, "pseudo_labeled_", 0)),
+            "pseudo_labels": fitted.pseudo_labeled,
+            # BALD's scores come from an MC-dropout network; suggestions from the head.
+            "sampler": "mlp (MC dropout)" if fitted.sampler is not None else None,
         },
         labels_count=labels_count,
         accuracy=estimate,
@@ -399,9 +376,9 @@ def training_run(job: Job) -> dict:
     )
     return {
         "labels": labels_count,
-        "head": head_name,
+        "head": fitted.name,
         "pool": int(len(pool_ids)),
-        "pseudo_labels": int(getattr(head, "pseudo_labeled_", 0)),
+        "pseudo_labels": fitted.pseudo_labeled,
         "estimated_accuracy": estimate.accuracy,
         "zero_shot_accuracy": suggestions.zero_shot_accuracy,
         "suggestion_source": suggestions.source,

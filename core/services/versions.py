@@ -13,19 +13,22 @@ from django.db.models import Max
 from core.events import project_event_send
 from core.models import Item, ModelVersion, Prediction, Project
 from core.selectors.common import embedding_store
+from models_ml.store import RowView
 
 PREDICTION_BATCH = 2000
 KEEP_PREDICTION_VERSIONS = 2  # the current version and the one before (for comparisons)
 
 
-def pool_vectors(*, project: Project) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every embedded item of the project: ids, vectors (float32), whether it is done."""
+def pool_vectors(*, project: Project) -> tuple[np.ndarray, RowView, np.ndarray]:
+    """Every embedded item of the project: ids, their vectors (a `RowView` of the store's
+    memory map: indexing reads float32 rows, nothing is copied whole) and whether each is
+    done."""
     store = embedding_store(project=project)
     done = dict(Item.objects.filter(project=project).values_list("pk", "is_done"))
     stored = store.ids()
-    rows = np.flatnonzero(np.fromiter((i in done for i in stored.tolist()), bool, len(stored)))
-    ids = stored[rows]
-    vectors = np.asarray(store.vectors()[rows], dtype=np.float32)
+    kept = np.fromiter((i in done for i in stored.tolist()), bool, len(stored))
+    ids = stored[kept]
+    vectors = RowView(store.vectors(), None if kept.all() else np.flatnonzero(kept))
     is_done = np.fromiter((done[i] for i in ids.tolist()), bool, len(ids))
     return ids, vectors, is_done
 

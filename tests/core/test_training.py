@@ -70,16 +70,16 @@ def test_labels_that_arrive_during_a_run_are_counted_by_the_next(monkeypatch):
     project, _, annotator, truth = loop_project(retrain_every=100)
     run_jobs(project, Job.Kind.EMBED)
     label_items(project, annotator, truth, 6)
-    real_estimate = training.out_of_fold
+    real_fit = training.project_head_fit
 
-    def estimate_while_someone_labels(*args, **kwargs):
+    def fit_while_someone_labels(*args, **kwargs):
         label_items(project, annotator, truth, 1)  # a colleague answers mid-run
-        return real_estimate(*args, **kwargs)
+        return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(training, "out_of_fold", estimate_while_someone_labels)
+    monkeypatch.setattr(training, "project_head_fit", fit_while_someone_labels)
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
-    monkeypatch.setattr(training, "out_of_fold", real_estimate)
+    monkeypatch.setattr(training, "project_head_fit", real_fit)
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
 

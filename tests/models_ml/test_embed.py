@@ -89,3 +89,19 @@ def test_store_keys_each_encoder_separately(tmp_path):
     EmbeddingStore(tmp_path, "a/b:c", 2).append([1], np.ones((1, 2)))
     assert len(EmbeddingStore(tmp_path, "other", 2)) == 0
     assert (tmp_path / "a_b_c" / "meta.json").exists()
+
+
+def test_a_row_view_reads_float32_rows_of_the_store_only_when_indexed(tmp_path):
+    from models_ml.store import RowView
+
+    store = EmbeddingStore(tmp_path, "enc@1", dim=3)
+    store.append(list(range(10, 16)), np.arange(18, dtype=np.float32).reshape(6, 3))
+    whole = RowView(store.vectors())
+    assert whole.shape == (6, 3) and len(whole) == 6
+    view = whole.take(np.array([1, 3, 5]))  # nothing read yet: a narrower view
+    assert view.shape == (3, 3)
+    np.testing.assert_array_equal(view[[0, 2]], [[3, 4, 5], [15, 16, 17]])
+    np.testing.assert_array_equal(view.take(np.array([False, True, True]))[:], [[9, 10, 11],
+                                  [15, 16, 17]])  # fmt: skip
+    assert view[:].dtype == np.float32 and np.asarray(view).shape == (3, 3)
+    np.testing.assert_array_equal(whole[np.array([True] * 5 + [False])][:, 0], [0, 3, 6, 9, 12])

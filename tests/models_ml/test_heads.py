@@ -158,8 +158,8 @@ def test_calibration_folds_give_the_accuracy_estimate_too():
 
 
 def test_warm_started_calibration_folds_reach_the_cold_started_optimum():
-    """The folds start from the full model's weights (2x fewer L-BFGS iterations in
-    bench/retrain.py); the problem is convex, so the out-of-fold answers are the same."""
+    """The folds start from the full model's weights; the problem is convex, so the
+    out-of-fold answers are the same."""
     from models_ml.heads import LinearHead
 
     rng = np.random.default_rng(3)
@@ -170,6 +170,55 @@ def test_warm_started_calibration_folds_reach_the_cold_started_optimum():
     cold = LinearHead(warm_start_folds=False).fit(x, y)
     assert warm.temperature_ == pytest.approx(cold.temperature_, rel=1e-3)
     assert warm.cv_estimate_.accuracy == pytest.approx(cold.cv_estimate_.accuracy, abs=0.01)
-    # L-BFGS stops within its tolerance of the optimum from either start: close, not equal.
+    # The solver stops within its tolerance of the optimum from either start: close, not equal.
     difference = np.abs(warm.out_of_fold_.proba - cold.out_of_fold_.proba)
     assert difference.max() < 0.02 and difference.mean() < 0.002
+
+
+def test_newton_cg_reaches_the_optimum_lbfgs_reaches():
+    """The default solver changed for speed (bench/retrain.py), not the model: both solvers
+    give the same predictions, temperature and estimate on the same labels."""
+    X, y = blobs(n_per_class=60, classes=4, dim=48, spread=2.5, seed=11)
+    X_test, _ = blobs(n_per_class=50, classes=4, dim=48, spread=2.5, seed=11)
+    newton = LinearHead(class_weight="balanced").fit(X, y)
+    lbfgs = LinearHead(class_weight="balanced", solver="lbfgs", max_iter=2000).fit(X, y)
+    assert newton.solver == "newton-cg"
+    np.testing.assert_allclose(newton.predict_proba(X_test), lbfgs.predict_proba(X_test), atol=2e-3)
+    assert newton.temperature_ == pytest.approx(lbfgs.temperature_, rel=1e-2)
+    assert newton.cv_estimate_.accuracy == pytest.approx(lbfgs.cv_estimate_.accuracy, abs=0.01)
+
+
+@pytest.mark.parametrize("dim", [16, 400])  # without and with the row-space basis
+def test_scoring_a_float16_pool_in_chunks_matches_scoring_it_whole(monkeypatch, dim):
+    """A pool is scored a chunk at a time from the store's float16 rows, with the basis folded
+    into the weights: the same probabilities as normalising and projecting it whole."""
+    from models_ml import heads
+    from models_ml.heads import l2_normalise
+
+    X, y = blobs(n_per_class=20, classes=3, dim=dim, spread=1.0, seed=12)
+    head = LinearHead().fit(X, y)
+    pool, _ = blobs(n_per_class=70, classes=3, dim=dim, spread=1.0, seed=13)
+    pool16 = pool.astype(np.float16)
+    monkeypatch.setattr(heads, "CHUNK_ROWS", 64)  # 210 rows: four chunks
+    starts = [start for start, _ in heads.chunked_rows(pool16)]
+    assert starts == [0, 64, 128, 192]
+    chunked = head.predict_proba(pool16)
+    logits = head.model_.decision_function(head._project(l2_normalise(pool16)))
+    whole = softmax(np.stack([-logits / 2, logits / 2], 1) if logits.ndim == 1 else logits)
+    np.testing.assert_allclose(chunked, softmax(np.log(whole) / head.temperature_), atol=1e-4)
+
+
+def test_mc_dropout_samples_are_the_network_with_dropout():
+    """Without dropout every sample is the deterministic prediction; with it the samples
+    scatter around it, each a distribution, and the same seed draws the same samples."""
+    X, y = blobs(seed=14)
+    still = MLPHead(epochs=20, hidden=32, dropout=0.0, mc_samples=4).fit(X, y)
+    np.testing.assert_allclose(
+        still.sample_proba(X[:20]), np.repeat(still.predict_proba(X[:20])[None], 4, 0), atol=1e-5
+    )
+    noisy = MLPHead(epochs=20, hidden=32, dropout=0.5, mc_samples=50).fit(X, y)
+    samples = noisy.sample_proba(X[:20])
+    assert samples.std(axis=0).mean() > 1e-3
+    np.testing.assert_array_equal(samples, noisy.sample_proba(X[:20]))
+    agree = (samples.mean(axis=0).argmax(1) == noisy.predict_proba(X[:20]).argmax(1)).mean()
+    assert agree > 0.9

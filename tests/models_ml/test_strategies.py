@@ -175,3 +175,96 @@ def test_pool_scores_put_the_selected_batch_first(name):
     if name in ("coreset", "badge", "typiclust", "hybrid"):
         batch = select_batch(name, 5, seed=2, **pool)
         np.testing.assert_array_equal(np.argsort(-scores, kind="stable")[:5], batch)
+
+
+# --- candidates: what a strategy with per-item work looks at in a big pool ----------------
+
+
+def test_small_pools_have_no_candidates_and_big_ones_the_strategys_kind():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=100)
+    assert strategies.candidate_rows("coreset", 100, probs=probs, limit=100) is None
+    assert strategies.candidate_rows("margin", 100, probs=probs, limit=10) is None  # a score
+    random_rows = strategies.candidate_rows("coreset", 100, probs=probs, seed=1, limit=10)
+    assert len(random_rows) == 10 == len(set(random_rows.tolist()))
+    assert not np.array_equal(
+        random_rows, strategies.candidate_rows("coreset", 100, probs=probs, seed=2, limit=10)
+    )
+    uncertain = strategies.candidate_rows("bald", 100, probs=probs, limit=10)
+    np.testing.assert_array_equal(
+        uncertain, np.sort(np.argsort(-strategies.entropy(probs), kind="stable")[:10])
+    )
+
+
+@pytest.mark.parametrize("name", ["coreset", "badge", "typiclust", "hybrid"])
+def test_batch_selectors_in_a_big_pool_pick_among_their_candidates(monkeypatch, name):
+    monkeypatch.setattr(strategies, "MAX_CANDIDATES", 20)
+    pool = _pool(n=60)
+    rows = strategies.candidate_rows(name, 60, probs=pool["probs"], seed=3)
+    chosen = select_batch(name, 5, seed=3, **pool)
+    assert len(rows) == 20 and set(chosen.tolist()) <= set(rows.tolist())
+    scores = pool_scores(name, 5, seed=3, **pool)
+    np.testing.assert_array_equal(np.argsort(-scores, kind="stable")[:5], chosen)
+
+
+def test_bald_in_a_big_pool_samples_its_candidates_only_and_ranks_them_first():
+    pool = _pool(n=60)
+    rows = strategies.candidate_rows("bald", 60, probs=pool["probs"], limit=15)
+    mc = pool["mc_probs"][:, rows]
+    scores = pool_scores("bald", 5, probs=pool["probs"], mc_probs=mc, candidates=rows)
+    others = np.setdiff1d(np.arange(60), rows)
+    assert scores[rows].min() > scores[others].max()
+    np.testing.assert_allclose(scores[rows], 1.0 + bald(mc))
+    with pytest.raises(ValueError, match="15 candidates"):
+        pool_scores("bald", 5, probs=pool["probs"], mc_probs=pool["mc_probs"], candidates=rows)
+
+
+def test_embeddings_are_read_only_on_the_candidate_rows():
+    """A pool may be a memory map of any size: the selector reads its candidates' rows."""
+    read = []
+
+    class Rows:
+        ndim, shape = 2, (60, 8)
+
+        def __init__(self, data):
+            self.data = data
+
+        def __len__(self):
+            return 60
+
+        def __getitem__(self, index):
+            read.append(np.asarray(index))
+            return self.data[index]
+
+    pool = _pool(n=60)
+    rows = np.array([3, 10, 11, 40, 59])
+    chosen = select_batch(
+        "coreset", 2, embeddings=Rows(pool["embeddings"]), candidates=rows, seed=0
+    )
+    assert set(chosen.tolist()) <= set(rows.tolist())
+    assert len(read) == 1 and np.array_equal(read[0], rows)
+
+
+def test_many_labeled_references_are_sampled_not_all_compared(monkeypatch):
+    monkeypatch.setattr(strategies, "MAX_LABELED_REFERENCES", 4)
+    pool = _pool(n=30)
+    labeled = np.random.default_rng(1).normal(size=(50, 8))
+    checked = strategies._validate(
+        3, None, None, pool["embeddings"][:30], labeled, STRATEGIES["coreset"], seed=0
+    )
+    assert checked.pool.labeled_embeddings.shape == (4, 8)
+
+
+def test_principal_components_find_the_directions_of_most_variance():
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(100, 3)))[0].T  # 3 orthonormal directions in 100-d
+    x = (rng.normal(size=(3000, 3)) * [10.0, 5.0, 3.0]) @ basis
+    x = (x + 0.01 * rng.normal(size=x.shape)).astype(np.float32)
+    project = strategies._principal_components(x, 3, seed=0)
+    coordinates = project(x)
+    assert coordinates.shape == (3000, 3)
+    # The projection keeps (almost) all of the variance of data that lives in 3 dimensions.
+    kept = coordinates.var(axis=0).sum() / (x - x.mean(0)).var(axis=0).sum()
+    assert kept > 0.999
+    small = strategies._principal_components(x[:, :2], 3, seed=0)
+    np.testing.assert_array_equal(small(x[:5, :2]), x[:5, :2])
