@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -61,6 +64,25 @@ def remote(storage: Storage | None = None) -> bool:
     except NotImplementedError:
         return True
     return False
+
+
+def opener(storage: Storage | None = None) -> Callable[[str], BinaryIO]:
+    """`open(name, "rb")` for reading many stored files in a row (an export's images; the
+    `default` storage unless told). On a local folder the folder is resolved once and each
+    name checked by a plain test (relative, no `..` part, no backslash): the storage API's
+    lazy lookup and `safe_join` cost more per file than the read (100,000 images: 1.0 s of
+    an export's 5). On a bucket, the storage API."""
+    storage = storage or storages["default"]
+    if remote(storage):
+        return lambda name: storage.open(name, "rb")
+    root = storage.path("")
+
+    def open_local(name: str) -> BinaryIO:
+        if name.startswith("/") or "\\" in name or ".." in name.split("/"):
+            raise SuspiciousFileOperation(f"{name!r} is not a stored file's name")
+        return open(os.path.join(root, name), "rb")
+
+    return open_local
 
 
 def save(name: str, source: Path | str, *, storage: Storage | None = None) -> str:

@@ -15,18 +15,16 @@ stable across exports and independent of the order or of other items.
 import csv
 import io
 import json
+import os
 import re
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-from django.core.files.storage import default_storage
-from django.db.models import Q
 from django.utils.text import slugify
 
 from core import storage
@@ -43,9 +41,12 @@ from core.selectors.common import annotator_accuracy, consensus_class
 from core.selectors.progress import pseudo_label_audit
 from core.services.jobs import job_progress, job_request
 from core.services.quotas import heavy_jobs_check
+from core.stored_zip import StoredZipWriter
 
 CHUNK = 2000
-PARQUET_ROW_GROUP = 256  # rows with image bytes held at once
+# A Parquet row group is held in memory until written: at most this many image bytes or rows.
+PARQUET_GROUP_BYTES = 32 << 20
+PARQUET_GROUP_ROWS = 2048
 CSV_COLUMNS = (
     "item_id",
     "file_name",
@@ -66,8 +67,10 @@ class ExportError(Exception):
     """An export that cannot be made as asked; the message says why."""
 
 
-@dataclass(frozen=True)
-class ExportRow:
+class ExportRow(NamedTuple):
+    """One exported image (a named tuple: 100,000 of them are made per export, and a
+    frozen dataclass costs several times more to build)."""
+
     item_id: int
     file_name: str  # the name it was imported under
     image: str  # the stored file (server-chosen name)
@@ -150,11 +153,14 @@ def export_rows(
         )
         if not items:
             return
-        last = items[-1][0]
-        ids = [i[0] for i in items]
+        # The chunk is a range of item ids: the answers and predictions of its items are
+        # asked for by range (an IN list of 2,000 ids cost Django more than the query).
+        first, last = items[0][0], items[-1][0]
         answers: dict[int, list[tuple[int, str, datetime, int]]] = {}
         for item_id, class_id, username, created_at, annotator_id in (
-            Annotation.objects.filter(item_id__in=ids, is_current=True)
+            Annotation.objects.filter(
+                item__project=project, item_id__gte=first, item_id__lte=last, is_current=True
+            )
             .order_by("-id")
             .values_list(
                 "item_id", "label_class_id", "annotator__username", "created_at", "annotator_id"
@@ -162,31 +168,26 @@ def export_rows(
         ):
             answers.setdefault(item_id, []).append((class_id, username, created_at, annotator_id))
         pseudo: dict[int, tuple[int, float]] = {}
-        if audited and version is not None:
-            pseudo = {
-                item_id: (class_id, confidence)
-                for item_id, class_id, confidence in Prediction.objects.filter(
-                    model_version=version, item_id__in=ids, pseudo_labeled=True
-                ).values_list("item_id", "predicted_class_id", "confidence")
-            }
-        elif min_confidence is not None and version is not None:
-            pseudo = {
-                item_id: (class_id, confidence)
-                for item_id, class_id, confidence in Prediction.objects.filter(
-                    Q(model_version=version, item_id__in=ids, confidence__gte=min_confidence),
+        if version is not None and (audited or min_confidence is not None):
+            predictions = Prediction.objects.filter(
+                model_version=version, item_id__gte=first, item_id__lte=last
+            )
+            if audited:
+                predictions = predictions.filter(pseudo_labeled=True)
+            else:
+                predictions = predictions.filter(
+                    confidence__gte=min_confidence,
                     source=SuggestionSource.MODEL,
                     predicted_class__isnull=False,
-                ).values_list("item_id", "predicted_class_id", "confidence")
+                )
+            pseudo = {
+                item_id: (class_id, confidence)
+                for item_id, class_id, confidence in predictions.values_list(
+                    "item_id", "predicted_class_id", "confidence"
+                )
             }
         for item_id, original, image, width, height, content_hash in items:
-            common = {
-                "item_id": item_id,
-                "file_name": original,
-                "image": image,
-                "width": width,
-                "height": height,
-                "split": split_of(content_hash, val_fraction),
-            }
+            split = split_of(content_hash, val_fraction)
             if item_id in answers:
                 given = answers[item_id]  # newest first
                 class_id = given[0][0]
@@ -197,32 +198,42 @@ def export_rows(
                         [(a, c) for c, _, _, a in given], accuracy=accuracy, n_classes=len(names)
                     )
                 yield ExportRow(
-                    **common,
-                    label=names[class_id],
-                    label_class_id=class_id,
-                    source="human",
-                    annotators=sorted({u for _, u, _, _ in given}),
-                    labeled_at=given[0][2].isoformat(),
-                    model_version=None,
-                    confidence=None,
+                    item_id,
+                    original,
+                    image,
+                    width,
+                    height,
+                    names[class_id],
+                    class_id,
+                    "human",
+                    sorted({u for _, u, _, _ in given}),
+                    given[0][2].isoformat(),
+                    None,
+                    None,
+                    split,
                 )
             elif item_id in pseudo:
                 class_id, confidence = pseudo[item_id]
                 yield ExportRow(
-                    **common,
-                    label=names[class_id],
-                    label_class_id=class_id,
-                    source="pseudo",
-                    annotators=[],
-                    labeled_at=None,
-                    model_version=version.number,
-                    confidence=round(confidence, 4),
+                    item_id,
+                    original,
+                    image,
+                    width,
+                    height,
+                    names[class_id],
+                    class_id,
+                    "pseudo",
+                    [],
+                    None,
+                    version.number,
+                    round(confidence, 4),
+                    split,
                 )
 
 
 def _flat(row: ExportRow) -> dict:
-    data = asdict(row)
-    data.pop("label_class_id")
+    data = row._asdict()
+    del data["label_class_id"]
     return data
 
 
@@ -309,15 +320,17 @@ def safe_folder(name: str) -> str:
 
 
 def write_imagefolder(rows, out) -> None:
-    """A zip of `[train|val/]<class>/<item id>.<ext>` with the stored images (not recompressed)."""
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+    """A zip of `[train|val/]<class>/<item id>.<ext>` with the stored images, stored as they
+    are (already compressed: JPEG, PNG), through `StoredZipWriter`."""
+    open_stored = storage.opener()
+    folders: dict[str, str] = {}  # class name -> its folder name
+    with StoredZipWriter(out) as archive:
         for row in rows:
-            suffix = PurePosixPath(row.image).suffix.lower() or ".png"
-            parts = [row.split] if row.split else []
-            arcname = "/".join([*parts, safe_folder(row.label), f"{row.item_id}{suffix}"])
-            with default_storage.open(row.image, "rb") as source, zf.open(arcname, "w") as target:
-                while block := source.read(1 << 20):
-                    target.write(block)
+            suffix = os.path.splitext(row.image)[1].lower() or ".png"
+            folder = folders.get(row.label) or folders.setdefault(row.label, safe_folder(row.label))
+            split = f"{row.split}/" if row.split else ""
+            with open_stored(row.image) as source:
+                archive.add(f"{split}{folder}/{row.item_id}{suffix}", source.read())
 
 
 def write_parquet(rows, out, project: Project) -> None:
@@ -359,32 +372,38 @@ def write_parquet(rows, out, project: Project) -> None:
         metadata={"huggingface": json.dumps({"info": {"features": features}})},
     )
     with pq.ParquetWriter(out, schema) as writer:
-        batch: list[dict] = []
+        batch: list[ExportRow] = []
+        images: list[dict] = []
+        held = 0  # image bytes in `images`
 
         def flush() -> None:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            columns = {
+                "image": images,
+                "label": [index[row.label_class_id] for row in batch],
+                "label_name": [row.label for row in batch],
+                "item_id": [row.item_id for row in batch],
+                "file_name": [row.file_name for row in batch],
+                "source": [row.source for row in batch],
+                "annotators": [row.annotators for row in batch],
+                "labeled_at": [row.labeled_at for row in batch],
+                "model_version": [row.model_version for row in batch],
+                "confidence": [row.confidence for row in batch],
+                "split": [row.split for row in batch],
+            }
+            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             batch.clear()
+            images.clear()
 
+        open_stored = storage.opener()
         for row in rows:
-            with default_storage.open(row.image, "rb") as f:
+            with open_stored(row.image) as f:
                 data = f.read()
-            batch.append(
-                {
-                    "image": {"bytes": data, "path": PurePosixPath(row.image).name},
-                    "label": index[row.label_class_id],
-                    "label_name": row.label,
-                    "item_id": row.item_id,
-                    "file_name": row.file_name,
-                    "source": row.source,
-                    "annotators": row.annotators,
-                    "labeled_at": row.labeled_at,
-                    "model_version": row.model_version,
-                    "confidence": row.confidence,
-                    "split": row.split,
-                }
-            )
-            if len(batch) >= PARQUET_ROW_GROUP:
+            batch.append(row)
+            images.append({"bytes": data, "path": row.image.rpartition("/")[2]})
+            held += len(data)
+            if held >= PARQUET_GROUP_BYTES or len(batch) >= PARQUET_GROUP_ROWS:
                 flush()
+                held = 0
         if batch:
             flush()
 

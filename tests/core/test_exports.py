@@ -322,3 +322,18 @@ def test_the_api_sends_image_formats_to_a_job_as_the_page_does_and_serves_its_fi
     client.force_authenticate(annotator)
     assert client.get(listed["download_url"]).status_code == 403
     assert Job.objects.filter(kind=Job.Kind.EXPORT).count() == 1
+
+
+def test_exports_read_stored_images_by_name_and_refuse_any_other_path(labeled_project):
+    from django.core.exceptions import SuspiciousFileOperation
+
+    from core import storage
+
+    project, *_ = labeled_project
+    item = Item.objects.filter(project=project).first()
+    open_stored = storage.opener()
+    with open_stored(item.image.name) as f:
+        assert f.read() == item.image.open("rb").read()
+    for name in ("../settings.py", "/etc/passwd", "a/../../x.png", "a\\..\\x.png"):
+        with pytest.raises(SuspiciousFileOperation):
+            open_stored(name)

@@ -3,7 +3,9 @@ fixture on 127.0.0.1). Import, embed, train, export and "more like this" run aga
 bucket, and nothing is written under MEDIA_ROOT or the local artifacts folder; a second
 machine (another embeddings cache) trains on the vectors the first one published."""
 
+import io
 import shutil
+import zipfile
 
 import pytest
 import requests
@@ -83,18 +85,24 @@ def test_import_embed_train_export_and_similar_run_on_the_bucket(s3_storage):
     names = Item.objects.filter(pk__in=nearest).values_list("original_name", flat=True)
     assert all("/red/" in name for name in names)
 
-    # Export: the file is an object; the download link redirects to a signed URL.
-    job = export_request(project=project, fmt="csv", requested_by=admin)
+    # Export (with the images, read from the bucket): the file is an object; the download
+    # link redirects to a signed URL.
+    job = export_request(project=project, fmt="imagefolder", requested_by=admin)
     (export,) = run_jobs(project, Job.Kind.EXPORT)
     assert export.status == Job.Status.SUCCEEDED, export.error
-    assert f"artifacts/exports/project-{project.pk}/job-{job.pk}.csv" in server.keys(bucket)
+    assert f"artifacts/exports/project-{project.pk}/job-{job.pk}.zip" in server.keys(bucket)
     link = client.get(f"/projects/{project.pk}/exports/{job.pk}/")
     assert link.status_code == 302 and link["Location"].startswith(server.endpoint)
     assert "X-Amz-Signature=" in link["Location"] or "Signature=" in link["Location"]
     download = requests.get(link["Location"], timeout=10)
     assert download.status_code == 200
     assert "attachment" in download.headers["Content-Disposition"]
-    assert download.text.count("\n") == 17  # a header and 16 labeled images
+    with zipfile.ZipFile(io.BytesIO(download.content)) as exported:
+        assert sorted(exported.namelist()) == sorted(
+            f"{name.split('/')[0]}/{Item.objects.get(original_name=f'colours.zip/{name}').pk}.png"
+            for name in images
+        )
+        assert exported.read(f"red/{red.pk}.png") == red.image.open("rb").read()
 
     # Nothing on this machine's disks but the embeddings cache.
     assert files_under(settings.MEDIA_ROOT) == []
