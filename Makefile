@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/b
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test venv install install-dev lint lock bench bench-ssl bench-labels clean browser \
+.PHONY: run test venv install install-dev lint lock bench bench-peer bench-ssl bench-labels clean browser \
 	compose-tool security
 
 # Dependencies: pyproject.toml lists them; `make lock` writes requirements.txt (runtime) and
@@ -87,6 +87,10 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/loop_latency.py
 	$(PY) bench/retrain.py
 	$(PY) bench/embed.py
+
+# Ours against Label Studio (installed into var/bench/ on first use; ~15 min with the install).
+bench-peer: $(VENV)/.installed-dev
+	$(PY) bench/peer_label_studio.py
 
 # In-domain SSL pretraining on CIFAR-10 for 10 minutes, then k-NN / linear probes (~12 min).
 bench-ssl: $(VENV)/.installed-dev

@@ -36,6 +36,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,27 +222,48 @@ class Annotator:
             raise
 
 
-def annotate(port: int, project: int, label: int, token: str, waits: list, out: dict) -> None:
+@dataclass(frozen=True)
+class LabelingApi:
+    """How an annotator asks for the next image and answers it, in one app's API: the
+    request of each (method, path, body) and how to read the image's id from the first.
+    bench/peer_label_studio.py gives Label Studio's."""
+
+    lease: Callable[[object], tuple[str, str, dict | None]]  # project -> request
+    item_id: Callable[[dict], int]  # lease response -> the image's id
+    submit: Callable[[object, int, object], tuple[str, str, dict]]  # project, id, label
+
+
+OURS = LabelingApi(
+    lease=lambda project: ("POST", f"/api/projects/{project}/lease-next/", None),
+    item_id=lambda body: body["item"]["id"],
+    submit=lambda project, item, label: (
+        "POST",
+        f"/api/projects/{project}/items/{item}/submit/",
+        {"label_class": label, "duration_ms": 500},
+    ),
+)
+
+
+def annotate(
+    port: int, project, label, token: str, waits: list, out: dict, api: LabelingApi = OURS
+) -> None:
     client = Annotator(port, token)
     for pause in waits:
         time.sleep(pause)
         t0 = time.perf_counter()
         try:
-            status, body = client.request("POST", f"/api/projects/{project}/lease-next/")
+            status, body = client.request(*api.lease(project))
             t1 = time.perf_counter()
             out["lease_ms"].append((t1 - t0) * 1000)
             if status != 200:
                 out["errors"].append(f"lease {status}")
                 continue
-            item = json.loads(body)["item"]["id"]
+            item = api.item_id(json.loads(body))
             out["items"].append((item, token))
-            status, _ = client.request(
-                "POST",
-                f"/api/projects/{project}/items/{item}/submit/",
-                {"label_class": label, "duration_ms": 500},
-            )
+            status, _ = client.request(*api.submit(project, item, label))
             t2 = time.perf_counter()
             out["submit_ms"].append((t2 - t1) * 1000)
+            out["pair_ms"].append((t2 - t0) * 1000)
             if status != 201:
                 out["errors"].append(f"submit {status}")
         except (OSError, http.client.HTTPException) as exc:
@@ -269,7 +293,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_clients(target, port, project, label, tokens, rounds, think_s, jitter):
-    results = [{"lease_ms": [], "submit_ms": [], "items": [], "errors": []} for _ in tokens]
+    results = [
+        {"lease_ms": [], "submit_ms": [], "pair_ms": [], "items": [], "errors": []} for _ in tokens
+    ]
     threads = [
         threading.Thread(
             target=target,
@@ -341,7 +367,23 @@ def run_load(port, server_pid, project, label, tokens, rounds, think_s, jitter, 
     }
 
 
-def run_case(db_env: dict, args, scored: bool) -> dict:
+@dataclass(frozen=True)
+class Served:
+    """A running server with its prepared pool: where it listens and whom to sign in as."""
+
+    port: int
+    pid: int
+    project: int
+    label: int
+    tokens: list[str]
+    log: Path
+    setup_seconds: float
+    warm_up_seconds: float
+
+
+@contextmanager
+def our_server(db_env: dict, items: int, annotators: int, scored: bool) -> Iterator[Served]:
+    """Our app (daphne, as `make run` serves it) on a fresh pool of `items` images."""
     env = {
         **os.environ,
         **db_env,
@@ -350,13 +392,8 @@ def run_case(db_env: dict, args, scored: bool) -> dict:
         "LOG_LEVEL": "WARNING",
     }
     t = time.perf_counter()
-    project, label, tokens = prepare(env, args.items, args.annotators, scored)
-    case: dict = {
-        "pool_items": args.items,
-        "annotators": args.annotators,
-        "setup_seconds": round(time.perf_counter() - t, 1),
-        "loads": [],
-    }
+    project, label, tokens = prepare(env, items, annotators, scored)
+    setup = round(time.perf_counter() - t, 1)
     port = free_port()
     log = Path(db_env["ANNOTATOR_VAR_DIR"]) / "server.log"
     daphne = str(Path(PYTHON).parent / "daphne")
@@ -369,24 +406,36 @@ def run_case(db_env: dict, args, scored: bool) -> dict:
     )
     try:
         wait_for(port)
-        case["server_warm_up_seconds"] = wait_until_idle(server.pid)
-        for think_ms in args.think_ms:
-            case["loads"].append(
-                run_load(
-                    port,
-                    server.pid,
-                    project,
-                    label,
-                    tokens,
-                    args.rounds,
-                    think_ms / 1000,
-                    args.think_jitter,
-                    log,
-                )
-            )
+        warm = wait_until_idle(server.pid)
+        yield Served(port, server.pid, project, label, tokens, log, setup, warm)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def run_case(db_env: dict, args, scored: bool) -> dict:
+    with our_server(db_env, args.items, args.annotators, scored) as served:
+        case: dict = {
+            "pool_items": args.items,
+            "annotators": args.annotators,
+            "setup_seconds": served.setup_seconds,
+            "server_warm_up_seconds": served.warm_up_seconds,
+            "loads": [],
+        }
+        for think_ms in args.think_ms:
+            case["loads"].append(
+                run_load(
+                    served.port,
+                    served.pid,
+                    served.project,
+                    served.label,
+                    served.tokens,
+                    args.rounds,
+                    think_ms / 1000,
+                    args.think_jitter,
+                    served.log,
+                )
+            )
     return case
 
 
