@@ -4,8 +4,9 @@ On one pool, in one process (one `Simulation`: the app's own lease / page / subm
 services with an oracle that answers from the labels), two sessions run from scratch:
 
 - **policy**: the app's default labeling mode, `auto` (core/services/labeling.py): single
-  cards (margin strategy, pre-selection where it is right often enough) alternating with
-  verification pages whenever a page costs fewer expected seconds per right label; 5 % of
+  cards (margin strategy, pre-selection where it is right often enough) until the model's
+  predictions settle, then alternating with verification pages whenever a page costs fewer
+  expected seconds per right label; 5 % of
   cards audit a random pseudo-label; the dataset counts the model's pseudo-labels under their
   per-class thresholds (what an export with audited pseudo-labels gives);
 - **baseline**: random order, one image at a time, no pre-selection, human labels only.

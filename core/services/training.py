@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from django.db.models import F
 
 from core.models import (
     Annotation,
@@ -265,6 +266,38 @@ def rejected_classes_drop(
     return left
 
 
+# Past this many open items the comparison reads a fixed 1-in-k sample of them (by item id).
+CHANGE_SAMPLE_ITEMS = 20_000
+
+
+def predictions_changed(
+    *, project: Project, item_ids: np.ndarray, predicted: np.ndarray, labels_count: int
+) -> float | None:
+    """How fast the model still moves: the share of the open items whose predicted class
+    differs from the serving trained version's, per label added since that version. None
+    when there is no trained version to compare with. Successive models that agree on the
+    pool are the stopping signal of Bloodgood & Vijay-Shanker ("A method for stopping active
+    learning based on stabilizing predictions", CoNLL 2009); the labeling policy serves
+    verification pages only once it is low (core/services/labeling.py)."""
+    serving = project.current_model_version
+    if serving is None or serving.kind != ModelVersion.Kind.MODEL:
+        return None
+    added = labels_count - serving.labels_count
+    step = max(1, len(item_ids) // CHANGE_SAMPLE_ITEMS)
+    rows = (
+        Prediction.objects.annotate(bucket=F("item_id") % step)
+        .filter(model_version=serving, source=SuggestionSource.MODEL, bucket=0)
+        .values_list("item_id", "predicted_class_id")
+    )
+    before = dict(rows)
+    now = dict(zip(item_ids.tolist(), predicted.tolist(), strict=True))
+    compared = [item for item in before if item in now]
+    if not compared or added <= 0:
+        return None
+    changed = sum(before[item] != now[item] for item in compared) / len(compared)
+    return round(changed / added, 6)
+
+
 def training_run(job: Job) -> dict:
     """Job body of a training run; returns its metrics (seconds per step, accuracy, sizes)."""
     project = Project.objects.get(pk=job.project_id)
@@ -316,6 +349,12 @@ def training_run(job: Job) -> dict:
     rejected = rejected_classes_drop(
         project=project, pool_ids=pool_ids, probs=probs, class_ids=class_ids
     )
+    changed_per_label = predictions_changed(
+        project=project,
+        item_ids=pool_ids[open_rows],
+        predicted=class_ids[probs[open_rows].argmax(axis=1)] if len(open_rows) else open_rows,
+        labels_count=labels_count,
+    )
     lap("predict")
     scores = np.zeros(len(pool_ids))
     if len(open_rows):
@@ -364,6 +403,7 @@ def training_run(job: Job) -> dict:
         reliability=reliability,
         annotators=people,
         probability_left=rejected,
+        changed_per_label=changed_per_label,
     )
     lap("write_predictions")
     version_switch(project=project, version=version)
@@ -384,6 +424,7 @@ def training_run(job: Job) -> dict:
         "suggestion_source": suggestions.source,
         "preselect": preselect.as_dict(),
         "pseudo_labeled": version.metrics["pseudo_labeled"],
+        "changed_per_label": changed_per_label,
         "rejected_classes_items": len(rejected),
         "seconds": seconds,
     }
@@ -407,6 +448,7 @@ def _version_write(
     reliability: dict | None = None,
     annotators: dict[int, float] | None = None,
     probability_left: dict[int, float] | None = None,
+    changed_per_label: float | None = None,
 ) -> ModelVersion:
     """A new ModelVersion with one prediction per pool item (not yet current). An unlabeled
     item is pseudo-labeled where the model's own prediction clears its class's threshold."""
@@ -437,6 +479,10 @@ def _version_write(
             },
             # Held-out precision by confidence: what a verification page expects of its tiles.
             "reliability": reliability,
+            # Share of the open pool whose predicted class changed since the serving
+            # version, per label added (None: nothing to compare with): see
+            # predictions_changed and the labeling policy.
+            "changed_per_label": changed_per_label,
             # Measured accuracy per annotator id (Dawid-Skene on overlapping answers).
             "annotator_accuracy": {str(a): acc for a, acc in (annotators or {}).items()},
         },

@@ -38,3 +38,18 @@ def test_a_held_card_comes_before_a_page():
     card = next_task(project=project, user=ann, mode=LabelingMode.CARDS).card
     again = next_task(project=project, user=ann, mode=LabelingMode.PAGES)
     assert again.card is not None and again.card.lease.pk == card.lease.pk
+
+
+@pytest.mark.parametrize(
+    ("changed_per_label", "page"), [(None, False), (0.01, False), (0.003, True)]
+)
+def test_auto_serves_cards_while_the_model_still_moves(changed_per_label, page):
+    """A first version (nothing to compare) or one whose predictions still move by more than
+    0.3 % of the pool per label gets cards; a settled one pages. Pages mode pages anyway."""
+    project, (ann,), *_ = confident_pool(n=40, page_size=10)
+    version = project.current_model_version
+    version.metrics = {**version.metrics, "changed_per_label": changed_per_label}
+    version.save()
+    assert (next_task(project=project, user=ann).page is not None) is page
+    other = MembershipFactory(project=project).user
+    assert next_task(project=project, user=other, mode=LabelingMode.PAGES).page is not None

@@ -1,5 +1,6 @@
 """Tests of core/services/training.py, on tiny data; jobs run through `job_execute`."""
 
+import numpy as np
 import pytest
 from django.db.models import Max
 
@@ -223,3 +224,40 @@ def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it(
     assert after.predicted_class_id != before.predicted_class_id
     assert after.confidence < 0.5 and not after.pseudo_labeled
     assert sum(after.probabilities) == pytest.approx(1.0, abs=1e-3)  # a distribution still
+
+
+def test_a_run_measures_how_much_of_the_open_pool_its_model_moved_per_label():
+    from tests.factories import ItemFactory, ModelVersionFactory, PredictionFactory
+
+    project, _, annotator, truth = loop_project(retrain_every=100)
+    cat, dog = project.classes.all()[:2]
+    serving = ModelVersionFactory(project=project, kind=ModelVersion.Kind.MODEL, labels_count=10)
+    items = ItemFactory.create_batch(4, project=project)
+    for item in items:
+        PredictionFactory(item=item, model_version=serving, predicted_class=cat)
+    Project.objects.filter(pk=project.pk).update(current_model_version=serving)
+    project.refresh_from_db()
+    ids = np.array([item.pk for item in items])
+    now = np.array([cat.pk, cat.pk, dog.pk, dog.pk])
+    # Half the pool changed class over 2 new labels: 25 % per label.
+    assert training.predictions_changed(
+        project=project, item_ids=ids, predicted=now, labels_count=12
+    ) == pytest.approx(0.25)
+    assert (
+        training.predictions_changed(project=project, item_ids=ids, predicted=now, labels_count=10)
+        is None
+    )  # no label added: no rate
+
+
+def test_the_first_run_has_nothing_to_compare_and_the_next_records_its_rate():
+    project, _, annotator, truth = loop_project(retrain_every=100)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 6)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    label_items(project, annotator, truth, 4)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    first, second = ModelVersion.objects.filter(project=project).order_by("number")
+    assert first.metrics["changed_per_label"] is None
+    assert 0 <= second.metrics["changed_per_label"] <= 1 / 4
