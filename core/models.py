@@ -104,7 +104,7 @@ class ExtraAnswers(models.TextChoices):
 class LabelingMode(models.TextChoices):
     """What the labeling page serves (core/services/labeling.py decides)."""
 
-    AUTO = "auto", "Auto: cards or verification pages, whichever costs fewer seconds per label"
+    AUTO = "auto", "Auto: cards while the model learns, then pages where they cost fewer seconds"
     CARDS = "cards", "One image at a time"
     PAGES = "pages", "Verification pages while the model has confident ones, then cards"
 
@@ -176,9 +176,10 @@ class Project(models.Model):
         max_length=8,
         choices=LabelingMode.choices,
         default=LabelingMode.AUTO,
-        help_text="Auto serves a page of images the model puts in one class (accept it with "
-        "one key, click the wrong ones) when that costs fewer annotator seconds per label than "
-        "single cards, and alternates it with the cards the model learns most from.",
+        help_text="Auto serves single cards while the model is still learning fast, then a "
+        "page of images the model puts in one class (accept it with one key, click the wrong "
+        "ones) when that costs fewer annotator seconds per label than single cards, "
+        "alternating it with the cards the model learns most from.",
     )
     page_size = models.PositiveSmallIntegerField(
         default=36,

@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,196 +17,582 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot'), ('neighbours', 'Nearest labeled neighbours')], default='model', max_length=16)),
-                ('encoder_key', models.CharField(blank=True, max_length=300)),
-                ('recipe', models.JSONField(blank=True, default=dict)),
-                ('class_ids', models.JSONField(default=list, help_text='LabelClass ids in the column order of the probabilities.')),
-                ('labels_count', models.PositiveIntegerField(default=0)),
-                ('estimated_accuracy', models.FloatField(blank=True, null=True)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("model", "Trained model"),
+                            ("zero_shot", "CLIP zero-shot"),
+                            ("neighbours", "Nearest labeled neighbours"),
+                        ],
+                        default="model",
+                        max_length=16,
+                    ),
+                ),
+                ("encoder_key", models.CharField(blank=True, max_length=300)),
+                ("recipe", models.JSONField(blank=True, default=dict)),
+                (
+                    "class_ids",
+                    models.JSONField(
+                        default=list,
+                        help_text="LabelClass ids in the column order of the probabilities.",
+                    ),
+                ),
+                ("labels_count", models.PositiveIntegerField(default=0)),
+                ("estimated_accuracy", models.FloatField(blank=True, null=True)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['project', 'number'],
+                "ordering": ["project", "number"],
             },
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('strategy', models.CharField(choices=[('random', 'Random'), ('least_confidence', 'Least confidence'), ('margin', 'Margin'), ('entropy', 'Entropy'), ('bald', 'BALD (MC dropout)'), ('coreset', 'Core-set (k-center greedy)'), ('badge', 'BADGE'), ('typiclust', 'TypiClust (cold start)'), ('hybrid', 'Uncertain candidates, then diversity')], default='entropy', max_length=32)),
-                ('retrain_every', models.PositiveIntegerField(default=20, help_text='Start a training run after this many new labels.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('encoder_name', models.CharField(default='vit_small_patch14_dinov2.lvd142m', help_text="timm name with pretrained tag, 'pixels', or a local weights path.", max_length=200)),
-                ('annotators_per_item', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)])),
-                ('lease_seconds', models.PositiveIntegerField(default=300, validators=[django.core.validators.MinValueValidator(10), django.core.validators.MaxValueValidator(86400)])),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('current_model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "strategy",
+                    models.CharField(
+                        choices=[
+                            ("random", "Random"),
+                            ("least_confidence", "Least confidence"),
+                            ("margin", "Margin"),
+                            ("entropy", "Entropy"),
+                            ("bald", "BALD (MC dropout)"),
+                            ("coreset", "Core-set (k-center greedy)"),
+                            ("badge", "BADGE"),
+                            ("typiclust", "TypiClust (cold start)"),
+                            ("hybrid", "Uncertain candidates, then diversity"),
+                        ],
+                        default="entropy",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "retrain_every",
+                    models.PositiveIntegerField(
+                        default=20,
+                        help_text="Start a training run after this many new labels.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "encoder_name",
+                    models.CharField(
+                        default="vit_small_patch14_dinov2.lvd142m",
+                        help_text="timm name with pretrained tag, 'pixels', or a local weights path.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "annotators_per_item",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                    ),
+                ),
+                (
+                    "lease_seconds",
+                    models.PositiveIntegerField(
+                        default=300,
+                        validators=[
+                            django.core.validators.MinValueValidator(10),
+                            django.core.validators.MaxValueValidator(86400),
+                        ],
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "current_model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_versions', to='core.project'),
+            model_name="modelversion",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="model_versions",
+                to="core.project",
+            ),
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('admin', 'Admin'), ('annotator', 'Annotator')], default='annotator', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='core.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("admin", "Admin"), ("annotator", "Annotator")],
+                        default="annotator",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="core.project",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LabelClass',
+            name="LabelClass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('order', models.PositiveIntegerField(default=0)),
-                ('hotkey', models.CharField(blank=True, max_length=1)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='classes', to='core.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("order", models.PositiveIntegerField(default=0)),
+                ("hotkey", models.CharField(blank=True, max_length=1)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="classes",
+                        to="core.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['order', 'id'],
+                "ordering": ["order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.FileField(max_length=300, upload_to=core.models.item_image_path)),
-                ('thumbnail', models.FileField(max_length=300, upload_to=core.models.item_image_path)),
-                ('content_hash', models.CharField(help_text='SHA-256 of the decoded, normalised RGB pixels.', max_length=64)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('original_name', models.CharField(max_length=500)),
-                ('split', models.CharField(blank=True, help_text='train/test/val folder it was imported from.', max_length=16)),
-                ('random_key', models.FloatField(default=core.models.random_queue_key)),
-                ('annotation_count', models.PositiveIntegerField(default=0)),
-                ('is_done', models.BooleanField(default=False, help_text="annotation_count has reached the project's annotators_per_item.")),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ground_truth', models.ForeignKey(blank=True, help_text='Label known at import; for evaluation only, never shown to annotators.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.labelclass')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='core.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("image", models.FileField(max_length=300, upload_to=core.models.item_image_path)),
+                (
+                    "thumbnail",
+                    models.FileField(max_length=300, upload_to=core.models.item_image_path),
+                ),
+                (
+                    "content_hash",
+                    models.CharField(
+                        help_text="SHA-256 of the decoded, normalised RGB pixels.", max_length=64
+                    ),
+                ),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("original_name", models.CharField(max_length=500)),
+                (
+                    "split",
+                    models.CharField(
+                        blank=True,
+                        help_text="train/test/val folder it was imported from.",
+                        max_length=16,
+                    ),
+                ),
+                ("random_key", models.FloatField(default=core.models.random_queue_key)),
+                ("annotation_count", models.PositiveIntegerField(default=0)),
+                (
+                    "is_done",
+                    models.BooleanField(
+                        default=False,
+                        help_text="annotation_count has reached the project's annotators_per_item.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "ground_truth",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Label known at import; for evaluation only, never shown to annotators.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.labelclass",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="core.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Skip',
+            name="Skip",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='skips', to=settings.AUTH_USER_MODEL)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='skips', to='core.item')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="skips",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="skips",
+                        to="core.item",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Lease',
+            name="Lease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slot', models.PositiveSmallIntegerField(default=0)),
-                ('token', models.UUIDField(default=uuid.uuid4, editable=False)),
-                ('leased_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='leases', to=settings.AUTH_USER_MODEL)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='leases', to='core.item')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slot", models.PositiveSmallIntegerField(default=0)),
+                ("token", models.UUIDField(default=uuid.uuid4, editable=False)),
+                ("leased_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="leases",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="leases",
+                        to="core.item",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['annotator', 'completed_at', 'expires_at'], name='lease_user_idx')],
-                'constraints': [models.UniqueConstraint(fields=('item', 'slot'), name='lease_unique_slot'), models.UniqueConstraint(fields=('item', 'annotator'), name='lease_unique_annotator')],
+                "indexes": [
+                    models.Index(
+                        fields=["annotator", "completed_at", "expires_at"], name="lease_user_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("item", "slot"), name="lease_unique_slot"),
+                    models.UniqueConstraint(
+                        fields=("item", "annotator"), name="lease_unique_annotator"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Annotation',
+            name="Annotation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('human', 'Labeled in the app'), ('import', 'Imported with the images')], default='human', max_length=16)),
-                ('suggestion_source', models.CharField(blank=True, choices=[('', 'None'), ('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot'), ('neighbours', 'Nearest labeled neighbours')], default='', max_length=16)),
-                ('suggestion_confidence', models.FloatField(blank=True, null=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('is_current', models.BooleanField(default=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='annotations', to=settings.AUTH_USER_MODEL)),
-                ('supersedes', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='superseded_by', to='core.annotation')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='annotations', to='core.item')),
-                ('label_class', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='core.labelclass')),
-                ('suggested_class', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.labelclass')),
-                ('suggestion_model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("human", "Labeled in the app"),
+                            ("import", "Imported with the images"),
+                        ],
+                        default="human",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "suggestion_source",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "None"),
+                            ("model", "Trained model"),
+                            ("zero_shot", "CLIP zero-shot"),
+                            ("neighbours", "Nearest labeled neighbours"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("suggestion_confidence", models.FloatField(blank=True, null=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("is_current", models.BooleanField(default=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="annotations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "supersedes",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="superseded_by",
+                        to="core.annotation",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="annotations",
+                        to="core.item",
+                    ),
+                ),
+                (
+                    "label_class",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="core.labelclass",
+                    ),
+                ),
+                (
+                    "suggested_class",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.labelclass",
+                    ),
+                ),
+                (
+                    "suggestion_model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['annotator', 'is_current', 'created_at'], name='annotation_user_idx'), models.Index(fields=['item', 'is_current'], name='annotation_item_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_current', True)), fields=('item', 'annotator'), name='annotation_one_current_per_annotator')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        fields=["annotator", "is_current", "created_at"], name="annotation_user_idx"
+                    ),
+                    models.Index(fields=["item", "is_current"], name="annotation_item_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_current", True)),
+                        fields=("item", "annotator"),
+                        name="annotation_one_current_per_annotator",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Prediction',
+            name="Prediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('probabilities', models.JSONField(help_text='Aligned with model_version.class_ids.')),
-                ('confidence', models.FloatField()),
-                ('acquisition_score', models.FloatField(help_text='Higher = ask first.')),
-                ('source', models.CharField(choices=[('', 'None'), ('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot'), ('neighbours', 'Nearest labeled neighbours')], default='model', max_length=16)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='core.item')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='core.modelversion')),
-                ('predicted_class', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.labelclass')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "probabilities",
+                    models.JSONField(help_text="Aligned with model_version.class_ids."),
+                ),
+                ("confidence", models.FloatField()),
+                ("acquisition_score", models.FloatField(help_text="Higher = ask first.")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("", "None"),
+                            ("model", "Trained model"),
+                            ("zero_shot", "CLIP zero-shot"),
+                            ("neighbours", "Nearest labeled neighbours"),
+                        ],
+                        default="model",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="core.item",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="core.modelversion",
+                    ),
+                ),
+                (
+                    "predicted_class",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.labelclass",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['model_version', '-acquisition_score', 'item'], name='prediction_queue_idx')],
-                'constraints': [models.UniqueConstraint(fields=('model_version', 'item'), name='prediction_unique_per_version')],
+                "indexes": [
+                    models.Index(
+                        fields=["model_version", "-acquisition_score", "item"],
+                        name="prediction_queue_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("model_version", "item"), name="prediction_unique_per_version"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('annotators_per_item__gte', 1), ('annotators_per_item__lte', 10)), name='project_annotators_per_item_range'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("annotators_per_item__gte", 1), ("annotators_per_item__lte", 10)
+                ),
+                name="project_annotators_per_item_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('lease_seconds__gte', 10)), name='project_lease_seconds_min'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lease_seconds__gte", 10)), name="project_lease_seconds_min"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('retrain_every__gte', 1)), name='project_retrain_every_min'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("retrain_every__gte", 1)), name="project_retrain_every_min"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('project', 'number'), name='modelversion_unique'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                fields=("project", "number"), name="modelversion_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'project'), name='membership_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("user", "project"), name="membership_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelclass',
-            constraint=models.UniqueConstraint(fields=('project', 'name'), name='labelclass_unique_name'),
+            model_name="labelclass",
+            constraint=models.UniqueConstraint(
+                fields=("project", "name"), name="labelclass_unique_name"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='labelclass',
-            constraint=models.UniqueConstraint(condition=models.Q(('hotkey', ''), _negated=True), fields=('project', 'hotkey'), name='labelclass_unique_hotkey'),
+            model_name="labelclass",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("hotkey", ""), _negated=True),
+                fields=("project", "hotkey"),
+                name="labelclass_unique_hotkey",
+            ),
         ),
         migrations.AddIndex(
-            model_name='item',
-            index=models.Index(fields=['project', 'is_done', 'random_key', 'id'], name='item_queue_idx'),
+            model_name="item",
+            index=models.Index(
+                fields=["project", "is_done", "random_key", "id"], name="item_queue_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='item',
-            constraint=models.UniqueConstraint(fields=('project', 'content_hash'), name='item_unique_hash'),
+            model_name="item",
+            constraint=models.UniqueConstraint(
+                fields=("project", "content_hash"), name="item_unique_hash"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='skip',
-            constraint=models.UniqueConstraint(fields=('item', 'annotator'), name='skip_unique'),
+            model_name="skip",
+            constraint=models.UniqueConstraint(fields=("item", "annotator"), name="skip_unique"),
         ),
     ]

@@ -6,74 +6,148 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0001_initial'),
+        ("core", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='annotation',
-            name='suggestion_accepted',
-            field=models.BooleanField(blank=True, help_text='The answer equals the suggestion shown; None: none shown.', null=True),
+            model_name="annotation",
+            name="suggestion_accepted",
+            field=models.BooleanField(
+                blank=True,
+                help_text="The answer equals the suggestion shown; None: none shown.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='embedding_dim',
+            model_name="project",
+            name="embedding_dim",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='project',
-            name='embedding_key',
+            model_name="project",
+            name="embedding_key",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='project',
-            name='encoder_notice',
+            model_name="project",
+            name="encoder_notice",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='project',
-            name='labels_at_last_training_request',
+            model_name="project",
+            name="labels_at_last_training_request",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='project',
-            name='labels_submitted',
+            model_name="project",
+            name="labels_submitted",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='project',
-            name='zero_shot_notice',
+            model_name="project",
+            name="zero_shot_notice",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('embed', 'Embed images'), ('zero_shot', 'CLIP zero-shot suggestions'), ('train', 'Training run'), ('pretrain', 'In-domain SSL pretraining')], max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('skipped', 'Nothing to do'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('reason', models.CharField(blank=True, help_text='Why it was requested.', max_length=200)),
-                ('requests', models.PositiveIntegerField(default=1, help_text='Requests coalesced into it.')),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('progress', models.FloatField(default=0.0)),
-                ('message', models.CharField(blank=True, max_length=500)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('worker', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.modelversion')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='core.project')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("embed", "Embed images"),
+                            ("zero_shot", "CLIP zero-shot suggestions"),
+                            ("train", "Training run"),
+                            ("pretrain", "In-domain SSL pretraining"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("skipped", "Nothing to do"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(blank=True, help_text="Why it was requested.", max_length=200),
+                ),
+                (
+                    "requests",
+                    models.PositiveIntegerField(default=1, help_text="Requests coalesced into it."),
+                ),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("progress", models.FloatField(default=0.0)),
+                ("message", models.CharField(blank=True, max_length=500)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("worker", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="core.modelversion",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="jobs",
+                        to="core.project",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['status', 'heartbeat_at'], name='job_status_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'queued')), fields=('project', 'kind'), name='job_one_queued_per_kind'), models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('project', 'kind'), name='job_one_running_per_kind')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["status", "heartbeat_at"], name="job_status_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "queued")),
+                        fields=("project", "kind"),
+                        name="job_one_queued_per_kind",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "running")),
+                        fields=("project", "kind"),
+                        name="job_one_running_per_kind",
+                    ),
+                ],
             },
         ),
     ]

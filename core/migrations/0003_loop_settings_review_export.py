@@ -6,40 +6,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0002_closed_loop'),
+        ("core", "0002_closed_loop"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='cold_start',
-            field=models.CharField(choices=[('random', 'Random order'), ('typiclust', 'TypiClust: the most typical image of each cluster first')], default='random', help_text='Order of the images before the first model: random, or TypiClust on the embeddings (one typical image per cluster, so the first labels cover the data).', max_length=16),
+            model_name="project",
+            name="cold_start",
+            field=models.CharField(
+                choices=[
+                    ("random", "Random order"),
+                    ("typiclust", "TypiClust: the most typical image of each cluster first"),
+                ],
+                default="random",
+                help_text="Order of the images before the first model: random, or TypiClust on the embeddings (one typical image per cluster, so the first labels cover the data).",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='seed',
-            field=models.PositiveIntegerField(default=core.models.random_seed, help_text='Seeds the random choices of the strategies (same seed, same queue).'),
+            model_name="project",
+            name="seed",
+            field=models.PositiveIntegerField(
+                default=core.models.random_seed,
+                help_text="Seeds the random choices of the strategies (same seed, same queue).",
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='self_training_threshold',
-            field=models.FloatField(blank=True, help_text='Refit each model with its own predictions above this confidence as extra labels (self-training). Empty: off.', null=True, validators=[django.core.validators.MinValueValidator(0.5), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="project",
+            name="self_training_threshold",
+            field=models.FloatField(
+                blank=True,
+                help_text="Refit each model with its own predictions above this confidence as extra labels (self-training). Empty: off.",
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(0.5),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='annotation',
-            name='source',
-            field=models.CharField(choices=[('human', 'Labeled in the app'), ('import', 'Imported with the images'), ('review', 'Set in the review queue')], default='human', max_length=16),
+            model_name="annotation",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("human", "Labeled in the app"),
+                    ("import", "Imported with the images"),
+                    ("review", "Set in the review queue"),
+                ],
+                default="human",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='kind',
-            field=models.CharField(choices=[('embed', 'Embed images'), ('zero_shot', 'CLIP zero-shot suggestions'), ('train', 'Training run'), ('pretrain', 'In-domain SSL pretraining'), ('export', 'Export labels')], max_length=16),
+            model_name="job",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("embed", "Embed images"),
+                    ("zero_shot", "CLIP zero-shot suggestions"),
+                    ("train", "Training run"),
+                    ("pretrain", "In-domain SSL pretraining"),
+                    ("export", "Export labels"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='kind',
-            field=models.CharField(choices=[('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot'), ('neighbours', 'Nearest labeled neighbours'), ('cold_start', 'Cold-start order (no model yet)')], default='model', max_length=16),
+            model_name="modelversion",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("model", "Trained model"),
+                    ("zero_shot", "CLIP zero-shot"),
+                    ("neighbours", "Nearest labeled neighbours"),
+                    ("cold_start", "Cold-start order (no model yet)"),
+                ],
+                default="model",
+                max_length=16,
+            ),
         ),
     ]

@@ -10,24 +10,29 @@ def close_done_items(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0003_loop_settings_review_export'),
+        ("core", "0003_loop_settings_review_export"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='prediction',
-            name='prediction_queue_idx',
+            model_name="prediction",
+            name="prediction_queue_idx",
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='item_open',
-            field=models.BooleanField(default=True, help_text="False once the item needs no more answers, so that the queue's index skips it. May lag behind item.is_done (the queue checks that too), never run ahead of it."),
+            model_name="prediction",
+            name="item_open",
+            field=models.BooleanField(
+                default=True,
+                help_text="False once the item needs no more answers, so that the queue's index skips it. May lag behind item.is_done (the queue checks that too), never run ahead of it.",
+            ),
         ),
         migrations.RunPython(close_done_items, migrations.RunPython.noop),
         migrations.AddIndex(
-            model_name='prediction',
-            index=models.Index(fields=['model_version', 'item_open', '-acquisition_score', 'item'], name='prediction_queue_idx'),
+            model_name="prediction",
+            index=models.Index(
+                fields=["model_version", "item_open", "-acquisition_score", "item"],
+                name="prediction_queue_idx",
+            ),
         ),
     ]

@@ -5,45 +5,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0004_prediction_item_open'),
+        ("core", "0004_prediction_item_open"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='preselect_threshold',
-            field=models.FloatField(blank=True, help_text='Suggestions at or above this confidence are pre-selected; None: never (too few labels to know, or no confidence is right often enough).', null=True),
+            model_name="modelversion",
+            name="preselect_threshold",
+            field=models.FloatField(
+                blank=True,
+                help_text="Suggestions at or above this confidence are pre-selected; None: never (too few labels to know, or no confidence is right often enough).",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='encoder_chosen',
+            model_name="project",
+            name="encoder_chosen",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='project',
-            name='encoder_comparison',
+            model_name="project",
+            name="encoder_comparison",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='project',
-            name='encoder_used',
+            model_name="project",
+            name="encoder_used",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='project',
-            name='preselect_precision',
-            field=models.FloatField(default=0.9, help_text='Pre-select a suggestion only where suggestions that confident were right at least this often on the labels so far (cross-validated); below it the likely classes are shown ranked and none is selected.', validators=[django.core.validators.MinValueValidator(0.5), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="project",
+            name="preselect_precision",
+            field=models.FloatField(
+                default=0.9,
+                help_text="Pre-select a suggestion only where suggestions that confident were right at least this often on the labels so far (cross-validated); below it the likely classes are shown ranked and none is selected.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.5),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='kind',
-            field=models.CharField(choices=[('embed', 'Embed images'), ('zero_shot', 'CLIP zero-shot suggestions'), ('train', 'Training run'), ('pretrain', 'In-domain SSL pretraining'), ('export', 'Export labels'), ('choose_encoder', 'Encoder comparison')], max_length=16),
+            model_name="job",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("embed", "Embed images"),
+                    ("zero_shot", "CLIP zero-shot suggestions"),
+                    ("train", "Training run"),
+                    ("pretrain", "In-domain SSL pretraining"),
+                    ("export", "Export labels"),
+                    ("choose_encoder", "Encoder comparison"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='project',
-            name='encoder_name',
-            field=models.CharField(default='auto', help_text="'auto' (measure the available encoders on your labels and use the best), a timm name with pretrained tag, 'pixels', or a local weights path.", max_length=200),
+            model_name="project",
+            name="encoder_name",
+            field=models.CharField(
+                default="auto",
+                help_text="'auto' (measure the available encoders on your labels and use the best), a timm name with pretrained tag, 'pixels', or a local weights path.",
+                max_length=200,
+            ),
         ),
     ]

@@ -6,34 +6,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0005_encoder_choice_and_preselection'),
+        ("core", "0005_encoder_choice_and_preselection"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='job',
-            name='job_one_queued_per_kind',
+            model_name="job",
+            name="job_one_queued_per_kind",
         ),
         migrations.AddField(
-            model_name='item',
-            name='imported_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="item",
+            name="imported_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='item',
-            name='stored_bytes',
-            field=models.PositiveBigIntegerField(default=0, help_text='Bytes of the stored image and thumbnail (counts to the quota).'),
+            model_name="item",
+            name="stored_bytes",
+            field=models.PositiveBigIntegerField(
+                default=0,
+                help_text="Bytes of the stored image and thumbnail (counts to the quota).",
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='kind',
-            field=models.CharField(choices=[('embed', 'Embed images'), ('zero_shot', 'CLIP zero-shot suggestions'), ('train', 'Training run'), ('pretrain', 'In-domain SSL pretraining'), ('export', 'Export labels'), ('choose_encoder', 'Encoder comparison'), ('import', 'Import images')], max_length=16),
+            model_name="job",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("embed", "Embed images"),
+                    ("zero_shot", "CLIP zero-shot suggestions"),
+                    ("train", "Training run"),
+                    ("pretrain", "In-domain SSL pretraining"),
+                    ("export", "Export labels"),
+                    ("choose_encoder", "Encoder comparison"),
+                    ("import", "Import images"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'queued'), models.Q(('kind__in', ('import',)), _negated=True)), fields=('project', 'kind'), name='job_one_queued_per_kind'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("status", "queued"), models.Q(("kind__in", ("import",)), _negated=True)
+                ),
+                fields=("project", "kind"),
+                name="job_one_queued_per_kind",
+            ),
         ),
     ]

@@ -25,16 +25,20 @@ def paths_to_names(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0006_import_jobs_and_quotas'),
+        ("core", "0006_import_jobs_and_quotas"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='project',
-            name='encoder_name',
-            field=models.CharField(default='auto', help_text="'auto' (measure the available encoders on your labels and use the best), a timm name with pretrained tag, 'pixels', or ssl:job-<id> (an encoder this project pretrained).", max_length=200, validators=[core.models.encoder_name_validator]),
+            model_name="project",
+            name="encoder_name",
+            field=models.CharField(
+                default="auto",
+                help_text="'auto' (measure the available encoders on your labels and use the best), a timm name with pretrained tag, 'pixels', or ssl:job-<id> (an encoder this project pretrained).",
+                max_length=200,
+                validators=[core.models.encoder_name_validator],
+            ),
         ),
         migrations.RunPython(paths_to_names, migrations.RunPython.noop),
     ]

@@ -4,25 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0007_encoder_names_not_paths'),
+        ("core", "0007_encoder_names_not_paths"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='annotation',
-            name='suggestion_source',
-            field=models.CharField(blank=True, choices=[('', 'None'), ('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot')], default='', max_length=16),
+            model_name="annotation",
+            name="suggestion_source",
+            field=models.CharField(
+                blank=True,
+                choices=[("", "None"), ("model", "Trained model"), ("zero_shot", "CLIP zero-shot")],
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='kind',
-            field=models.CharField(choices=[('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot'), ('cold_start', 'Cold-start order (no model yet)')], default='model', max_length=16),
+            model_name="modelversion",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("model", "Trained model"),
+                    ("zero_shot", "CLIP zero-shot"),
+                    ("cold_start", "Cold-start order (no model yet)"),
+                ],
+                default="model",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='prediction',
-            name='source',
-            field=models.CharField(choices=[('', 'None'), ('model', 'Trained model'), ('zero_shot', 'CLIP zero-shot')], default='model', max_length=16),
+            model_name="prediction",
+            name="source",
+            field=models.CharField(
+                choices=[("", "None"), ("model", "Trained model"), ("zero_shot", "CLIP zero-shot")],
+                default="model",
+                max_length=16,
+            ),
         ),
     ]

@@ -7,141 +7,261 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0008_drop_unused_neighbours_choice'),
+        ("core", "0008_drop_unused_neighbours_choice"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SuggestionRejection',
+            name="SuggestionRejection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='VerificationPage',
+            name="VerificationPage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item_ids', models.JSONField(default=list, help_text='The tiles, in the order shown.')),
-                ('confidences', models.JSONField(default=list, help_text="The model's, per tile.")),
-                ('rejected_ids', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "item_ids",
+                    models.JSONField(default=list, help_text="The tiles, in the order shown."),
+                ),
+                ("confidences", models.JSONField(default=list, help_text="The model's, per tile.")),
+                ("rejected_ids", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddField(
-            model_name='lease',
-            name='audit_class',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.labelclass'),
+            model_name="lease",
+            name="audit_class",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="core.labelclass",
+            ),
         ),
         migrations.AddField(
-            model_name='lease',
-            name='audit_confidence',
+            model_name="lease",
+            name="audit_confidence",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='lease',
-            name='audit_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.modelversion'),
+            model_name="lease",
+            name="audit_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="core.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='pseudo_labeled',
-            field=models.BooleanField(default=False, help_text="At or above its class's pseudo-label threshold in this version (exports and the dataset figures use it for unlabeled images)."),
+            model_name="prediction",
+            name="pseudo_labeled",
+            field=models.BooleanField(
+                default=False,
+                help_text="At or above its class's pseudo-label threshold in this version (exports and the dataset figures use it for unlabeled images).",
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='audit_share',
-            field=models.FloatField(default=0.05, help_text="Share of cards that audit a random pseudo-labeled image (shown without a suggestion); their answers measure the pseudo-labels' precision.", validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(0.5)]),
+            model_name="project",
+            name="audit_share",
+            field=models.FloatField(
+                default=0.05,
+                help_text="Share of cards that audit a random pseudo-labeled image (shown without a suggestion); their answers measure the pseudo-labels' precision.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(0.5),
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='labeling_mode',
-            field=models.CharField(choices=[('auto', 'Auto: cards or verification pages, whichever costs fewer seconds per label'), ('cards', 'One image at a time'), ('pages', 'Verification pages while the model has confident ones, then cards')], default='auto', help_text='Auto serves a page of images the model puts in one class (accept it with one key, click the wrong ones) when that costs fewer annotator seconds per label than single cards, and alternates it with the cards the model learns most from.', max_length=8),
+            model_name="project",
+            name="labeling_mode",
+            field=models.CharField(
+                choices=[
+                    (
+                        "auto",
+                        "Auto: cards or verification pages, whichever costs fewer seconds per label",
+                    ),
+                    ("cards", "One image at a time"),
+                    ("pages", "Verification pages while the model has confident ones, then cards"),
+                ],
+                default="auto",
+                help_text="Auto serves a page of images the model puts in one class (accept it with one key, click the wrong ones) when that costs fewer annotator seconds per label than single cards, and alternates it with the cards the model learns most from.",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='page_size',
-            field=models.PositiveSmallIntegerField(default=36, help_text='Images on a verification page (8-36; each has its own key).', validators=[django.core.validators.MinValueValidator(8), django.core.validators.MaxValueValidator(36)]),
+            model_name="project",
+            name="page_size",
+            field=models.PositiveSmallIntegerField(
+                default=36,
+                help_text="Images on a verification page (8-36; each has its own key).",
+                validators=[
+                    django.core.validators.MinValueValidator(8),
+                    django.core.validators.MaxValueValidator(36),
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='project',
-            name='pseudo_label_precision',
-            field=models.FloatField(default=0.95, help_text="Pseudo-label an unlabeled image only above its class's confidence threshold where held-out predictions of that class were right at least this often.", validators=[django.core.validators.MinValueValidator(0.5), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="project",
+            name="pseudo_label_precision",
+            field=models.FloatField(
+                default=0.95,
+                help_text="Pseudo-label an unlabeled image only above its class's confidence threshold where held-out predictions of that class were right at least this often.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.5),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='annotation',
-            name='source',
-            field=models.CharField(choices=[('human', 'Labeled in the app'), ('import', 'Imported with the images'), ('review', 'Set in the review queue'), ('verified', 'Accepted on a verification page')], default='human', max_length=16),
+            model_name="annotation",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("human", "Labeled in the app"),
+                    ("import", "Imported with the images"),
+                    ("review", "Set in the review queue"),
+                    ("verified", "Accepted on a verification page"),
+                ],
+                default="human",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='prediction',
-            index=models.Index(fields=['model_version', 'item_open', '-confidence', 'item'], name='prediction_confident_idx'),
+            model_name="prediction",
+            index=models.Index(
+                fields=["model_version", "item_open", "-confidence", "item"],
+                name="prediction_confident_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='suggestionrejection',
-            name='annotator',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="suggestionrejection",
+            name="annotator",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='suggestionrejection',
-            name='item',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rejections', to='core.item'),
+            model_name="suggestionrejection",
+            name="item",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="rejections",
+                to="core.item",
+            ),
         ),
         migrations.AddField(
-            model_name='suggestionrejection',
-            name='label_class',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.labelclass'),
+            model_name="suggestionrejection",
+            name="label_class",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="core.labelclass"
+            ),
         ),
         migrations.AddField(
-            model_name='verificationpage',
-            name='annotator',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pages', to=settings.AUTH_USER_MODEL),
+            model_name="verificationpage",
+            name="annotator",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="pages",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='verificationpage',
-            name='label_class',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.labelclass'),
+            model_name="verificationpage",
+            name="label_class",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="core.labelclass"
+            ),
         ),
         migrations.AddField(
-            model_name='verificationpage',
-            name='model_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.modelversion'),
+            model_name="verificationpage",
+            name="model_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="core.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='verificationpage',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pages', to='core.project'),
+            model_name="verificationpage",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="pages", to="core.project"
+            ),
         ),
         migrations.AddField(
-            model_name='suggestionrejection',
-            name='page',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='core.verificationpage'),
+            model_name="suggestionrejection",
+            name="page",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="core.verificationpage",
+            ),
         ),
         migrations.AddField(
-            model_name='annotation',
-            name='page',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='annotations', to='core.verificationpage'),
+            model_name="annotation",
+            name="page",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="annotations",
+                to="core.verificationpage",
+            ),
         ),
         migrations.AddField(
-            model_name='lease',
-            name='page',
-            field=models.ForeignKey(blank=True, help_text='The verification page this item is a tile of; None: a single card.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='leases', to='core.verificationpage'),
+            model_name="lease",
+            name="page",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The verification page this item is a tile of; None: a single card.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="leases",
+                to="core.verificationpage",
+            ),
         ),
         migrations.AddIndex(
-            model_name='verificationpage',
-            index=models.Index(fields=['annotator', 'project', 'completed_at'], name='page_user_idx'),
+            model_name="verificationpage",
+            index=models.Index(
+                fields=["annotator", "project", "completed_at"], name="page_user_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='suggestionrejection',
-            constraint=models.UniqueConstraint(fields=('item', 'label_class'), name='rejection_unique'),
+            model_name="suggestionrejection",
+            constraint=models.UniqueConstraint(
+                fields=("item", "label_class"), name="rejection_unique"
+            ),
         ),
     ]

@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0009_verification_pages_and_audits'),
+        ("core", "0009_verification_pages_and_audits"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='extra_answers',
-            field=models.CharField(choices=[('doubtful', 'Where the first answer is in doubt (see core/services/queue.py)'), ('everywhere', 'Every image gets k answers')], default='doubtful', help_text='With more than one annotator per image: ask for the extra answers only where the answers disagree, a confident model disagrees, or the annotator is unmeasured or measured below 90 % (and on 10 % of images, to keep measuring), or everywhere.', max_length=12),
+            model_name="project",
+            name="extra_answers",
+            field=models.CharField(
+                choices=[
+                    ("doubtful", "Where the first answer is in doubt (see core/services/queue.py)"),
+                    ("everywhere", "Every image gets k answers"),
+                ],
+                default="doubtful",
+                help_text="With more than one annotator per image: ask for the extra answers only where the answers disagree, a confident model disagrees, or the annotator is unmeasured or measured below 90 % (and on 10 % of images, to keep measuring), or everywhere.",
+                max_length=12,
+            ),
         ),
     ]

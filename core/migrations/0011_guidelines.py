@@ -4,25 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0010_extra_answers_where_doubtful'),
+        ("core", "0010_extra_answers_where_doubtful"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='labelclass',
-            name='description',
-            field=models.TextField(blank=True, help_text='What belongs in this class (Markdown).', max_length=2000),
+            model_name="labelclass",
+            name="description",
+            field=models.TextField(
+                blank=True, help_text="What belongs in this class (Markdown).", max_length=2000
+            ),
         ),
         migrations.AddField(
-            model_name='labelclass',
-            name='examples',
-            field=models.ManyToManyField(blank=True, related_name='example_of', to='core.item'),
+            model_name="labelclass",
+            name="examples",
+            field=models.ManyToManyField(blank=True, related_name="example_of", to="core.item"),
         ),
         migrations.AddField(
-            model_name='project',
-            name='guideline',
-            field=models.TextField(blank=True, help_text='How to label this project (Markdown): shown beside every card, toggled with the ? key.', max_length=20000),
+            model_name="project",
+            name="guideline",
+            field=models.TextField(
+                blank=True,
+                help_text="How to label this project (Markdown): shown beside every card, toggled with the ? key.",
+                max_length=20000,
+            ),
         ),
     ]

@@ -21,16 +21,24 @@ def owners_back_to_admins(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0011_guidelines'),
+        ("core", "0011_guidelines"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='membership',
-            name='role',
-            field=models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('reviewer', 'Reviewer'), ('annotator', 'Annotator')], default='annotator', max_length=16),
+            model_name="membership",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("owner", "Owner"),
+                    ("admin", "Admin"),
+                    ("reviewer", "Reviewer"),
+                    ("annotator", "Annotator"),
+                ],
+                default="annotator",
+                max_length=16,
+            ),
         ),
         migrations.RunPython(first_admin_owns, owners_back_to_admins),
     ]

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0013_invitations'),
+        ("core", "0013_invitations"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='item',
-            name='review_state',
-            field=models.CharField(choices=[('unreviewed', 'Not reviewed'), ('accepted', 'Accepted by a reviewer'), ('changed', 'Changed by a reviewer')], default='unreviewed', help_text='What the review queue decided (core/services/queue.py annotation_review).', max_length=16),
+            model_name="item",
+            name="review_state",
+            field=models.CharField(
+                choices=[
+                    ("unreviewed", "Not reviewed"),
+                    ("accepted", "Accepted by a reviewer"),
+                    ("changed", "Changed by a reviewer"),
+                ],
+                default="unreviewed",
+                help_text="What the review queue decided (core/services/queue.py annotation_review).",
+                max_length=16,
+            ),
         ),
     ]
