@@ -187,7 +187,6 @@ def export_rows(
                 )
             }
         for item_id, original, image, width, height, content_hash in items:
-            split = split_of(content_hash, val_fraction)
             if item_id in answers:
                 given = answers[item_id]  # newest first
                 class_id = given[0][0]
@@ -197,38 +196,29 @@ def export_rows(
                     class_id = consensus_class(
                         [(a, c) for c, _, _, a in given], accuracy=accuracy, n_classes=len(names)
                     )
-                yield ExportRow(
-                    item_id,
-                    original,
-                    image,
-                    width,
-                    height,
-                    names[class_id],
-                    class_id,
-                    "human",
-                    sorted({u for _, u, _, _ in given}),
-                    given[0][2].isoformat(),
-                    None,
-                    None,
-                    split,
-                )
+                source, annotators = "human", sorted({u for _, u, _, _ in given})
+                labeled_at, model_version, confidence = given[0][2].isoformat(), None, None
             elif item_id in pseudo:
-                class_id, confidence = pseudo[item_id]
-                yield ExportRow(
-                    item_id,
-                    original,
-                    image,
-                    width,
-                    height,
-                    names[class_id],
-                    class_id,
-                    "pseudo",
-                    [],
-                    None,
-                    version.number,
-                    round(confidence, 4),
-                    split,
-                )
+                class_id, sure = pseudo[item_id]
+                source, annotators = "pseudo", []
+                labeled_at, model_version, confidence = None, version.number, round(sure, 4)
+            else:
+                continue
+            yield ExportRow(
+                item_id,
+                original,
+                image,
+                width,
+                height,
+                names[class_id],
+                class_id,
+                source,
+                annotators,
+                labeled_at,
+                model_version,
+                confidence,
+                split_of(content_hash, val_fraction),
+            )
 
 
 def _flat(row: ExportRow) -> dict:
