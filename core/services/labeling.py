@@ -102,8 +102,8 @@ def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = No
             return Task(page=held)
         if mode == LabelingMode.PAGES or (
             mode == LabelingMode.AUTO
-            and not last_was_page(project, user)
             and model_settled(project=project)
+            and not last_was_page(project, user)
         ):
             plan = page_plan(project=project, user=user)
             if plan is not None and (
