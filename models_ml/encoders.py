@@ -303,6 +303,10 @@ class Encoder:
     device: torch.device
     weights_source: str
     data_config: dict[str, Any] = field(default_factory=dict)
+    # `preprocess`'s resize and crop for a uint8 (C, H, W) tensor on any device, so JPEGs decoded
+    # on the GPU are resized there too (models_ml/embed.py); None where `preprocess` has no
+    # tensor form (the pixels baseline, CLIP's own transform).
+    resize: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @torch.inference_mode()
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
@@ -573,7 +577,27 @@ def _ready(
         device=device,
         weights_source=source,
         data_config=data_config,
+        resize=tensor_resize(preprocess, input_size),
     )
+
+
+def tensor_resize(
+    preprocess: Callable, input_size: tuple[int, ...]
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The steps of `preprocess` before its `PILToTensor`, applied to a uint8 tensor instead of a
+    PIL image (torchvision's Resize and CenterCrop take both, with PIL's antialiasing: pixels
+    differ by at most 1 of 255). None unless a probe comes out at `input_size`."""
+    from torchvision.transforms import Compose, PILToTensor
+
+    steps = list(getattr(preprocess, "transforms", []))
+    if not steps or not isinstance(steps[-1], PILToTensor):
+        return None
+    resize = Compose(steps[:-1])
+    try:
+        probe = resize(torch.zeros((3, 7, 5), dtype=torch.uint8))
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return resize if tuple(probe.shape) == tuple(input_size) else None
 
 
 def _pixel_encoder(size: int, device: torch.device) -> Encoder:

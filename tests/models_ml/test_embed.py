@@ -105,3 +105,73 @@ def test_a_row_view_reads_float32_rows_of_the_store_only_when_indexed(tmp_path):
                                   [15, 16, 17]])  # fmt: skip
     assert view[:].dtype == np.float32 and np.asarray(view).shape == (3, 3)
     np.testing.assert_array_equal(whole[np.array([True] * 5 + [False])][:, 0], [0, 3, 6, 9, 12])
+
+
+def _jpeg(path, size, seed, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    smooth = ((x * 255 // max(1, size[0] - 1) + y * 255 // max(1, size[1] - 1)) // 2).astype(
+        np.uint8
+    )
+    pixels = np.stack([smooth, 255 - smooth, rng.integers(0, 40, smooth.shape, dtype=np.uint8)], -1)
+    image = Image.fromarray(pixels)
+    if mode != "RGB":
+        image = image.convert(mode)
+    image.save(path, "JPEG", quality=92)
+    return path
+
+
+def test_tensor_decoding_gives_the_pil_path_s_vectors_and_keeps_the_batch_going(tmp_path):
+    """The GPU path (bytes read by the workers, decoded and resized on the encoder's device) run
+    on the CPU: same vectors as PIL decoding, for JPEGs of several sizes, a grayscale and a CMYK
+    JPEG, a PNG and an array in one batch; a truncated JPEG is reported and costs nothing else."""
+    encoder = load_encoder(
+        "vit_small_patch16_224.dino",
+        RANDOM_WEIGHTS,
+        "cpu",
+        model_kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2, "img_size": 32},
+    )
+    assert encoder.resize is not None
+    sources = [
+        _jpeg(tmp_path / "a.jpg", (32, 32), 0),
+        _jpeg(tmp_path / "b.jpg", (97, 61), 1),
+        _jpeg(tmp_path / "c.jpg", (32, 32), 2),
+        _jpeg(tmp_path / "gray.jpg", (40, 50), 3, mode="L"),
+        _jpeg(tmp_path / "cmyk.jpg", (45, 33), 4, mode="CMYK"),
+        np.full((20, 30, 3), 120, dtype=np.uint8),
+    ]
+    png = tmp_path / "d.png"
+    Image.fromarray(np.full((16, 16, 3), 200, dtype=np.uint8)).save(png)
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes((tmp_path / "b.jpg").read_bytes()[:40])
+    sources += [png, truncated]
+    ids = list(range(10, 10 + len(sources)))
+
+    pil = embed_images(encoder, sources, ids, batch_size=8, decode="pil")
+    tensor = embed_images(encoder, sources, ids, batch_size=8, decode="tensor")
+    assert tensor.ids.tolist() == pil.ids.tolist() == ids[:-1]
+    assert list(tensor.failed) == list(pil.failed) == [ids[-1]]
+    np.testing.assert_allclose(tensor.vectors, pil.vectors, atol=0.05, rtol=0.05)
+    cosine = (tensor.vectors * pil.vectors).sum(1) / (
+        np.linalg.norm(tensor.vectors, axis=1) * np.linalg.norm(pil.vectors, axis=1)
+    )
+    assert cosine.min() > 0.999
+
+
+def test_decoding_choice_follows_the_device_the_encoder_and_the_environment(monkeypatch):
+    from models_ml.embed import decoding_for
+
+    timm_encoder = load_encoder(
+        "resnet18", RANDOM_WEIGHTS, "cpu", model_kwargs={"layers": [1, 1, 1, 1]}
+    )
+    assert decoding_for(timm_encoder) == "pil"  # CPU: the loader workers decode
+    assert decoding_for(timm_encoder, "tensor") == "tensor"
+    timm_encoder.device = torch.device("cuda")  # only the choice is asked; nothing runs there
+    assert decoding_for(timm_encoder) == "tensor"
+    monkeypatch.setenv("ANNOTATOR_DECODE", "pil")
+    assert decoding_for(timm_encoder) == "pil"
+    monkeypatch.setenv("ANNOTATOR_DECODE", "nvjpeg")
+    with pytest.raises(ValueError, match="auto, pil or tensor"):
+        decoding_for(timm_encoder)
+    monkeypatch.delenv("ANNOTATOR_DECODE")
+    assert decoding_for(load_encoder("pixels:4", device="cpu"), "tensor") == "pil"  # no resize
