@@ -5,8 +5,10 @@ annotator's Enter turns into a wrong label. `preselect_threshold` takes the conf
 hit/miss of held-out predictions (out-of-fold on the labels, or a zero-shot model's on the
 labeled items) and returns the lowest confidence at which the suggestions at or above it are
 right at least `target` of the time, judged conservatively: the lower end of the Wilson score
-interval must clear the target, with at least `min_support` predictions above the threshold.
-Below it the suggestion is shown ranked, never selected.
+interval must clear the target, with at least `min_support` predictions above the threshold,
+and so must the suggestions *at* it (an isotonic fit of hit on confidence): cards are served
+near the threshold, not spread over the band above it. Below it the suggestion is shown
+ranked, never selected. `class_thresholds` applies the same rule per class to pseudo-labels.
 """
 
 from __future__ import annotations
@@ -55,7 +57,17 @@ def preselect_threshold(
     z: float = DEFAULT_Z,
 ) -> PreselectThreshold:
     """The lowest confidence whose suggestions at or above it are right ≥ `target` (see the
-    module doc). Ties in confidence go in or out together."""
+    module doc). Ties in confidence go in or out together.
+
+    The suggestions *at* the threshold must clear the target too, by the isotonic fit of hit
+    on confidence: what is served or pseudo-labeled above a threshold is not spread over the
+    band like the evidence is. Cards come from its bottom (the strategies pick the least sure
+    items), and pseudo-labels from what pages left (they take the most confident first). With
+    the cumulative rule alone, thousands of confident right answers (pages' accepted tiles)
+    carried a band of mostly wrong predictions below them over the target: on 5,000
+    Fashion-MNIST images cards were pre-selected from confidence 0.24 and were right 43 % of
+    the time, and on 5,000 CIFAR-10 images the pseudo-labels under 95 % cuts were right 79-96 %
+    of the time (mostly 83-88 %)."""
     confidence = np.asarray(confidence, dtype=float)
     correct = np.asarray(correct, dtype=bool)
     if confidence.shape != correct.shape or confidence.ndim != 1:
@@ -72,6 +84,8 @@ def preselect_threshold(
     # Only cut where the next prediction is less confident: equal confidences stay together.
     cut = np.append(sorted_conf[1:] < sorted_conf[:-1], True)
     ok = cut & (counts >= min_support) & (wilson_lower_bound(hits, counts, z) >= target)
+    if ok.any():
+        ok &= _isotonic_precision(sorted_conf, correct[order]) >= target
     if not ok.any():
         return never
     last = int(np.flatnonzero(ok)[-1])
@@ -83,6 +97,16 @@ def preselect_threshold(
         share=(last + 1) / n,
         predictions=n,
     )
+
+
+def _isotonic_precision(confidence: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """The share of predictions right at each confidence, fitted non-decreasing in it."""
+    from sklearn.isotonic import IsotonicRegression
+
+    if len(np.unique(confidence)) < 2:
+        return np.full(len(confidence), float(np.mean(correct)))
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    return iso.fit_transform(confidence, correct.astype(float))
 
 
 def class_thresholds(

@@ -113,3 +113,35 @@ def test_the_reliability_table_is_monotone_and_reads_back_held_out_precision():
     assert reliability_table(confidence[:10], correct[:10]) is None  # too few to say
     saturated = reliability_table(np.ones(30), np.arange(30) < 27)  # a head that says 1.0
     assert calibrated(saturated, [1.0, 0.5]).tolist() == [0.9, 0.9]
+
+
+def test_a_wrong_band_below_many_right_answers_is_not_pre_selected():
+    """A thousand confident right answers (a page's accepted tiles) keep the cumulative
+    precision above 90 % down to a band of 60 predictions at confidence ~0.3 that are right
+    a fifth of the time. Cards (and pseudo-labels, once pages took the top) come from that
+    band, so the cut stays above it."""
+    rng = np.random.default_rng(5)
+    confidence = np.r_[rng.uniform(0.9, 0.99, 1000), rng.uniform(0.25, 0.35, 60)]
+    correct = np.r_[np.ones(1000, bool), rng.random(60) < 0.2]
+    assert wilson_lower_bound(correct.sum(), len(correct)) > 0.9  # the cumulative rule's pass
+    rule = preselect_threshold(confidence, correct, target=0.9)
+    assert rule.threshold is not None and rule.threshold >= 0.9
+    near = (confidence >= rule.threshold) & (confidence < rule.threshold + 0.02)
+    assert correct[near].mean() >= 0.9  # the cards served at the threshold are right
+
+
+def test_pseudo_labels_left_below_the_paged_band_still_hit_the_target():
+    """Evidence: a class's predictions, calibrated. Pages take the most confident open items
+    first, so the pool left above a pseudo-label cut is its bottom; those must be right as
+    often as the target too, not just the evidence above the cut on average."""
+    from models_ml.confidence import class_thresholds
+
+    rng = np.random.default_rng(6)
+    confidence = rng.uniform(0.5, 1.0, 3000)
+    correct = rng.random(3000) < confidence
+    cut = class_thresholds(confidence, np.zeros(3000, int), correct, target=0.9)[0].threshold
+    assert cut is not None
+    fresh = rng.uniform(0.5, 1.0, 200_000)
+    fresh_right = rng.random(200_000) < fresh
+    left = (fresh >= cut) & (fresh < cut + 0.03)  # what pages above it did not take
+    assert fresh_right[left].mean() >= 0.9 - 0.005
