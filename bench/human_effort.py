@@ -79,9 +79,27 @@ def session_summary(result: dict) -> dict:
         "audit_cards": sum(r["audit_cards"] for r in rounds),
         "preselected_cards": summary.get("preselected_cards"),
         "preselected_precision": summary.get("preselected_precision"),
+        # pseudo-labels an export would use (items no person labeled), over the rounds that
+        # used at least 100: the fewest right, and all rounds pooled
+        **pseudo_label_summary(rounds),
         "human_seconds_total": last.get("human_seconds_total"),
         "actions_total": last.get("actions_total"),
         "run_seconds": result["seconds"],
+    }
+
+
+def pseudo_label_summary(rounds: list[dict], at_least: int = 100) -> dict:
+    counted = [r for r in rounds if (r.get("pseudo_labels_used") or 0) >= at_least]
+    used = sum(r["pseudo_labels_used"] for r in counted)
+    right = sum(r["pseudo_labels_used"] * r["pseudo_label_precision"] for r in counted)
+    return {
+        "pseudo_labels_used_max": max(
+            (r.get("pseudo_labels_used") or 0 for r in rounds), default=0
+        ),
+        "pseudo_label_precision_min": min(
+            (r["pseudo_label_precision"] for r in counted), default=None
+        ),
+        "pseudo_label_precision_pooled": round(right / used, 4) if used else None,
     }
 
 

@@ -4,7 +4,15 @@ The prices are in core/effort.py (the product's labeling policy uses them too)."
 
 from core.effort import ACTION_KINDS, COSTS, CostModel, actions_count
 
-__all__ = ["ACTION_KINDS", "COSTS", "CostModel", "actions_count", "card_action", "dataset_accuracy"]
+__all__ = [
+    "ACTION_KINDS",
+    "COSTS",
+    "CostModel",
+    "actions_count",
+    "card_action",
+    "dataset_accuracy",
+    "pseudo_label_hits",
+]
 
 
 def card_action(*, preselected: bool, preselected_right: bool) -> str:
@@ -27,3 +35,12 @@ def dataset_accuracy(
         right += label == true_class
     total = max(len(truth), 1)
     return round(right / total, 4), round(covered / total, 4)
+
+
+def pseudo_label_hits(
+    *, truth: dict[int, int], human: dict[int, int], pseudo: dict[int, int]
+) -> tuple[int, int]:
+    """(right, used) for the pseudo-labels an export would use: those of items no person
+    labeled. Their precision is what the per-class thresholds promise."""
+    used = [item for item in pseudo if item not in human and item in truth]
+    return sum(pseudo[item] == truth[item] for item in used), len(used)

@@ -40,6 +40,7 @@ from core.evaluation.effort import (
     actions_count,
     card_action,
     dataset_accuracy,
+    pseudo_label_hits,
 )
 from core.evaluation.metrics import TARGETS, area_under_curve, effort_summary
 from core.imaging import ImageRejected, normalise_image
@@ -478,7 +479,9 @@ class Simulation:
         version = project.current_model_version
         right_pre = [right for right, _, pre, _ in shown if pre]
         effort.update(counts)
-        accuracy_of_pool, coverage = self._dataset_accuracy(project, version, config)
+        accuracy_of_pool, coverage, (pseudo_right, pseudo_used) = self._dataset_accuracy(
+            project, version, config
+        )
         row = {
             "labels": labels,
             "model_version": None,
@@ -516,6 +519,9 @@ class Simulation:
             # pseudo-label under its per-class thresholds): right share, coverage.
             "dataset_accuracy": accuracy_of_pool,
             "dataset_coverage": coverage,
+            # Those pseudo-labels (items no person labeled): how many, and the share right.
+            "pseudo_labels_used": pseudo_used,
+            "pseudo_label_precision": round(pseudo_right / pseudo_used, 4) if pseudo_used else None,
             "seconds": None,
         }
         if version is not None and version.kind == ModelVersion.Kind.MODEL:
@@ -537,7 +543,8 @@ class Simulation:
 
     def _dataset_accuracy(
         self, project: Project, version: ModelVersion | None, config: RunConfig
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float, tuple[int, int]]:
+        """(accuracy, coverage) of the pool's labels and (right, used) of its pseudo-labels."""
         human = dict(
             Annotation.objects.filter(item__project=project, is_current=True).values_list(
                 "item_id", "label_class_id"
@@ -550,7 +557,9 @@ class Simulation:
                 .exclude(predicted_class=None)
                 .values_list("item_id", "predicted_class_id")
             )
-        return dataset_accuracy(truth=self._ready().truth, human=human, pseudo=pseudo)
+        truth = self._ready().truth
+        accuracy, coverage = dataset_accuracy(truth=truth, human=human, pseudo=pseudo)
+        return accuracy, coverage, pseudo_label_hits(truth=truth, human=human, pseudo=pseudo)
 
     def _evaluate(self, project: Project, version: ModelVersion) -> tuple[float, float, str]:
         """Score the model that served (see `served_model`) on the test split."""

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from core.effort import COSTS, CostModel, actions_count
-from core.evaluation.effort import card_action, dataset_accuracy
+from core.evaluation.effort import card_action, dataset_accuracy, pseudo_label_hits
 from core.evaluation.metrics import effort_summary
 
 
@@ -45,6 +45,8 @@ def test_dataset_accuracy_takes_human_labels_first_and_counts_unlabeled_as_wrong
     human = {1: 0, 2: 1}  # one right, one wrong
     pseudo = {2: 0, 3: 1, 4: 0}  # 2 is human-labeled: its pseudo-label is not used
     assert dataset_accuracy(truth=truth, human=human, pseudo=pseudo) == (0.4, 0.8)
+    # the pseudo-labels an export uses: 3 (right) and 4 (wrong); 2's is overridden by a person
+    assert pseudo_label_hits(truth=truth, human=human, pseudo=pseudo) == (1, 2)
 
 
 def test_effort_summary_finds_the_first_round_past_each_target():
@@ -64,3 +66,20 @@ def test_effort_summary_finds_the_first_round_past_each_target():
     assert summary["labels_to_95pct_dataset"] == 30
     assert summary["seconds_to_95pct_dataset_tile_1s"] == 70.0
     assert effort_summary(rounds[:2], 0.8, 100)["seconds_to_95pct_dataset"] is None
+
+
+def test_human_effort_bench_pools_pseudo_label_precision_over_rounds_that_used_enough():
+    from bench.human_effort import pseudo_label_summary
+
+    rounds = [
+        {"pseudo_labels_used": 50, "pseudo_label_precision": 0.5},  # too few to count
+        {"pseudo_labels_used": 200, "pseudo_label_precision": 0.9},
+        {"pseudo_labels_used": 100, "pseudo_label_precision": 0.96},
+        {"pseudo_labels_used": 0, "pseudo_label_precision": None},
+    ]
+    assert pseudo_label_summary(rounds) == {
+        "pseudo_labels_used_max": 200,
+        "pseudo_label_precision_min": 0.9,
+        "pseudo_label_precision_pooled": 0.92,
+    }
+    assert pseudo_label_summary(rounds[:1])["pseudo_label_precision_pooled"] is None
