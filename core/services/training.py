@@ -178,17 +178,27 @@ def suggestion_threshold(
 @dataclass(frozen=True)
 class HeldOut:
     """Predictions checked against answers the predicting model did not see: each row's
-    confidence, predicted class and whether it was right."""
+    confidence, predicted class, whether it was right, and whether it is a page's tile."""
 
     confidence: np.ndarray
     predicted: np.ndarray
     correct: np.ndarray
+    from_page: np.ndarray
+
+    def labels_only(self) -> "HeldOut":
+        """The rows of the people's labels, without the page tiles: what the pseudo-label
+        cuts are set on (`pseudo_label_thresholds`)."""
+        keep = ~self.from_page
+        return HeldOut(
+            self.confidence[keep], self.predicted[keep], self.correct[keep], self.from_page[keep]
+        )
 
 
 def held_out_evidence(
-    *, project: Project, oof: OutOfFold, labeled_ids: np.ndarray, y: np.ndarray, pages: bool = True
+    *, project: Project, oof: OutOfFold, labeled_ids: np.ndarray, y: np.ndarray
 ) -> HeldOut:
-    """What the pseudo-label thresholds and the pages' reliability table are measured on.
+    """What the pre-selection threshold, the pseudo-label thresholds and the pages'
+    reliability table are measured on.
 
     - The out-of-fold predictions on the labels, except verified ones: a page's accepted tiles
       are the model's confident *right* predictions, and counted as labels they would tell it
@@ -196,8 +206,7 @@ def held_out_evidence(
       over include the wrong ones (selection bias; it made pages 40 % wrong on CIFAR-10).
     - Every answered verification page's tiles instead, with the confidence they were served at
       and whether the annotator accepted them: the confident predictions as pages draw them,
-      wrong ones included. `pages=False` leaves them out: the pseudo-label cuts are set
-      without them (`pseudo_label_thresholds`).
+      wrong ones included (`from_page`; the pseudo-label cuts leave them out).
     """
     proba = oof.proba[oof.covered]
     classes = np.unique(y)
@@ -211,17 +220,23 @@ def held_out_evidence(
     confidence = [proba.max(axis=1)[keep]] if len(proba) else []
     chosen = [predicted[keep]] if len(proba) else []
     correct = [(predicted == y[oof.covered])[keep]] if len(proba) else []
-    served = VerificationPage.objects.filter(project=project, completed_at__isnull=False)
-    for class_id, item_ids, confidences, rejected in (
-        served if pages else served.none()
+    from_page = [np.zeros(int(keep.sum()), bool)] if len(proba) else []
+    for class_id, item_ids, confidences, rejected in VerificationPage.objects.filter(
+        project=project, completed_at__isnull=False
     ).values_list("label_class_id", "item_ids", "confidences", "rejected_ids"):
         n = min(len(item_ids), len(confidences))
         confidence.append(np.asarray(confidences[:n], dtype=float))
         chosen.append(np.full(n, class_id, dtype=np.int64))
         correct.append(~np.isin(item_ids[:n], rejected))
+        from_page.append(np.ones(n, bool))
     if not confidence:
-        return HeldOut(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool))
-    return HeldOut(np.concatenate(confidence), np.concatenate(chosen), np.concatenate(correct))
+        return HeldOut(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
+    return HeldOut(
+        np.concatenate(confidence),
+        np.concatenate(chosen),
+        np.concatenate(correct),
+        np.concatenate(from_page),
+    )
 
 
 def pseudo_label_thresholds(
@@ -231,18 +246,19 @@ def pseudo_label_thresholds(
     right at least `project.pseudo_label_precision` of the time on held-out evidence (audited
     images are labels too, so they count once answered).
 
-    The evidence is the out-of-fold predictions on the people's labels (`held_out_evidence`
-    with `pages=False`), not the page tiles: tiles are honest about the images pages chose,
+    The evidence is the out-of-fold predictions on the people's labels
+    (`HeldOut.labels_only`), not the page tiles: tiles are honest about the images pages chose,
     not about the open images at the same confidence that pseudo-labels take. On 5,000
     CIFAR-10 images, tiles above a class's cut were right 99-100 % of the time and the open
     images pseudo-labeled above it 83-94 %; pooled over the session, pseudo-labels under 95 %
     cuts were right 90 % of the time (docs/benchmarks/human-effort.md, stop 30)."""
-    if not len(evidence.confidence):
+    labels = evidence.labels_only()
+    if not len(labels.confidence):
         return {}
     return class_thresholds(
-        evidence.confidence,
-        evidence.predicted,
-        evidence.correct,
+        labels.confidence,
+        labels.predicted,
+        labels.correct,
         target=project.pseudo_label_precision,
     )
 
@@ -384,12 +400,7 @@ def training_run(job: Job) -> dict:
     )
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
     preselect = suggestion_threshold(project=project, suggestions=suggestions, evidence=evidence)
-    pseudo = pseudo_label_thresholds(
-        project=project,
-        evidence=held_out_evidence(
-            project=project, oof=oof, labeled_ids=labeled_ids, y=y, pages=False
-        ),
-    )
+    pseudo = pseudo_label_thresholds(project=project, evidence=evidence)
     reliability = reliability_table(evidence.confidence, evidence.correct)
     version = _version_write(
         project=project,

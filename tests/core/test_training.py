@@ -204,7 +204,7 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
     assert evidence.predicted.tolist() == [cat.pk] * 3
     # the pseudo-label cuts' evidence: the people's labels only (tiles speak for the images
     # pages chose, not for the open ones at the same confidence)
-    labels_only = held_out_evidence(project=project, oof=oof, labeled_ids=labeled, y=y, pages=False)
+    labels_only = evidence.labels_only()
     assert labels_only.confidence.tolist() == [0.6] and labels_only.correct.tolist() == [True]
 
 
