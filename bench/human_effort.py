@@ -82,6 +82,7 @@ def session_summary(result: dict) -> dict:
         # pseudo-labels an export would use (items no person labeled), over the rounds that
         # used at least 100: the fewest right, and all rounds pooled
         **pseudo_label_summary(rounds),
+        **cards_the_model_had_right(rounds, labels_at=summary.get("labels_to_95pct_dataset")),
         "human_seconds_total": last.get("human_seconds_total"),
         "actions_total": last.get("actions_total"),
         "run_seconds": result["seconds"],
@@ -103,11 +104,49 @@ def pseudo_label_summary(rounds: list[dict], at_least: int = 100) -> dict:
     }
 
 
+def cards_the_model_had_right(rounds: list[dict], *, labels_at: int | None) -> dict:
+    """Where the policy's seconds to (b) go beyond what its model knew: the cards, up to the
+    round that reached (b), whose suggestion was the true class but not pre-selected (the
+    model had them right, but not surely enough for a page or a pre-selection), what they
+    cost, and the seconds to (b) had each been a tile instead of a card. The gap between that
+    and the goal is what a better-calibrated model (confidence that tells its right answers
+    from its wrong ones) could not close either; the gap to it is what it could.
+
+    Rounds from before `cards_suggestion_right` was recorded fall back to the round's
+    share of right suggestions times its cards."""
+    from core.effort import COSTS
+
+    if labels_at is None:
+        return {"cards_model_right_to_95pct_dataset": None}
+    upto = [r for r in rounds if r["labels"] <= labels_at]
+    right = sum(
+        r["cards_suggestion_right"]
+        if "cards_suggestion_right" in r
+        else round((r["prefill_accuracy"] or 0) * r["cards"])
+        for r in upto
+    ) - sum(r.get("preselected_right_cards") or 0 for r in upto)
+    seconds = upto[-1]["human_seconds_total"] if upto else 0.0
+    return {
+        "cards_model_right_to_95pct_dataset": right,
+        "seconds_on_cards_model_right": round(right * COSTS.choose_s, 1),
+        "seconds_to_95pct_dataset_as_tiles": round(
+            seconds - right * (COSTS.choose_s - COSTS.tile_look_s), 1
+        ),
+    }
+
+
 def ratios(policy: dict, baseline: dict) -> dict:
     out = {}
     for goal in GOALS:
         ours, theirs = policy.get(goal), baseline.get(goal)
         out[goal] = round(ours / theirs, 3) if ours is not None and theirs else None
+    as_tiles, theirs = (
+        policy.get("seconds_to_95pct_dataset_as_tiles"),
+        baseline.get("seconds_to_95pct_dataset"),
+    )
+    out["seconds_to_95pct_dataset_as_tiles"] = (
+        round(as_tiles / theirs, 3) if as_tiles is not None and theirs else None
+    )
     return out
 
 

@@ -75,7 +75,7 @@ from core.services.training import (
     run_seed,
     training_labels,
 )
-from core.services.verification import page_submit
+from core.services.verification import page_plan, page_submit
 from core.services.versions import pool_vectors
 from models_ml.encoders import safe_key
 from models_ml.retraining import head_for
@@ -500,6 +500,9 @@ class Simulation:
             "preselected_right": round(float(np.mean(right_pre)), 4) if right_pre else None,
             "preselected_cards": len(right_pre),
             "preselected_right_cards": int(sum(right_pre)),
+            # Cards whose suggestion (pre-selected or not) was the true class: the images the
+            # model had right but not surely enough for a page or a pre-selection.
+            "cards_suggestion_right": int(sum(right for right, *_ in shown)),
             "audit_cards": sum(audit for *_, audit in shown),
             # Verification pages served this round, tiles accepted (labels) and marked wrong.
             "pages": counts["pages"],
@@ -525,6 +528,17 @@ class Simulation:
             "seconds": None,
         }
         if version is not None and version.kind == ModelVersion.Kind.MODEL:
+            if config.mode != LabelingMode.CARDS:
+                # Why the next task is or is not a page: whether the model has settled (the
+                # auto mode's rule) and the page the serving version would make now.
+                plan = page_plan(project=project, user=self._ready().user)
+                row.update(
+                    changed_per_label=(version.metrics or {}).get("changed_per_label"),
+                    page_plan_tiles=len(plan.tiles) if plan is not None else 0,
+                    page_plan_seconds_per_label=round(plan.seconds_per_label, 3)
+                    if plan is not None
+                    else None,
+                )
             job = Job.objects.filter(model_version=version).first()
             accuracy, f1, head_name = self._evaluate(project, version)
             row.update(

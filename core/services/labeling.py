@@ -9,10 +9,11 @@
   labels do not starve the model of hard ones.
 
 "Still learning fast" is measured, not guessed: each training run records the share of the
-open pool whose predicted class changed since the version before, per label added
-(`changed_per_label`, core/services/training.py). Above `SETTLED_CHANGE_PER_LABEL` the model
-is still moving and the auto mode serves cards: a page's tiles are the model's confident
-answers, which teach it little, and a better model later puts more of the pool on pages.
+pool (labeled images included: a fixed stop set) whose predicted class changed since the
+version before, per label added (`changed_per_label`, core/services/training.py). Above
+`SETTLED_CHANGE_PER_LABEL` the model is still moving and the auto mode serves cards: a
+page's tiles are the model's confident answers, which teach it little, and a better model
+later puts more of the pool on pages.
 On CIFAR-10 (EfficientNet-Lite0 features, 1,000 images, a version every 20 labels) the
 rate falls to 0.3 % per label at about 200 labels, near where the model reaches 90 % of its
 full-label accuracy. In bench/human_effort.py, against one-by-one labeling, waiting for it

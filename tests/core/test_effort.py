@@ -83,3 +83,27 @@ def test_human_effort_bench_pools_pseudo_label_precision_over_rounds_that_used_e
         "pseudo_label_precision_pooled": 0.92,
     }
     assert pseudo_label_summary(rounds[:1])["pseudo_label_precision_pooled"] is None
+
+
+def test_human_effort_bench_prices_the_cards_the_model_had_right_up_to_the_dataset_goal():
+    from bench.human_effort import cards_the_model_had_right
+    from core.effort import COSTS
+
+    rounds = [
+        {"labels": 20, "cards": 20, "cards_suggestion_right": 5, "preselected_right_cards": 0,
+         "human_seconds_total": 58.0},
+        {"labels": 40, "cards": 10, "cards_suggestion_right": 8, "preselected_right_cards": 2,
+         "human_seconds_total": 90.0},
+        # from before the count was recorded: 0.5 of 10 cards
+        {"labels": 60, "cards": 10, "prefill_accuracy": 0.5, "human_seconds_total": 120.0},
+        {"labels": 80, "cards": 20, "cards_suggestion_right": 20, "human_seconds_total": 178.0},
+    ]  # fmt: skip
+    out = cards_the_model_had_right(rounds, labels_at=60)  # the last round is past (b)
+    assert out["cards_model_right_to_95pct_dataset"] == 5 + 8 - 2 + 5
+    assert out["seconds_on_cards_model_right"] == round(16 * COSTS.choose_s, 1)
+    assert out["seconds_to_95pct_dataset_as_tiles"] == round(
+        120.0 - 16 * (COSTS.choose_s - COSTS.tile_look_s), 1
+    )
+    assert cards_the_model_had_right(rounds, labels_at=None) == {
+        "cards_model_right_to_95pct_dataset": None
+    }

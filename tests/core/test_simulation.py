@@ -71,6 +71,8 @@ def test_simulate_command_writes_the_learning_curve_and_cleans_up(dataset, tmp_p
     for r in rounds:
         assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_macro_f1"] <= 1
         assert 0 <= r["prefill_accuracy"] <= 1 and r["seconds"] >= 0
+        assert r["cards_suggestion_right"] == round(r["prefill_accuracy"] * 6)
+        assert r["cards_suggestion_right"] >= r["preselected_right_cards"]
     # Before any model nothing is prefilled; afterwards the model suggests every image.
     assert rounds[0]["prefill_sources"] == {"none": 6}
     assert rounds[1]["prefill_sources"] == {"model": 6}
@@ -367,3 +369,9 @@ def test_simulated_verification_pages_cost_looks_and_marks_and_the_same_seed_giv
     # Pages are served only where they are right often enough: on colours nearly always.
     verified, marked = (sum(r[k] for r in rounds) for k in ("verified", "tiles_marked"))
     assert verified / (verified + marked) >= 0.75
+    # Every round of a trained version says why the next task is or is not a page.
+    trained = [r for r in rounds if r["model_version"] is not None]
+    assert trained and all("changed_per_label" in r for r in trained)
+    assert any(r["page_plan_tiles"] >= 8 for r in trained)
+    for r in trained:
+        assert (r["page_plan_tiles"] == 0) == (r["page_plan_seconds_per_label"] is None)

@@ -253,6 +253,35 @@ def test_a_run_measures_how_much_of_the_open_pool_its_model_moved_per_label():
     )  # no label added: no rate
 
 
+def test_the_rate_of_change_is_measured_over_the_whole_pool_not_the_open_items():
+    """Bloodgood's stop set is fixed: labeled items stay in it. Over the open items only, the
+    rate rose again late in a session (the open items are the unsure ones) and stopped the
+    pages; here the first version's predictions of the labeled items are made wrong, and
+    only a rate over the whole pool sees the next version put them right."""
+    project, _, annotator, truth = loop_project(retrain_every=100)
+    run_jobs(project, Job.Kind.EMBED)
+    labeled = label_items(project, annotator, truth, 6)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    first = project.current_model_version
+    right = dict(
+        Prediction.objects.filter(model_version=first).values_list("item_id", "predicted_class")
+    )
+    assert all(right[item] == truth[item].pk for item in truth)  # colours are easy
+    for item in labeled:  # the first version was wrong on the six labeled items
+        other = next(c for c in project.classes.all() if c.pk != truth[item].pk)
+        Prediction.objects.filter(model_version=first, item_id=item).update(predicted_class=other)
+    label_items(project, annotator, truth, 4)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    second = project.current_model_version
+    assert second.number == first.number + 1
+    # 6 of the 24 items changed class over 4 labels; over the 14 open items, none did.
+    assert second.metrics["changed_per_label"] == pytest.approx(6 / 24 / 4, abs=1e-6)
+
+
 def test_the_first_run_has_nothing_to_compare_and_the_next_records_its_rate():
     project, _, annotator, truth = loop_project(retrain_every=100)
     run_jobs(project, Job.Kind.EMBED)
