@@ -308,9 +308,9 @@ def predictions_changed(
 
     The items compared are the whole pool, as in Bloodgood's fixed stop set, not the open
     items only: those shrink to the images the model is least sure of, whose predictions
-    flip most, so a rate over them rose again late in a session and stopped the pages
-    where the cards' suggestions were right 75-95 % of the time (5,000 Fashion-MNIST
-    images, docs/benchmarks/human-effort.md, stop 31)."""
+    flip most, so a rate over them can rise again late in a session and hold pages back.
+    On 5,000 Fashion-MNIST images the whole-pool rate took the seconds to a 95 % right pool
+    from x0.454 to x0.440 of one-by-one labeling (docs/benchmarks/human-effort.md, stop 31)."""
     serving = project.current_model_version
     if serving is None or serving.kind != ModelVersion.Kind.MODEL:
         return None

@@ -230,7 +230,7 @@ def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it(
     assert sum(after.probabilities) == pytest.approx(1.0, abs=1e-3)  # a distribution still
 
 
-def test_a_run_measures_how_much_of_the_open_pool_its_model_moved_per_label():
+def test_predictions_changed_is_the_share_of_the_items_given_that_moved_per_label():
     from tests.factories import ItemFactory, ModelVersionFactory, PredictionFactory
 
     project, _, annotator, truth = loop_project(retrain_every=100)
