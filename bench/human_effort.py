@@ -51,10 +51,12 @@ GOALS = (
 
 def sessions(pool_size: int, batch: int, seed: int) -> dict:
     from core.evaluation.simulation import RunConfig
+    from core.models import Project
 
     common = {"budget": pool_size, "batch": batch, "seed": seed, "stop_at_dataset_accuracy": 0.95}
+    audit_share = Project._meta.get_field("audit_share").default  # the product's default
     return {
-        "policy": RunConfig(strategy="margin", mode="auto", audit_share=0.05, **common),
+        "policy": RunConfig(strategy="margin", mode="auto", audit_share=audit_share, **common),
         "baseline": RunConfig(
             strategy="random", mode="cards", preselect=False, pseudo_labels=False, **common
         ),

@@ -193,10 +193,11 @@ class Project(models.Model):
         "where held-out predictions of that class were right at least this often.",
     )
     audit_share = models.FloatField(
-        default=0.05,
+        default=0.2,
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
-        help_text="Share of cards that audit a random pseudo-labeled image (shown without a "
-        "suggestion); their answers measure the pseudo-labels' precision.",
+        help_text="Share of cards that show an image drawn at random among the open ones, "
+        "without a suggestion: their answers certify the pseudo-label cuts before any image is "
+        "pseudo-labeled, and measure the pseudo-labels' precision after.",
     )
     seed = models.PositiveIntegerField(
         default=random_seed,
@@ -525,9 +526,10 @@ class Lease(models.Model):
         related_name="leases",
         help_text="The verification page this item is a tile of; None: a single card.",
     )
-    # Served to audit a pseudo-label (shown without a suggestion): which class, version and
-    # confidence. The lease is kept once answered, so the audit's result is the annotator's
-    # current answer for the item (core/selectors/progress.py). None: an ordinary card.
+    # Served as an audit card (shown without a suggestion): the class, version and confidence
+    # of the model's prediction for the image. The lease is kept once answered, so the audit's
+    # result is the annotator's current answer for the item (core/selectors/progress.py).
+    # None: an ordinary card.
     audit_class = models.ForeignKey(
         LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -535,6 +537,12 @@ class Lease(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     audit_confidence = models.FloatField(null=True, blank=True)
+    audit_of_open = models.BooleanField(
+        default=False,
+        help_text="An audit drawn uniformly among all the open images (the evidence the "
+        "pseudo-label cuts are certified on); False for audits drawn among pseudo-labeled "
+        "images only (before migration 0016), which certify nothing.",
+    )
 
     class Meta:
         constraints = [

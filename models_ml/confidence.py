@@ -8,7 +8,8 @@ right at least `target` of the time, judged conservatively: the lower end of the
 interval must clear the target, with at least `min_support` predictions above the threshold,
 and so must the suggestions *at* it (an isotonic fit of hit on confidence): cards are served
 near the threshold, not spread over the band above it. Below it the suggestion is shown
-ranked, never selected. `class_thresholds` applies the same rule per class to pseudo-labels.
+ranked, never selected. `class_thresholds` applies the same rule per class to pseudo-labels,
+and `certified_class_thresholds` adds one cut certified on all classes together.
 """
 
 from __future__ import annotations
@@ -135,6 +136,61 @@ def class_thresholds(
         )
         for cls in np.unique(predicted)
     }
+
+
+def certified_class_thresholds(
+    confidence: np.ndarray,
+    predicted: np.ndarray,
+    correct: np.ndarray,
+    *,
+    target: float,
+    min_support: int = DEFAULT_MIN_SUPPORT,
+    z: float = DEFAULT_Z,
+) -> dict[int, PreselectThreshold]:
+    """Per predicted class, the pseudo-label cut, from held-out predictions on a random
+    sample of the images to be pseudo-labeled (audits of the open images): the lower of the
+    class's own cut (`class_thresholds`) and one cut certified on all classes' predictions
+    together (`preselect_threshold` on the pooled evidence); a class whose own predictions at
+    or above the pooled cut are, by the upper end of their Wilson interval, below `target`
+    keeps its own cut only (often none).
+
+    Pooled, because a random sample certifies what it samples: the predictions above the cut
+    are a random sample of the pseudo-labels that cut makes, while a class's share of them
+    is rarely enough to certify a cut of its own (a one-sided 95 % bound of 0.95 needs 52
+    right of 52; ten classes would need ten times the audits). Each class's pseudo-labels
+    then clear the target on their own evidence or belong to a pooled set that does."""
+    confidence = np.asarray(confidence, dtype=float)
+    predicted = np.asarray(predicted)
+    correct = np.asarray(correct, dtype=bool)
+    own = class_thresholds(
+        confidence, predicted, correct, target=target, min_support=min_support, z=z
+    )
+    pooled = preselect_threshold(confidence, correct, target=target, min_support=min_support, z=z)
+    if pooled.threshold is None:
+        return own
+    cuts = {}
+    for cls, own_cut in own.items():
+        mine = predicted == cls
+        above = mine & (confidence >= pooled.threshold)
+        n, hits = int(above.sum()), int(correct[above].sum())
+        short = n >= min_support and wilson_upper_bound(hits, n, z) < target
+        if short or (own_cut.threshold is not None and own_cut.threshold <= pooled.threshold):
+            cuts[cls] = own_cut
+            continue
+        cuts[cls] = PreselectThreshold(
+            threshold=pooled.threshold,
+            target=target,
+            support=n,
+            precision=hits / n if n else None,
+            share=n / int(mine.sum()),
+            predictions=int(mine.sum()),
+        )
+    return cuts
+
+
+def wilson_upper_bound(hits: int, n: int, z: float = DEFAULT_Z) -> float:
+    """Upper end of the Wilson score interval for `hits` successes in `n` trials."""
+    return 1.0 - float(wilson_lower_bound(np.asarray(n - hits), np.asarray(n), z))
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:

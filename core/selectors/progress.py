@@ -223,13 +223,23 @@ def preselected_answers(*, project: Project) -> dict:
 
 
 def pseudo_label_audit(*, project: Project) -> dict:
-    """How right the pseudo-labels were where annotators checked: audit cards (a random
-    pseudo-labeled image, shown without a suggestion) answered, the share whose answer was the
-    pseudo-label, and its 95 % Wilson interval."""
+    """How right the pseudo-labels were where annotators checked: answered audit cards (an
+    open image drawn at random, shown without a suggestion) whose image the version that drew
+    it had pseudo-labeled (a random sample of its pseudo-labels), the share whose answer was
+    the pseudo-label, and its 95 % Wilson interval. `open_audits`: every answered audit of
+    the open images, the sample the cuts are certified on."""
+    answered = Lease.objects.filter(
+        item__project=project, audit_class__isnull=False, completed_at__isnull=False
+    )
+    pseudo_labeled = Prediction.objects.filter(
+        model_version_id=OuterRef("audit_version_id"),
+        item_id=OuterRef("item_id"),
+        pseudo_labeled=True,
+    )
     audits = list(
-        Lease.objects.filter(
-            item__project=project, audit_class__isnull=False, completed_at__isnull=False
-        ).values_list("item_id", "annotator_id", "audit_class_id")
+        answered.filter(Exists(pseudo_labeled)).values_list(
+            "item_id", "annotator_id", "audit_class_id"
+        )
     )
     answers = dict(
         (((item_id, annotator_id), class_id))
@@ -249,6 +259,7 @@ def pseudo_label_audit(*, project: Project) -> dict:
         "low": low if n else None,
         "high": high if n else None,
         "target": project.pseudo_label_precision,
+        "open_audits": answered.filter(audit_of_open=True).count(),
     }
 
 

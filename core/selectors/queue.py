@@ -113,14 +113,15 @@ def audit_candidate_ids(
     now: datetime | None = None,
     limit: int = 5,
 ) -> list[int]:
-    """Pseudo-labeled items of the current version open to `user`, in stored random order
-    from `start` (wrapping around): a uniform random draw among the pseudo-labels."""
+    """Open items of the current version open to `user`, in stored random order from
+    `start` (wrapping around): a uniform random draw among the open images (audit cards)."""
     item, prediction = Item._meta.db_table, Prediction._meta.db_table
     connection = connections[Item.objects.db]
     params = {
         "user": user.pk,
         "now": connection.ops.adapt_datetimefield_value(now or timezone.now()),
         "k": project.annotators_per_item,
+        "project": project.pk,
         "version": project.current_model_version_id,
         "yes": True,
         "no": False,
@@ -131,7 +132,7 @@ def audit_candidate_ids(
         for condition, bound in (("i.random_key >= %(start)s", start), ("1 = 1", 0.0)):
             cursor.execute(
                 f"""SELECT i.id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
-                WHERE p.model_version_id = %(version)s AND p.pseudo_labeled = %(yes)s
+                WHERE i.project_id = %(project)s AND p.model_version_id = %(version)s
                 AND p.item_open = %(yes)s AND i.is_done = %(no)s AND {condition}
                 AND {_open_to_sql("i.id", project.annotators_per_item)}
                 ORDER BY i.random_key, i.id LIMIT %(limit)s""",

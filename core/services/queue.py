@@ -42,7 +42,13 @@ from core.services.loop import labels_submitted_count
 CANDIDATES_PER_ATTEMPT = 20
 
 # What a lease taken over after it expired no longer is: a tile of somebody's page, an audit.
-FRESH_LEASE = {"page": None, "audit_class": None, "audit_version": None, "audit_confidence": None}
+FRESH_LEASE = {
+    "page": None,
+    "audit_class": None,
+    "audit_version": None,
+    "audit_confidence": None,
+    "audit_of_open": False,
+}
 
 
 MAX_ANSWER_MS = 24 * 3600 * 1000  # longer "time to answer" is a broken clock, not work
@@ -132,9 +138,9 @@ def _result(lease: Lease, project: Project, *, created: bool) -> LeaseResult:
 
 
 def _audit_due(*, project: Project, user: AbstractBaseUser) -> bool:
-    """Whether this card audits a pseudo-label: a draw with probability `audit_share`, seeded
-    by the project's seed, the annotator and the project's label count (same seed and
-    answers, same audits; no query)."""
+    """Whether this card is an audit: a draw with probability `audit_share`, seeded by the
+    project's seed, the annotator and the project's label count (same seed and answers, same
+    audits; no query)."""
     if not project.audit_share or not project.current_model_version_id:
         return False
     draw = random.Random(f"audit:{project.seed}:{user.pk}:{project.labels_submitted}").random()
@@ -142,17 +148,22 @@ def _audit_due(*, project: Project, user: AbstractBaseUser) -> bool:
 
 
 def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | None:
-    """Lease a pseudo-labeled image drawn at random (uniformly, by its stored random key) as an
-    audit card; None when the current version pseudo-labels nothing open to this user."""
+    """Lease an open image drawn uniformly at random (by its stored random key) as an audit
+    card, recording the current version's prediction for it; None when nothing is open to
+    this user.
+
+    The draw is among all the open images, not among the pseudo-labeled ones: the answers
+    are a random sample of the open pool, whose held-out predictions certify the
+    pseudo-label cuts before they pseudo-label anything (`pseudo_label_thresholds`), and
+    those that land on pseudo-labeled images are a random sample of the pseudo-labels, which
+    measures them after (`pseudo_label_audit`)."""
     version_id = project.current_model_version_id
     start = random.Random(
         f"audit-item:{project.seed}:{user.pk}:{project.labels_submitted}"
     ).random()  # seeded like the draw: the same seed and answers audit the same images
     for item_id in audit_candidate_ids(project=project, user=user, now=now, start=start):
-        prediction = Prediction.objects.filter(
-            model_version_id=version_id, item_id=item_id, pseudo_labeled=True
-        ).first()
-        if prediction is None:
+        prediction = Prediction.objects.filter(model_version_id=version_id, item_id=item_id).first()
+        if prediction is None or prediction.predicted_class_id is None:
             continue
         lease = lease_claim(
             project=project, item_id=item_id, user=user, now=now, expires_at=expires_at
@@ -162,7 +173,10 @@ def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | No
         lease.audit_class_id = prediction.predicted_class_id
         lease.audit_version_id = version_id
         lease.audit_confidence = prediction.confidence
-        lease.save(update_fields=["audit_class", "audit_version", "audit_confidence"])
+        lease.audit_of_open = True
+        lease.save(
+            update_fields=["audit_class", "audit_version", "audit_confidence", "audit_of_open"]
+        )
         return _result(lease, project, created=True)
     return None
 

@@ -18,6 +18,7 @@ from core.models import (
     Annotation,
     AnnotationSource,
     Job,
+    Lease,
     ModelVersion,
     Prediction,
     Project,
@@ -36,7 +37,7 @@ from core.services.versions import (
 )
 from models_ml.confidence import (
     PreselectThreshold,
-    class_thresholds,
+    certified_class_thresholds,
     preselect_threshold,
     reliability_table,
 )
@@ -178,19 +179,26 @@ def suggestion_threshold(
 @dataclass(frozen=True)
 class HeldOut:
     """Predictions checked against answers the predicting model did not see: each row's
-    confidence, predicted class, whether it was right, and whether it is a page's tile."""
+    confidence, predicted class, whether it was right, whether it is a page's tile, and
+    whether it is the label of an audit of the open images."""
 
     confidence: np.ndarray
     predicted: np.ndarray
     correct: np.ndarray
     from_page: np.ndarray
+    from_audit: np.ndarray
 
-    def labels_only(self) -> "HeldOut":
-        """The rows of the people's labels, without the page tiles: what the pseudo-label
-        cuts are set on (`pseudo_label_thresholds`)."""
-        keep = ~self.from_page
+    def audits_only(self) -> "HeldOut":
+        """The rows of the audits of the open images: a random sample of the images the
+        pseudo-labels are made of, what their cuts are certified on
+        (`pseudo_label_thresholds`)."""
+        keep = self.from_audit
         return HeldOut(
-            self.confidence[keep], self.predicted[keep], self.correct[keep], self.from_page[keep]
+            self.confidence[keep],
+            self.predicted[keep],
+            self.correct[keep],
+            self.from_page[keep],
+            self.from_audit[keep],
         )
 
 
@@ -206,7 +214,9 @@ def held_out_evidence(
       over include the wrong ones (selection bias; it made pages 40 % wrong on CIFAR-10).
     - Every answered verification page's tiles instead, with the confidence they were served at
       and whether the annotator accepted them: the confident predictions as pages draw them,
-      wrong ones included (`from_page`; the pseudo-label cuts leave them out).
+      wrong ones included (`from_page`).
+    - Which label rows are answered audits of the open images (`from_audit`): the only rows
+      that are a random sample of the images pseudo-labels are made of.
     """
     proba = oof.proba[oof.covered]
     classes = np.unique(y)
@@ -215,12 +225,19 @@ def held_out_evidence(
             item__project=project, is_current=True, source=AnnotationSource.VERIFIED
         ).values_list("item_id", flat=True)
     )
-    keep = ~np.isin(labeled_ids[oof.covered], list(verified)) if len(proba) else np.zeros(0, bool)
+    audited = set(
+        Lease.objects.filter(
+            item__project=project, audit_of_open=True, completed_at__isnull=False
+        ).values_list("item_id", flat=True)
+    )
+    covered_ids = labeled_ids[oof.covered]
+    keep = ~np.isin(covered_ids, list(verified)) if len(proba) else np.zeros(0, bool)
     predicted = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, np.int64)
     confidence = [proba.max(axis=1)[keep]] if len(proba) else []
     chosen = [predicted[keep]] if len(proba) else []
     correct = [(predicted == y[oof.covered])[keep]] if len(proba) else []
     from_page = [np.zeros(int(keep.sum()), bool)] if len(proba) else []
+    from_audit = [np.isin(covered_ids[keep], list(audited))] if len(proba) else []
     for class_id, item_ids, confidences, rejected in VerificationPage.objects.filter(
         project=project, completed_at__isnull=False
     ).values_list("label_class_id", "item_ids", "confidences", "rejected_ids"):
@@ -229,36 +246,41 @@ def held_out_evidence(
         chosen.append(np.full(n, class_id, dtype=np.int64))
         correct.append(~np.isin(item_ids[:n], rejected))
         from_page.append(np.ones(n, bool))
+        from_audit.append(np.zeros(n, bool))
     if not confidence:
-        return HeldOut(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
+        nothing = np.zeros(0, bool)
+        return HeldOut(np.zeros(0), np.zeros(0, np.int64), nothing, nothing, nothing)
     return HeldOut(
         np.concatenate(confidence),
         np.concatenate(chosen),
         np.concatenate(correct),
         np.concatenate(from_page),
+        np.concatenate(from_audit),
     )
 
 
 def pseudo_label_thresholds(
     *, project: Project, evidence: HeldOut
 ) -> dict[int, PreselectThreshold]:
-    """Per class, the confidence at or above which the head's predictions of that class were
-    right at least `project.pseudo_label_precision` of the time on held-out evidence (audited
-    images are labels too, so they count once answered).
+    """Per class, the confidence at or above which the head's predictions are pseudo-labels:
+    certified to be right at least `project.pseudo_label_precision` of the time on the
+    out-of-fold predictions of the audits of the open images (`HeldOut.audits_only`;
+    `certified_class_thresholds`: one cut on all classes' audits, a class whose own audits
+    fall short held to its own).
 
-    The evidence is the out-of-fold predictions on the people's labels
-    (`HeldOut.labels_only`), not the page tiles: tiles are honest about the images pages chose,
-    not about the open images at the same confidence that pseudo-labels take. On 5,000
-    CIFAR-10 images, tiles above a class's cut were right 99-100 % of the time and the open
-    images pseudo-labeled above it 83-94 %; pooled over the session, pseudo-labels under 95 %
-    cuts were right 90 % of the time (docs/benchmarks/human-effort.md, stop 30)."""
-    labels = evidence.labels_only()
-    if not len(labels.confidence):
+    Only the audits, because only they are a random sample of the images a cut
+    pseudo-labels. Page tiles are the images pages chose: on 5,000 CIFAR-10 images, tiles above
+    a class's cut were right 99-100 % of the time and the open images pseudo-labeled above it
+    83-94 % (stop 30). The labels the strategy asked for are the images the model is least
+    sure of: cuts set on them certified nothing on 5,000 CIFAR-10 or Fashion-MNIST images
+    (stop 31; docs/benchmarks/human-effort.md)."""
+    audits = evidence.audits_only()
+    if not len(audits.confidence):
         return {}
-    return class_thresholds(
-        labels.confidence,
-        labels.predicted,
-        labels.correct,
+    return certified_class_thresholds(
+        audits.confidence,
+        audits.predicted,
+        audits.correct,
         target=project.pseudo_label_precision,
     )
 

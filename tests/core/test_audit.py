@@ -1,11 +1,12 @@
-"""Pseudo-label audits: random pseudo-labeled images served as plain cards, and what they
-measure (core/services/queue.py, core/selectors/progress.py, the exports' metadata)."""
+"""Audits: random open images served as plain cards, and what they measure: the
+pseudo-labels' precision where they land on pseudo-labeled images (core/services/queue.py,
+core/selectors/progress.py, the exports' metadata). What they certify is in test_training.py."""
 
 import json
 
 import pytest
 
-from core.models import Lease, ModelVersion, Project
+from core.models import Item, Lease, ModelVersion, Project
 from core.selectors.progress import labeling_effort, pseudo_label_audit
 from core.services.exports import export_write
 from core.services.queue import annotation_submit, item_lease_next
@@ -49,18 +50,21 @@ def pseudo_labeled_pool(*, n=40, audit_share=1.0):
     return project, admin, ann, cat, dog, items
 
 
-def test_an_audit_card_shows_a_random_pseudo_labeled_image_without_its_suggestion():
+def test_an_audit_card_shows_a_random_open_image_without_its_suggestion():
     project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
     result = item_lease_next(project=project, user=ann)
-    assert result.lease.audit_class == cat and result.lease.audit_confidence == 0.95
-    assert result.lease.item.pk in {i.pk for i in items[1::2]}  # a pseudo-labeled one
+    pseudo = result.lease.item.pk in {i.pk for i in items[1::2]}
+    assert result.lease.audit_class == cat and result.lease.audit_of_open
+    assert result.lease.audit_confidence == (0.95 if pseudo else 0.6)  # the model's, recorded
     assert result.suggestion is None  # the answer must not lean on what it checks
     again = item_lease_next(project=project, user=ann)
     assert again.lease.pk == result.lease.pk and again.suggestion is None  # a refresh too
 
 
-def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_pseudo_labels():
-    project, *_, items = pseudo_labeled_pool(n=200, audit_share=0.25)
+def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_the_open_images():
+    project, *_, items = pseudo_labeled_pool(n=300, audit_share=0.25)
+    done = items[:20]  # labeled already: never audited
+    Item.objects.filter(pk__in=[i.pk for i in done]).update(is_done=True)
     audited = []
     for _ in range(120):  # 120 annotators, one card each
         user = MembershipFactory(project=project).user
@@ -68,7 +72,9 @@ def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_pseudo_label
         if lease.audit_class_id:
             audited.append(lease.item_id)
     assert 15 <= len(audited) <= 45  # binomial(120, 0.25): 30 ± 4.7
-    assert set(audited) <= {i.pk for i in items[1::2]}
+    assert not set(audited) & {i.pk for i in done}
+    pseudo = len(set(audited) & {i.pk for i in items[1::2]})
+    assert 0.25 * len(audited) <= pseudo <= 0.75 * len(audited)  # both halves of the pool
     assert len(set(audited)) >= 0.8 * len(audited)  # spread over the pool, not the top few
     ordinary = Lease.objects.filter(audit_class__isnull=True)
     assert not set(ordinary.values_list("item_id", flat=True)) & {i.pk for i in items[1::2]}
@@ -95,32 +101,48 @@ def test_no_audit_share_no_audits():
 
 
 def test_answered_audits_measure_the_pseudo_labels_precision_with_an_interval():
+    """Only the audits that landed on pseudo-labeled images measure the pseudo-labels: a
+    random sample of them, since the audits are a random sample of the open images."""
     project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
-    answers = [cat, cat, cat, dog]  # three pseudo-labels confirmed, one wrong
-    for answer in answers:
+    pseudo_ids = {i.pk for i in items[1::2]}
+    on_pseudo = []
+    for n in range(12):
         user = MembershipFactory(project=project).user
         lease = item_lease_next(project=project, user=user).lease
-        annotation_submit(item=lease.item, user=user, label_class=answer)
+        wrong = n % 4 == 3  # every fourth answer says the model was wrong
+        annotation_submit(item=lease.item, user=user, label_class=dog if wrong else cat)
+        if lease.item_id in pseudo_ids:
+            on_pseudo.append(not wrong)
     skipped = item_lease_next(project=project, user=ann).lease  # an audit not answered
     assert skipped.audit_class is not None
     audit = pseudo_label_audit(project=project)
-    assert (audit["audited"], audit["right"], audit["precision"]) == (4, 3, 0.75)
-    assert 0.2 < audit["low"] < 0.75 < audit["high"] < 1.0
+    assert 0 < len(on_pseudo) < 12  # the draw landed on both halves
+    assert (audit["audited"], audit["right"]) == (len(on_pseudo), sum(on_pseudo))
+    assert audit["precision"] == sum(on_pseudo) / len(on_pseudo)
+    assert 0.0 <= audit["low"] < audit["precision"] <= audit["high"] <= 1.0
+    assert audit["open_audits"] == 12
     effort = labeling_effort(project=project)
-    assert effort["audit"] == audit and effort["human_labeled"] == 4
+    assert effort["audit"] == audit and effort["human_labeled"] == 12
 
 
 def test_an_export_with_audited_pseudo_labels_uses_the_thresholds_and_records_the_audit(tmp_path):
     project, _, ann, cat, dog, items = pseudo_labeled_pool(n=10, audit_share=1.0)
-    lease = item_lease_next(project=project, user=ann).lease
-    annotation_submit(item=lease.item, user=ann, label_class=cat)
+    pseudo_ids = {i.pk for i in items[1::2]}
+    while True:  # audits until one lands on a pseudo-labeled image
+        lease = item_lease_next(project=project, user=ann).lease
+        annotation_submit(item=lease.item, user=ann, label_class=cat)
+        if lease.item_id in pseudo_ids:
+            break
     summary = export_write(project=project, fmt="coco", path=tmp_path / "a.json", audited=True)
     data = json.loads((tmp_path / "a.json").read_text())
     sources = [a["source"] for a in data["annotations"]]
-    assert sources.count("human") == 1 and sources.count("pseudo") == 4  # 5 pseudo, 1 answered
+    answered = Lease.objects.filter(annotator=ann, completed_at__isnull=False).count()
+    assert sources.count("human") == answered
+    assert sources.count("pseudo") == 4  # 5 pseudo-labeled, 1 answered
     rule = data["info"]["pseudo_labels"]
     assert rule["thresholds"] == {"cat": 0.9} and rule["target_precision"] == 0.95
     assert rule["audit"]["audited"] == 1 and rule["audit"]["right"] == 1
+    assert rule["audit"]["open_audits"] == answered
     assert summary.pseudo_labels == rule and summary.pseudo == 4
     plain = export_write(project=project, fmt="csv", path=tmp_path / "b.csv")
     assert plain.pseudo == 0 and plain.pseudo_labels is None

@@ -174,38 +174,45 @@ def test_version_numbers_grow_and_old_predictions_are_pruned():
 def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oof():
     """Accepted tiles are the model's confident right answers: as out-of-fold labels they
     would say confident predictions are always right. Pages count instead, rejections
-    included, at the confidence they were served at."""
+    included, at the confidence they were served at. Answered audits of the open images are
+    marked: the pseudo-label cuts are certified on them alone."""
     import numpy as np
     from django.utils import timezone
 
-    from core.models import AnnotationSource, VerificationPage
+    from core.models import AnnotationSource, Lease, VerificationPage
     from core.services.training import held_out_evidence
     from models_ml.heads import OutOfFold
     from tests.factories import ItemFactory, project_with_members
 
     project, admin, (ann,) = project_with_members()
     cat = project.classes.get(name="cat")
-    card, verified, rejected = (ItemFactory(project=project) for _ in range(3))
+    card, audited, verified, rejected = (ItemFactory(project=project) for _ in range(4))
     Annotation.objects.create(item=card, annotator=ann, label_class=cat)
+    now = timezone.now()
+    Lease.objects.create(
+        item=audited, annotator=ann, slot=0, leased_at=now, expires_at=now, completed_at=now,
+        audit_class=cat, audit_confidence=0.8, audit_of_open=True,
+    )  # fmt: skip
+    Annotation.objects.create(item=audited, annotator=ann, label_class=cat)
     Annotation.objects.create(
         item=verified, annotator=ann, label_class=cat, source=AnnotationSource.VERIFIED
     )
     VerificationPage.objects.create(
         project=project, annotator=ann, label_class=cat, item_ids=[verified.pk, rejected.pk],
-        confidences=[0.97, 0.95], rejected_ids=[rejected.pk], expires_at=timezone.now(),
-        completed_at=timezone.now(),
+        confidences=[0.97, 0.95], rejected_ids=[rejected.pk], expires_at=now, completed_at=now,
     )  # fmt: skip
-    labeled = np.array([card.pk, verified.pk])
-    y = np.array([cat.pk, cat.pk])
-    oof = OutOfFold(proba=np.array([[0.6], [0.99]]), covered=np.array([True, True]), estimate=None)
+    labeled = np.array([card.pk, audited.pk, verified.pk])
+    y = np.array([cat.pk] * 3)
+    oof = OutOfFold(proba=np.array([[0.6], [0.9], [0.99]]), covered=np.ones(3, bool), estimate=None)
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled, y=y)
-    assert evidence.confidence.tolist() == [0.6, 0.97, 0.95]  # the verified label's 0.99: out
-    assert evidence.correct.tolist() == [True, True, False]
-    assert evidence.predicted.tolist() == [cat.pk] * 3
-    # the pseudo-label cuts' evidence: the people's labels only (tiles speak for the images
-    # pages chose, not for the open ones at the same confidence)
-    labels_only = evidence.labels_only()
-    assert labels_only.confidence.tolist() == [0.6] and labels_only.correct.tolist() == [True]
+    assert evidence.confidence.tolist() == [0.6, 0.9, 0.97, 0.95]  # the verified 0.99: out
+    assert evidence.correct.tolist() == [True, True, True, False]
+    assert evidence.predicted.tolist() == [cat.pk] * 4
+    assert evidence.from_page.tolist() == [False, False, True, True]
+    # the pseudo-label cuts' evidence: the audits only (a random sample of the open images;
+    # the strategy's labels are the hard ones, the tiles the ones pages chose)
+    audits = evidence.audits_only()
+    assert audits.confidence.tolist() == [0.9] and audits.correct.tolist() == [True]
 
 
 def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it():
@@ -294,3 +301,37 @@ def test_the_first_run_has_nothing_to_compare_and_the_next_records_its_rate():
     first, second = ModelVersion.objects.filter(project=project).order_by("number")
     assert first.metrics["changed_per_label"] is None
     assert 0 <= second.metrics["changed_per_label"] <= 1 / 4
+
+
+def test_pseudo_labels_come_only_once_audits_of_the_open_images_certify_a_cut():
+    """The strategy's labels are the images the model is least sure of: however many, they
+    certify no cut. Audit cards (random open images) do: once ~60 of them are answered the
+    next run pseudo-labels open images, under one pooled cut, and those pseudo-labels are
+    right."""
+    project, _, annotator, truth = loop_project(images_per_class=100, retrain_every=500)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 10)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    label_items(project, annotator, truth, 60)  # strategy cards, no audits
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    plain = project.current_model_version
+    assert plain.metrics["pseudo_labeled"] == 0
+    assert plain.metrics["pseudo_label_thresholds"] == {}  # no audits, no evidence
+
+    Project.objects.filter(pk=project.pk).update(audit_share=1.0)
+    project.refresh_from_db()
+    audited = label_items(project, annotator, truth, 60)  # every card an audit now
+    assert Annotation.objects.filter(item_id__in=audited).count() == 60
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    version = project.current_model_version
+    cuts = version.metrics["pseudo_label_thresholds"]
+    assert {cut["threshold"] for cut in cuts.values()} - {None}
+    pseudo = Prediction.objects.filter(model_version=version, pseudo_labeled=True)
+    assert pseudo.count() == version.metrics["pseudo_labeled"] > 0
+    assert all(p.predicted_class_id == truth[p.item_id].pk for p in pseudo)
+    assert not pseudo.filter(item__is_done=True).exists()

@@ -145,3 +145,49 @@ def test_pseudo_labels_left_below_the_paged_band_still_hit_the_target():
     fresh_right = rng.random(200_000) < fresh
     left = (fresh >= cut) & (fresh < cut + 0.03)  # what pages above it did not take
     assert fresh_right[left].mean() >= 0.9 - 0.005
+
+
+def _open_pool(n, seed, classes=10):
+    """An open pool's predictions, confident ones the most common: nine classes right a
+    little more often than their confidence says, one (9) much less often."""
+    rng = np.random.default_rng(seed)
+    predicted = rng.integers(0, classes, size=n)
+    confidence = 1 - 0.7 * rng.beta(1, 4, size=n)
+    chance = np.where(predicted == 9, confidence**3, confidence**0.2)
+    return confidence, predicted, rng.random(n) < chance
+
+
+def test_certified_cuts_from_a_random_sample_hit_the_target_where_class_cuts_cannot():
+    """400 audits, a random sample of the open pool: no class has enough of them for a cut
+    of its own at 95 %, the pooled cut certifies one, the confused class is held out, and
+    the pseudo-labels the cuts make on the rest of the pool are right at least 95 %."""
+    from models_ml.confidence import certified_class_thresholds, class_thresholds
+
+    confidence, predicted, correct = _open_pool(400, seed=13)
+    own = class_thresholds(confidence, predicted, correct, target=0.95)
+    assert all(cut.threshold is None for cut in own.values())
+    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    assert cuts[9].threshold is None  # its own audits above the pooled cut fall short
+    pooled = {cut.threshold for cls, cut in cuts.items() if cls != 9}
+    assert len(pooled) == 1 and None not in pooled
+    assert all(cuts[cls].support > 0 for cls in range(9))
+    fresh_conf, fresh_pred, fresh_right = _open_pool(200_000, seed=12)
+    cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
+    chosen = fresh_conf >= cut_of[fresh_pred]
+    assert fresh_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
+
+
+def test_certified_cuts_keep_each_class_cut_where_no_pooled_cut_clears():
+    """Evidence where the pooled predictions never reach the target (one class confused
+    everywhere): the classes keep the per-class rule's cuts."""
+    from models_ml.confidence import certified_class_thresholds, class_thresholds
+
+    rng = np.random.default_rng(3)
+    predicted = rng.integers(0, 2, size=4000)
+    confidence = rng.uniform(0.5, 1.0, size=4000)
+    chance = np.where(predicted == 0, np.minimum(confidence + 0.15, 1.0), confidence - 0.25)
+    correct = rng.random(4000) < chance
+    assert preselect_threshold(confidence, correct, target=0.95).threshold is None
+    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    assert cuts == class_thresholds(confidence, predicted, correct, target=0.95)
+    assert cuts[0].threshold is not None and cuts[1].threshold is None

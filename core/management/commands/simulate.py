@@ -55,7 +55,11 @@ class Command(BaseCommand):
             help="the annotator is never shown a pre-selected class (every card: choose)",
         )
         parser.add_argument(
-            "--audit-share", type=float, default=0.0, help="share of cards auditing pseudo-labels"
+            "--audit-share",
+            type=float,
+            default=0.0,
+            help="share of cards that audit a random open image (their answers certify the "
+            "pseudo-label cuts: with 0, nothing is pseudo-labeled; projects default to 0.2)",
         )
         parser.add_argument("--plot", type=Path, help="also draw the learning curve (an SVG file)")
 
