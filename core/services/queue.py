@@ -69,8 +69,11 @@ class LeaseResult:
     suggestion: Prediction | None  # the current version's class suggestion for the item
 
 
-def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult | None:
-    """Lease the best open item to `user`, or return the lease they already hold.
+def item_lease_next(
+    *, project: Project, user: AbstractBaseUser, audit_share: float | None = None
+) -> LeaseResult | None:
+    """Lease the best open item to `user`, or return the lease they already hold; with the
+    project's `audit_share` (or `audit_share` given), an audit card instead.
 
     Returns None when nothing is left for this annotator.
     """
@@ -92,7 +95,7 @@ def item_lease_next(*, project: Project, user: AbstractBaseUser) -> LeaseResult 
         held.expires_at = expires_at
         return _result(held, project, created=False)
 
-    if _audit_due(project=project, user=user):
+    if _audit_due(project=project, user=user, share=audit_share):
         audit = _audit_lease(project=project, user=user, now=now, expires_at=expires_at)
         if audit is not None:
             return audit
@@ -137,14 +140,14 @@ def _result(lease: Lease, project: Project, *, created: bool) -> LeaseResult:
     return LeaseResult(lease, created, suggestion)
 
 
-def _audit_due(*, project: Project, user: AbstractBaseUser) -> bool:
-    """Whether this card is an audit: a draw with probability `audit_share`, seeded by the
-    project's seed, the annotator and the project's label count (same seed and answers, same
-    audits; no query)."""
+def _audit_due(*, project: Project, user: AbstractBaseUser, share: float | None = None) -> bool:
+    """Whether this card is an audit: a draw with probability `share` (default: the
+    project's `audit_share`; none at all where that is 0), seeded by the project's seed, the
+    annotator and the project's label count (same seed and answers, same audits; no query)."""
     if not project.audit_share or not project.current_model_version_id:
         return False
     draw = random.Random(f"audit:{project.seed}:{user.pk}:{project.labels_submitted}").random()
-    return draw < project.audit_share
+    return draw < (project.audit_share if share is None else share)
 
 
 def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | None:

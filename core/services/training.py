@@ -38,6 +38,7 @@ from core.services.versions import (
 from models_ml.confidence import (
     PreselectThreshold,
     certified_class_thresholds,
+    cuts_within_share,
     preselect_threshold,
     reliability_table,
 )
@@ -260,7 +261,7 @@ def held_out_evidence(
 
 
 def pseudo_label_thresholds(
-    *, project: Project, evidence: HeldOut
+    *, project: Project, evidence: HeldOut, open_probs: np.ndarray, class_ids: np.ndarray
 ) -> dict[int, PreselectThreshold]:
     """Per class, the confidence at or above which the head's predictions are pseudo-labels:
     certified to be right at least `project.pseudo_label_precision` of the time on the
@@ -273,15 +274,27 @@ def pseudo_label_thresholds(
     a class's cut were right 99-100 % of the time and the open images pseudo-labeled above it
     83-94 % (stop 30). The labels the strategy asked for are the images the model is least
     sure of: cuts set on them certified nothing on 5,000 CIFAR-10 or Fashion-MNIST images
-    (stop 31; docs/benchmarks/human-effort.md)."""
+    (stop 31; docs/benchmarks/human-effort.md).
+
+    The cuts are then kept from taking a larger share of the open images (by the served
+    model's predictions, `open_probs`, columns `class_ids`) than of the audits
+    (`cuts_within_share`): the served model is more confident than the out-of-fold models
+    the audits judged."""
     audits = evidence.audits_only()
     if not len(audits.confidence):
         return {}
-    return certified_class_thresholds(
+    cuts = certified_class_thresholds(
         audits.confidence,
         audits.predicted,
         audits.correct,
         target=project.pseudo_label_precision,
+    )
+    return cuts_within_share(
+        cuts,
+        audits.confidence,
+        audits.predicted,
+        open_probs.max(axis=1) if len(open_probs) else np.zeros(0),
+        class_ids[open_probs.argmax(axis=1)] if len(open_probs) else np.zeros(0, np.int64),
     )
 
 
@@ -429,7 +442,12 @@ def training_run(job: Job) -> dict:
     )
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
     preselect = suggestion_threshold(project=project, suggestions=suggestions, evidence=evidence)
-    pseudo = pseudo_label_thresholds(project=project, evidence=evidence)
+    pseudo = pseudo_label_thresholds(
+        project=project,
+        evidence=evidence,
+        open_probs=probs[open_rows] if len(open_rows) else np.zeros((0, len(class_ids))),
+        class_ids=class_ids,
+    )
     reliability = reliability_table(evidence.confidence, evidence.correct)
     version = _version_write(
         project=project,

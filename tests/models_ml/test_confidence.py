@@ -179,8 +179,9 @@ def test_certified_cuts_from_a_random_sample_hit_the_target_where_class_cuts_can
 
 def test_certified_cuts_keep_each_class_cut_where_no_pooled_cut_clears():
     """Evidence where the pooled predictions never reach the target (one class confused
-    everywhere): the classes keep the per-class rule's cuts."""
-    from models_ml.confidence import certified_class_thresholds, class_thresholds
+    everywhere): the classes keep the per-class rule's cuts, each judged at the z that keeps
+    the two classes' bounds together at one-sided 95 %."""
+    from models_ml.confidence import certified_class_thresholds, class_thresholds, family_z
 
     rng = np.random.default_rng(3)
     predicted = rng.integers(0, 2, size=4000)
@@ -189,5 +190,46 @@ def test_certified_cuts_keep_each_class_cut_where_no_pooled_cut_clears():
     correct = rng.random(4000) < chance
     assert preselect_threshold(confidence, correct, target=0.95).threshold is None
     cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
-    assert cuts == class_thresholds(confidence, predicted, correct, target=0.95)
+    z = family_z(1.645, 2)
+    assert 1.9 < z < 2.0  # one-sided 2.5 % each
+    assert cuts == class_thresholds(confidence, predicted, correct, target=0.95, z=z)
     assert cuts[0].threshold is not None and cuts[1].threshold is None
+
+
+def test_a_class_cut_of_its_own_must_clear_the_bound_for_all_classes_at_once():
+    """55 right of 55 clear a one-sided 95 % bound of 0.95 for one class; with ten classes
+    each testing its own cut, that bound would let one of them through by chance too often,
+    so a class's own cut needs what clears all ten bounds at once (126 right of 126)."""
+    from models_ml.confidence import certified_class_thresholds, class_thresholds
+
+    rng = np.random.default_rng(0)
+    confidence = np.r_[np.full(55, 0.99), rng.uniform(0.5, 1.0, 900)]
+    predicted = np.r_[np.zeros(55, int), rng.integers(1, 10, 900)]
+    correct = np.r_[np.ones(55, bool), rng.random(900) < 0.6]
+    assert class_thresholds(confidence, predicted, correct, target=0.95)[0].threshold == 0.99
+    assert (
+        certified_class_thresholds(confidence, predicted, correct, target=0.95)[0].threshold is None
+    )
+    more = np.r_[np.full(130, 0.99), confidence[55:]], np.r_[np.zeros(130, int), predicted[55:]]
+    right = np.r_[np.ones(130, bool), correct[55:]]
+    assert certified_class_thresholds(*more, right, target=0.95)[0].threshold == 0.99
+
+
+def test_cuts_take_no_larger_share_of_the_open_images_than_of_the_audits():
+    """Audits judged out of fold put 40 % above the cut; the served model, more confident,
+    puts 60 % of the open images above it: the cut rises to the open images' top 40 %."""
+    from models_ml.confidence import PreselectThreshold, cuts_within_share, share_floor
+
+    assert share_floor([0.9, 0.8, 0.7, 0.6], 0.5) == 0.8
+    assert share_floor([0.9, 0.8, 0.8, 0.6], 0.5) == 0.9  # ties at the boundary stay out
+    assert share_floor([0.9, 0.5], 0.0) == float("inf")
+    cut = PreselectThreshold(0.8, 0.95, 40, 0.98, 0.4, 100)
+    audits = np.r_[np.full(40, 0.85), np.full(60, 0.5)]
+    open_confidence = np.r_[np.linspace(0.99, 0.81, 600), np.full(400, 0.3)]
+    zeros = np.zeros(1000, int)
+    raised = cuts_within_share({0: cut, 1: cut}, audits, zeros[:100], open_confidence, zeros)
+    kept = open_confidence >= raised[0].threshold
+    assert kept.sum() == 400 and raised[1].threshold == raised[0].threshold > 0.8
+    assert raised[0].support == cut.support  # the evidence is what it was
+    modest = np.r_[np.linspace(0.99, 0.81, 300), np.full(700, 0.3)]  # 30 %: the cut holds
+    assert cuts_within_share({0: cut}, audits, zeros[:100], modest, zeros)[0] == cut
