@@ -550,6 +550,7 @@ class Simulation:
                 preselect_threshold=version.preselect_threshold,
                 pseudo_labels=(version.recipe or {}).get("pseudo_labels"),
                 pseudo_labeled=(version.metrics or {}).get("pseudo_labeled"),
+                pseudo_labeled_kept=(version.metrics or {}).get("pseudo_labeled_kept"),
                 training_run_seconds=(job.metrics or {}).get("seconds") if job else None,
             )
         row["seconds"] = round(time.perf_counter() - started, 3)

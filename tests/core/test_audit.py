@@ -10,6 +10,7 @@ from core.models import Item, Lease, ModelVersion, Project
 from core.selectors.progress import labeling_effort, pseudo_label_audit
 from core.services.exports import export_write
 from core.services.queue import annotation_submit, item_lease_next
+from core.services.training import pseudo_labels_kept
 from tests.factories import (
     ItemFactory,
     MembershipFactory,
@@ -146,3 +147,26 @@ def test_an_export_with_audited_pseudo_labels_uses_the_thresholds_and_records_th
     assert summary.pseudo_labels == rule and summary.pseudo == 4
     plain = export_write(project=project, fmt="csv", path=tmp_path / "b.csv")
     assert plain.pseudo == 0 and plain.pseudo_labels is None
+
+
+def test_pseudo_labels_are_kept_until_the_audits_that_land_on_them_fail_them():
+    """The next version keeps the serving version's pseudo-labels on open images while the
+    audits of pseudo-labeled images do not put their precision below the target."""
+    project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
+    pseudo_ids = [i.pk for i in items[1::2]]
+    assert pseudo_labels_kept(project=project) == {pk: cat.pk for pk in pseudo_ids}
+
+    answered = []
+    while len(answered) < 7:  # seven audits on pseudo-labeled images: 3 say "cat", 4 "dog"
+        user = MembershipFactory(project=project).user
+        lease = item_lease_next(project=project, user=user).lease
+        on_pseudo = lease.item_id in pseudo_ids
+        wrong = on_pseudo and len(answered) >= 3
+        annotation_submit(item=lease.item, user=user, label_class=dog if wrong else cat)
+        answered += [lease.item_id] if on_pseudo else []
+        if len(answered) == 3 and not wrong:  # 3 of 3 right: kept, but for those answered
+            kept = pseudo_labels_kept(project=project)
+            assert kept == {pk: cat.pk for pk in set(pseudo_ids) - set(answered)}
+    audit = pseudo_label_audit(project=project)
+    assert (audit["audited"], audit["right"]) == (7, 3)
+    assert pseudo_labels_kept(project=project) == {}  # 3 of 7: below 95 % for sure

@@ -335,3 +335,46 @@ def test_pseudo_labels_come_only_once_audits_of_the_open_images_certify_a_cut():
     assert pseudo.count() == version.metrics["pseudo_labeled"] > 0
     assert all(p.predicted_class_id == truth[p.item_id].pk for p in pseudo)
     assert not pseudo.filter(item__is_done=True).exists()
+
+
+def test_a_run_that_certifies_no_cut_keeps_the_pseudo_labels_the_model_still_agrees_with(
+    monkeypatch,
+):
+    """Pseudo-labels are not re-certified image by image at every version: the next run keeps
+    those whose class it still predicts (here it certifies no cut of its own), and drops one
+    whose class it no longer predicts and those an answer closed."""
+    project, _, annotator, truth = loop_project(images_per_class=100, retrain_every=500)
+    run_jobs(project, Job.Kind.EMBED)
+    label_items(project, annotator, truth, 10)
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    Project.objects.filter(pk=project.pk).update(audit_share=1.0)
+    project.refresh_from_db()
+    label_items(project, annotator, truth, 60)  # audits: they certify a cut
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    first = project.current_model_version
+    pseudo = set(
+        Prediction.objects.filter(model_version=first, pseudo_labeled=True).values_list(
+            "item_id", flat=True
+        )
+    )
+    assert len(pseudo) > 10
+    done = set(label_items(project, annotator, truth, 10))  # right answers, some on them
+    changed = min(pseudo - done)  # as if the serving version had pseudo-labeled it otherwise
+    other = next(c for c in project.classes.all() if c.pk != truth[changed].pk)
+    Prediction.objects.filter(model_version=first, item_id=changed).update(predicted_class=other)
+    monkeypatch.setattr(training, "pseudo_label_thresholds", lambda **kwargs: {})
+    training_request(project=project, reason="test")
+    run_jobs(project, Job.Kind.TRAIN)
+    project.refresh_from_db()
+    second = project.current_model_version
+    assert second.number == first.number + 1 and second.metrics["pseudo_label_thresholds"] == {}
+    now = set(
+        Prediction.objects.filter(model_version=second, pseudo_labeled=True).values_list(
+            "item_id", flat=True
+        )
+    )
+    assert now == pseudo - {changed} - done
+    assert second.metrics["pseudo_labeled"] == second.metrics["pseudo_labeled_kept"] == len(now)
