@@ -40,7 +40,7 @@ from core.evaluation.effort import (
     actions_count,
     card_action,
     dataset_accuracy,
-    pseudo_label_hits,
+    pseudo_label_hits_by_class,
 )
 from core.evaluation.metrics import TARGETS, area_under_curve, effort_summary
 from core.imaging import ImageRejected, normalise_image
@@ -479,9 +479,9 @@ class Simulation:
         version = project.current_model_version
         right_pre = [right for right, _, pre, _ in shown if pre]
         effort.update(counts)
-        accuracy_of_pool, coverage, (pseudo_right, pseudo_used) = self._dataset_accuracy(
-            project, version, config
-        )
+        accuracy_of_pool, coverage, by_class = self._dataset_accuracy(project, version, config)
+        pseudo_right = sum(right for right, _ in by_class.values())
+        pseudo_used = sum(used for _, used in by_class.values())
         row = {
             "labels": labels,
             "model_version": None,
@@ -525,6 +525,11 @@ class Simulation:
             # Those pseudo-labels (items no person labeled): how many, and the share right.
             "pseudo_labels_used": pseudo_used,
             "pseudo_label_precision": round(pseudo_right / pseudo_used, 4) if pseudo_used else None,
+            # The same class by class, {class id: [used, right]}: a pooled cut's promise holds
+            # over all classes together, and can fail in one of them.
+            "pseudo_labels_by_class": {
+                str(cls): [used, right] for cls, (right, used) in sorted(by_class.items())
+            },
             "seconds": None,
         }
         if version is not None and version.kind == ModelVersion.Kind.MODEL:
@@ -558,8 +563,9 @@ class Simulation:
 
     def _dataset_accuracy(
         self, project: Project, version: ModelVersion | None, config: RunConfig
-    ) -> tuple[float, float, tuple[int, int]]:
-        """(accuracy, coverage) of the pool's labels and (right, used) of its pseudo-labels."""
+    ) -> tuple[float, float, dict[int, tuple[int, int]]]:
+        """(accuracy, coverage) of the pool's labels and {class: (right, used)} of its
+        pseudo-labels."""
         human = dict(
             Annotation.objects.filter(item__project=project, is_current=True).values_list(
                 "item_id", "label_class_id"
@@ -574,7 +580,11 @@ class Simulation:
             )
         truth = self._ready().truth
         accuracy, coverage = dataset_accuracy(truth=truth, human=human, pseudo=pseudo)
-        return accuracy, coverage, pseudo_label_hits(truth=truth, human=human, pseudo=pseudo)
+        return (
+            accuracy,
+            coverage,
+            pseudo_label_hits_by_class(truth=truth, human=human, pseudo=pseudo),
+        )
 
     def _evaluate(self, project: Project, version: ModelVersion) -> tuple[float, float, str]:
         """Score the model that served (see `served_model`) on the test split."""

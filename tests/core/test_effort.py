@@ -5,7 +5,12 @@ from collections import Counter
 import pytest
 
 from core.effort import COSTS, CostModel, actions_count
-from core.evaluation.effort import card_action, dataset_accuracy, pseudo_label_hits
+from core.evaluation.effort import (
+    card_action,
+    dataset_accuracy,
+    pseudo_label_hits,
+    pseudo_label_hits_by_class,
+)
 from core.evaluation.metrics import effort_summary
 
 
@@ -47,6 +52,11 @@ def test_dataset_accuracy_takes_human_labels_first_and_counts_unlabeled_as_wrong
     assert dataset_accuracy(truth=truth, human=human, pseudo=pseudo) == (0.4, 0.8)
     # the pseudo-labels an export uses: 3 (right) and 4 (wrong); 2's is overridden by a person
     assert pseudo_label_hits(truth=truth, human=human, pseudo=pseudo) == (1, 2)
+    # by the pseudo-label's class: 3 says 1 (right), 4 says 0 (wrong)
+    assert pseudo_label_hits_by_class(truth=truth, human=human, pseudo=pseudo) == {
+        1: (1, 1),
+        0: (0, 1),
+    }
 
 
 def test_effort_summary_finds_the_first_round_past_each_target():

@@ -375,3 +375,10 @@ def test_simulated_verification_pages_cost_looks_and_marks_and_the_same_seed_giv
     assert any(r["page_plan_tiles"] >= 8 for r in trained)
     for r in trained:
         assert (r["page_plan_tiles"] == 0) == (r["page_plan_seconds_per_label"] is None)
+    # The pseudo-labels' count and precision, class by class, add up to the round's.
+    for r in rounds:
+        by_class = r["pseudo_labels_by_class"].values()
+        assert sum(used for used, _ in by_class) == r["pseudo_labels_used"]
+        if r["pseudo_labels_used"]:
+            right = sum(right for _, right in by_class)
+            assert round(right / r["pseudo_labels_used"], 4) == r["pseudo_label_precision"]
