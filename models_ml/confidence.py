@@ -236,14 +236,12 @@ def cuts_within_share(
     images' confidences at the evidence's share."""
 
     def accepted(conf: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        limit = np.array(
-            [
-                cuts[int(c)].threshold
-                if int(c) in cuts and cuts[int(c)].threshold is not None
-                else np.inf
-                for c in pred
-            ]
-        )
+        # One vectorised pass per class: the open images can be the whole pool (millions).
+        pred = np.asarray(pred)
+        limit = np.full(len(pred), np.inf)
+        for cls, cut in cuts.items():
+            if cut.threshold is not None:
+                limit[pred == cls] = cut.threshold
         return np.asarray(conf, dtype=float) >= limit
 
     if not len(confidence) or not len(open_confidence):
