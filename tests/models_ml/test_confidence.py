@@ -177,6 +177,31 @@ def test_certified_cuts_from_a_random_sample_hit_the_target_where_class_cuts_can
     assert fresh_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
 
 
+def test_a_class_with_no_audits_above_the_pooled_cut_is_not_certified_by_it():
+    """The pooled cut certifies what its audits sample. A class none of whose audits clear
+    it (on 1,000 Fashion-MNIST images, "shirt": 0 of 7) has given no evidence, and the served
+    model can still put its open images above the cut (23 there, 39 % right): it keeps its
+    own cut (none). A class whose few audits above the cut are mostly wrong is held to its
+    own cut too, however few they are."""
+    from models_ml.confidence import certified_class_thresholds, preselect_threshold
+
+    rng = np.random.default_rng(5)
+    confident = np.r_[np.full(180, 0.99), rng.uniform(0.3, 0.7, 90)]
+    predicted = np.r_[np.arange(180) % 9, np.arange(90) % 9]  # classes 0-8 above and below
+    correct = np.r_[np.ones(180, bool), np.zeros(90, bool)]
+    shy = (np.full(7, 0.6), np.full(7, 9), np.zeros(7, bool))  # class 9: all below
+    bad = (np.full(3, 0.99), np.full(3, 10), np.array([True, False, False]))  # 2 of 3 wrong
+    confidence, predicted, correct = (
+        np.r_[a, b, c] for a, b, c in zip((confident, predicted, correct), shy, bad)
+    )
+    pooled = preselect_threshold(confidence, correct, target=0.95)
+    assert pooled.threshold == 0.99
+    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    assert all(cuts[cls].threshold == 0.99 and cuts[cls].support == 20 for cls in range(9))
+    assert cuts[9].threshold is None  # no audit above: no evidence
+    assert cuts[10].threshold is None  # 1 of 3 right above it: short
+
+
 def test_certified_cuts_keep_each_class_cut_where_no_pooled_cut_clears():
     """Evidence where the pooled predictions never reach the target (one class confused
     everywhere): the classes keep the per-class rule's cuts, each judged at the z that keeps
