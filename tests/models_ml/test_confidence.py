@@ -192,7 +192,7 @@ def test_a_class_with_no_audits_above_the_pooled_cut_is_not_certified_by_it():
     shy = (np.full(7, 0.6), np.full(7, 9), np.zeros(7, bool))  # class 9: all below
     bad = (np.full(3, 0.99), np.full(3, 10), np.array([True, False, False]))  # 2 of 3 wrong
     confidence, predicted, correct = (
-        np.r_[a, b, c] for a, b, c in zip((confident, predicted, correct), shy, bad)
+        np.r_[a, b, c] for a, b, c in zip((confident, predicted, correct), shy, bad, strict=True)
     )
     pooled = preselect_threshold(confidence, correct, target=0.95)
     assert pooled.threshold == 0.99
