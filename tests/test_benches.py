@@ -50,3 +50,49 @@ def test_the_certification_bench_scores_the_apps_cuts_against_the_truth():
         "misses": 1,
         "mean_coverage": round((result["certified"]["coverage"] + 0.4) / 2, 4),
     }
+
+
+def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
+    """A recorded version: 60 audits, all right at 0.99 (40 of them answered while twice as
+    many images were open), 40 wrong at 0.5. The replay certifies the pooled cut, applies it
+    to the open images on the confidence the version pseudo-labels on, scores them against
+    the truth class by class, and checks its cuts against the ones the app wrote."""
+    import numpy as np
+
+    from bench.pseudo_label_replay import audit_age_split, replay_version
+
+    conf = np.r_[np.full(60, 0.99), np.full(40, 0.5)]
+    pred = np.r_[np.arange(60) % 2, np.zeros(40, int)]
+    right = np.r_[np.ones(60, bool), np.zeros(40, bool)]
+    open_ids = np.arange(1000, 1010)
+    record = {
+        "labels": 150,
+        "audit_conf": conf,
+        "audit_pred": pred,
+        "audit_correct": right,
+        "audit_open_then": np.r_[np.full(40, 21), np.full(60, 10)],
+        "open_ids": open_ids,
+        # rows 0-3 class 0 and 4-5 class 1 confident; 6-9 below the cut
+        "open_conf": np.r_[np.full(6, 0.995), np.full(4, 0.4)],
+        "open_share_conf": np.r_[np.full(6, 0.995), np.full(4, 0.4)],
+        "open_pred": np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 1]),
+        "app_cuts": {0: 0.99, 1: 0.99},
+    }
+    truth = {int(i): 0 for i in open_ids} | {1003: 1, 1004: 1, 1005: 0}
+    row = replay_version(record, truth, target=0.95)
+    assert row["pooled_cut"] == 0.99 and row["audits_above_cut"] == 60
+    assert row["pseudo_labels"] == 6 and row["pseudo_label_precision"] == round(4 / 6, 4)
+    assert row["pseudo_labels_by_class"] == {0: [4, 3], 1: [2, 1]}
+    assert row["cuts_match"] is True
+    assert (
+        replay_version(dict(record, app_cuts={0: 0.99}), truth, target=0.95)["cuts_match"] is False
+    )
+    split = audit_age_split(record, pooled_cut=0.99, old=1.5)
+    assert split["old"] == {"audits": 40, "accuracy": 1.0, "share_above_cut": 1.0}
+    assert split["recent"] == {
+        "audits": 60,
+        "accuracy": round(20 / 60, 4),
+        "share_above_cut": round(20 / 60, 4),
+    }
+    wrong = dict(record, audit_correct=np.zeros(100, bool))
+    assert replay_version(wrong, truth, target=0.95) is None  # no pooled cut certified

@@ -1,0 +1,265 @@
+"""Benchmark: one human-effort policy session's pseudo-label cuts, replayed against the truth,
+and how old the audits that certified them were.
+
+`bench/human_effort.py` reports how often the pseudo-labels were right, not why they missed.
+This runs its policy session once (same pool and settings) and records, at every training
+run, what the cuts were certified on (each audit's out-of-fold confidence, class and
+correctness, and how many images were open when it was answered) and what they were applied
+to (the served model's predictions on the open images). Then, for every version whose audits
+certify a pooled cut:
+
+- the app's rule replayed (`certified_class_thresholds`, then `cuts_within_share`, then the
+  cut applied to the confidence the version pseudo-labels on): the pseudo-labels it makes
+  fresh, their true precision, class by class, and whether the replayed cuts are the ones
+  the app wrote (`cuts_match`: a check on the replay itself);
+- the audits split by age: answered while the open pool was more than `--old` times its size
+  at this version ("old"), or since ("recent"); the out-of-fold accuracy of each and its
+  share above the pooled cut. Audits are a random sample of the pool *they were drawn
+  from*; when pages have since taken the confident right images, the old ones are easier
+  than the images left (stop 34, docs/benchmarks/human-effort.md).
+
+Kept pseudo-labels (`pseudo_labels_kept`) are not replayed: the bench rounds report them.
+Prints one JSON.
+
+    .venv/bin/python bench/pseudo_label_replay.py --data fashion-mnist
+    .venv/bin/python bench/pseudo_label_replay.py --data ../shared/data/cifar10-jpg.zip
+"""
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
+
+
+def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dict | None:
+    """The app's cuts from one version's recorded audits and open predictions, and the
+    fresh pseudo-labels they make, scored against `truth` ({item id: class id}); None where
+    the audits certify no pooled cut."""
+    from models_ml.confidence import (
+        certified_class_thresholds,
+        cuts_within_share,
+        preselect_threshold,
+    )
+
+    conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
+    if not len(conf):
+        return None
+    pooled = preselect_threshold(conf, right, target=target)
+    if pooled.threshold is None:
+        return None
+    cuts = cuts_within_share(
+        certified_class_thresholds(conf, pred, right, target=target),
+        conf,
+        pred,
+        record["open_share_conf"],
+        record["open_pred"],
+    )
+    limit = np.full(len(record["open_pred"]), np.inf)
+    for cls, cut in cuts.items():
+        if cut.threshold is not None:
+            limit[record["open_pred"] == cls] = cut.threshold
+    chosen = record["open_conf"] >= limit
+    ids, classes = record["open_ids"][chosen], record["open_pred"][chosen]
+    hits = np.array([truth[int(i)] == int(c) for i, c in zip(ids, classes, strict=True)], bool)
+    by_class = {
+        int(c): [int((classes == c).sum()), int(hits[classes == c].sum())]
+        for c in np.unique(classes)
+    }
+    above = conf >= pooled.threshold
+    written = {int(c): t for c, t in record["app_cuts"].items() if t is not None}
+    replayed = {c: cut.threshold for c, cut in cuts.items() if cut.threshold is not None}
+    return {
+        "labels": record["labels"],
+        "open": int(len(record["open_ids"])),
+        "audits": int(len(conf)),
+        "pooled_cut": round(float(pooled.threshold), 4),
+        "audits_above_cut": int(above.sum()),
+        "audits_above_cut_right": int(right[above].sum()),
+        "open_above_cut_share": round(float(np.mean(record["open_conf"] >= pooled.threshold)), 4),
+        "pseudo_labels": int(chosen.sum()),
+        "pseudo_label_precision": round(float(hits.mean()), 4) if len(hits) else None,
+        "pseudo_labels_by_class": by_class,
+        "cuts_match": replayed.keys() == written.keys()
+        and all(abs(replayed[c] - written[c]) < 1e-9 for c in replayed),
+    }
+
+
+def audit_age_split(record: dict, *, pooled_cut: float, old: float) -> dict:
+    """The version's audits in two groups: answered while more than `old` times as many
+    images were open as now ("old"), or since ("recent"); per group, how many, their
+    out-of-fold accuracy and their share at or above `pooled_cut`."""
+    conf, right = record["audit_conf"], record["audit_correct"]
+    aged = record["audit_open_then"] > old * len(record["open_ids"])
+    out = {}
+    for name, group in (("old", aged), ("recent", ~aged)):
+        n = int(group.sum())
+        out[name] = {
+            "audits": n,
+            "accuracy": round(float(right[group].mean()), 4) if n else None,
+            "share_above_cut": round(float(np.mean(conf[group] >= pooled_cut)), 4) if n else None,
+        }
+    return out
+
+
+def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, seed: int, log):
+    """Run the human-effort policy session and return (records, truth, summary): one record
+    per training run (see the module doc), recorded by wrapping two steps of the training
+    run (`held_out_evidence` and `_version_write`) for the length of the session."""
+    import bench.human_effort as human_effort
+    from core.evaluation.simulation import Simulation
+    from core.models import Annotation, AnnotationSource, Lease
+    from core.services import training
+
+    records: list[dict] = []
+    pending: dict = {}
+    open_then: dict[int, int] = {}  # audit item id -> images open when first seen answered
+    evidence_step, write_step = training.held_out_evidence, training._version_write
+
+    def held_out_evidence(*, project, oof, labeled_ids, y):
+        evidence = evidence_step(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
+        verified = set(
+            Annotation.objects.filter(
+                item__project=project, is_current=True, source=AnnotationSource.VERIFIED
+            ).values_list("item_id", flat=True)
+        )
+        covered = labeled_ids[oof.covered]
+        rows = covered[~np.isin(covered, list(verified))]  # the evidence's label rows, in order
+        audits = evidence.audits_only()
+        pending.update(
+            audit_ids=rows[evidence.from_audit[: len(rows)]],
+            audit_conf=audits.confidence,
+            audit_pred=audits.predicted,
+            audit_correct=audits.correct,
+            answered=set(
+                Lease.objects.filter(
+                    item__project=project, audit_of_open=True, completed_at__isnull=False
+                ).values_list("item_id", flat=True)
+            ),
+        )
+        return evidence
+
+    def version_write(**kwargs):
+        project, pool_ids, probs = kwargs["project"], kwargs["pool_ids"], kwargs["probs"]
+        labeled = set(
+            Annotation.objects.filter(item__project=project, is_current=True).values_list(
+                "item_id", flat=True
+            )
+        )
+        is_open = ~np.isin(pool_ids, list(labeled))
+        best = probs.argmax(axis=1)
+        share_conf = probs.max(axis=1)  # what `cuts_within_share` is given
+        conf = share_conf.copy()  # what the version pseudo-labels on (see rejected_classes_drop)
+        for row, left in (kwargs.get("probability_left") or {}).items():
+            conf[row] *= left
+        # An audit answered since the last version was drawn from about the open pool then.
+        size_before = len(records[-1]["open_ids"]) if records else len(pool_ids)
+        for item in pending.get("answered", ()):
+            open_then.setdefault(int(item), size_before)
+        ids = pending.get("audit_ids", np.zeros(0, np.int64))
+        records.append(
+            {
+                "labels": len(labeled),
+                "audit_ids": ids,
+                "audit_conf": pending.get("audit_conf", np.zeros(0)),
+                "audit_pred": pending.get("audit_pred", np.zeros(0, np.int64)),
+                "audit_correct": pending.get("audit_correct", np.zeros(0, bool)),
+                "audit_open_then": np.array([open_then.get(int(i), 0) for i in ids]),
+                "open_ids": pool_ids[is_open],
+                "open_conf": conf[is_open],
+                "open_share_conf": share_conf[is_open],
+                "open_pred": kwargs["class_ids"][best][is_open],
+                "app_cuts": {c: cut.threshold for c, cut in (kwargs.get("pseudo") or {}).items()},
+            }
+        )
+        pending.clear()
+        return write_step(**kwargs)
+
+    training.held_out_evidence, training._version_write = held_out_evidence, version_write
+    try:
+        with Simulation(
+            data,
+            encoder=encoder,
+            pool_size=pool_size,
+            test_size=test_size,
+            data_seed=seed,
+            log=log,
+        ) as simulation:
+            result = simulation.run(human_effort.sessions(pool_size, 20, seed)["policy"])
+            truth = simulation._ready().truth
+    finally:
+        training.held_out_evidence, training._version_write = evidence_step, write_step
+    return records, truth, result["summary"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", required=True, help="an ImageFolder folder or zip, or 'fashion-mnist'"
+    )
+    parser.add_argument("--encoder", default="tf_efficientnet_lite0.in1k")
+    parser.add_argument("--pool-size", type=int, default=1000)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--old", type=float, default=1.5, help="audit age split (pool ratio)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pseudo-label-replay-"))
+    django_setup(work)
+    from core.models import Project
+
+    data = Path(args.data)
+    if args.data == "fashion-mnist":
+        data = fashion_mnist_tree(work / "fashion-mnist", args.pool_size * 3, args.test_size * 3)
+    started = time.perf_counter()
+    records, truth, summary = record_session(
+        data,
+        encoder=args.encoder,
+        pool_size=args.pool_size,
+        test_size=args.test_size,
+        seed=args.seed,
+        log=lambda message: print(message, file=sys.stderr),
+    )
+    target = Project._meta.get_field("pseudo_label_precision").default
+    versions = []
+    for record in records:
+        row = replay_version(record, truth, target=target)
+        if row is not None:
+            row["audit_age"] = audit_age_split(record, pooled_cut=row["pooled_cut"], old=args.old)
+            versions.append(row)
+    made = [v for v in versions if v["pseudo_labels"]]
+    used = sum(v["pseudo_labels"] for v in made)
+    right = sum(v["pseudo_labels"] * v["pseudo_label_precision"] for v in made)
+    print(
+        json.dumps(
+            {
+                "dataset": "fashion-mnist" if args.data == "fashion-mnist" else data.stem,
+                "pool_size": args.pool_size,
+                "target": target,
+                "versions": len(records),
+                "versions_with_a_pooled_cut": len(versions),
+                "fresh_pseudo_labels_summed_over_versions": used,
+                "fresh_pseudo_label_precision_pooled": round(right / used, 4) if used else None,
+                "replay_matches_the_app": all(v["cuts_match"] for v in versions),
+                "seconds_to_95pct_dataset": summary.get("seconds_to_95pct_dataset"),
+                "by_version": versions,
+                "settings": vars(args),
+                "machine": f"{platform.machine()}, Python {platform.python_version()}",
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
