@@ -16,7 +16,8 @@ certify a pooled cut:
   at this version ("old"), or since ("recent"); the out-of-fold accuracy of each and its
   share above the pooled cut. Audits are a random sample of the pool *they were drawn
   from*; when pages have since taken the confident right images, the old ones are easier
-  than the images left (stop 34, docs/benchmarks/human-effort.md).
+  than the images left (stop 34, docs/benchmarks/human-effort.md);
+- a bound that counts what left (`wrong_left_bound`: a candidate rule, not the app's).
 
 Kept pseudo-labels (`pseudo_labels_kept`) are not replayed: the bench rounds report them.
 Prints one JSON.
@@ -111,6 +112,41 @@ def audit_age_split(record: dict, *, pooled_cut: float, old: float) -> dict:
     return out
 
 
+def wrong_left_bound(
+    record: dict, *, pooled_cut: float, pseudo_labels: int, z: float = 1.645
+) -> dict | None:
+    """A certification that counts what left (tried here, not in the app): the audits bound
+    the wrong predictions at or above `pooled_cut` in the pool they were drawn from (a
+    one-sided Wilson upper bound on their wrong share, times the pool's mean size when they
+    were answered); the labels given since remove some of those wrong ones, and their
+    out-of-fold predictions and answers say exactly how many (mean over the audits of the
+    wrong ones labeled since each was drawn); what is left is at most the difference, among
+    the `pseudo_labels` the cut makes. Returns the bound on their precision (None: no
+    pseudo-labels)."""
+    from models_ml.confidence import wilson_upper_bound
+
+    if not pseudo_labels or not len(record["audit_conf"]):
+        return None
+    conf, right = record["audit_conf"], record["audit_correct"]
+    wrong_above = int(((conf >= pooled_cut) & ~right).sum())
+    drawn_from = float(np.mean(record["audit_open_then"]))
+    wrong_in_pool = drawn_from * wilson_upper_bound(wrong_above, len(conf), z)
+    labels = record["labels_oof"]  # every label with an out-of-fold prediction
+    wrong_label = (labels["conf"] >= pooled_cut) & ~labels["correct"]
+    removed = np.mean(
+        [
+            int((wrong_label & (labels["labeled_at"] >= at)).sum())
+            for at in record["audit_labeled_at"]
+        ]
+    )
+    wrong_left = max(wrong_in_pool - removed, 0.0)
+    return {
+        "wrong_in_pool_at_most": round(wrong_in_pool, 1),
+        "wrong_removed_since": round(float(removed), 1),
+        "precision_at_least": round(max(1.0 - wrong_left / pseudo_labels, 0.0), 4),
+    }
+
+
 def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, seed: int, log):
     """Run the human-effort policy session and return (records, truth, summary): one record
     per training run (see the module doc), recorded by wrapping two steps of the training
@@ -123,6 +159,7 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
     records: list[dict] = []
     pending: dict = {}
     open_then: dict[int, int] = {}  # audit item id -> images open when first seen answered
+    labeled_at: dict[int, int] = {}  # item id -> the first record in which it is a label
     evidence_step, write_step = training.held_out_evidence, training._version_write
 
     def held_out_evidence(*, project, oof, labeled_ids, y):
@@ -135,6 +172,15 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
         covered = labeled_ids[oof.covered]
         rows = covered[~np.isin(covered, list(verified))]  # the evidence's label rows, in order
         audits = evidence.audits_only()
+        classes = np.unique(y)
+        proba = oof.proba[oof.covered]
+        pending["labels_oof"] = {
+            "ids": covered,
+            "conf": proba.max(axis=1) if len(proba) else np.zeros(0),
+            "correct": classes[proba.argmax(axis=1)] == y[oof.covered]
+            if len(proba)
+            else np.zeros(0, bool),
+        }
         pending.update(
             audit_ids=rows[evidence.from_audit[: len(rows)]],
             audit_conf=audits.confidence,
@@ -165,6 +211,9 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
         size_before = len(records[-1]["open_ids"]) if records else len(pool_ids)
         for item in pending.get("answered", ()):
             open_then.setdefault(int(item), size_before)
+        for item in labeled:
+            labeled_at.setdefault(int(item), len(records))  # the first version it was a label
+        oof_labels = pending.get("labels_oof") or {"ids": np.zeros(0, np.int64)}
         ids = pending.get("audit_ids", np.zeros(0, np.int64))
         records.append(
             {
@@ -174,6 +223,14 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
                 "audit_pred": pending.get("audit_pred", np.zeros(0, np.int64)),
                 "audit_correct": pending.get("audit_correct", np.zeros(0, bool)),
                 "audit_open_then": np.array([open_then.get(int(i), 0) for i in ids]),
+                "audit_labeled_at": np.array([labeled_at.get(int(i), 0) for i in ids]),
+                "labels_oof": {
+                    "conf": oof_labels.get("conf", np.zeros(0)),
+                    "correct": oof_labels.get("correct", np.zeros(0, bool)),
+                    "labeled_at": np.array(
+                        [labeled_at.get(int(i), 0) for i in oof_labels["ids"]], dtype=np.int64
+                    ),
+                },
                 "open_ids": pool_ids[is_open],
                 "open_conf": conf[is_open],
                 "open_share_conf": share_conf[is_open],
@@ -235,6 +292,9 @@ def main() -> None:
         row = replay_version(record, truth, target=target)
         if row is not None:
             row["audit_age"] = audit_age_split(record, pooled_cut=row["pooled_cut"], old=args.old)
+            row["counting_what_left"] = wrong_left_bound(
+                record, pooled_cut=row["pooled_cut"], pseudo_labels=row["pseudo_labels"]
+            )
             versions.append(row)
     made = [v for v in versions if v["pseudo_labels"]]
     used = sum(v["pseudo_labels"] for v in made)

@@ -96,3 +96,34 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
     }
     wrong = dict(record, audit_correct=np.zeros(100, bool))
     assert replay_version(wrong, truth, target=0.95) is None  # no pooled cut certified
+
+
+def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since():
+    """100 audits answered while 950 images were open, none wrong above the cut: at most
+    950 x 2.64 % = 25 wrong ones above it in that pool (one-sided 95 %). Five wrong
+    predictions above the cut have been labeled since (and one before, which does not
+    count): at most 20 are left among the 197 pseudo-labels, so they are at least 89.8 %
+    right."""
+    import numpy as np
+
+    from bench.pseudo_label_replay import wrong_left_bound
+    from models_ml.confidence import wilson_upper_bound
+
+    record = {
+        "audit_conf": np.r_[np.full(60, 0.99), np.full(40, 0.5)],
+        "audit_correct": np.r_[np.ones(60, bool), np.zeros(40, bool)],
+        "audit_open_then": np.full(100, 950),
+        "audit_labeled_at": np.full(100, 3),
+        "labels_oof": {
+            "conf": np.r_[np.full(6, 0.99), np.full(10, 0.995), np.full(4, 0.3)],
+            "correct": np.r_[np.zeros(6, bool), np.ones(10, bool), np.zeros(4, bool)],
+            "labeled_at": np.r_[2, np.full(5, 7), np.full(10, 5), np.full(4, 9)],
+        },
+    }
+    bound = wrong_left_bound(record, pooled_cut=0.99, pseudo_labels=197)
+    most = 950 * wilson_upper_bound(0, 100)
+    assert 24.5 < most < 25.5 and bound["wrong_in_pool_at_most"] == round(most, 1)
+    assert bound["wrong_removed_since"] == 5.0
+    assert bound["precision_at_least"] == round(1 - (most - 5) / 197, 4)
+    assert 0.89 < bound["precision_at_least"] < 0.9
+    assert wrong_left_bound(record, pooled_cut=0.99, pseudo_labels=0) is None
