@@ -187,16 +187,22 @@ def chart(path: Path, results: dict, title: str) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def session_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose a session's pool (bench/pseudo_label_replay.py runs the
+    same policy session)."""
     parser.add_argument(
         "--data", required=True, help="an ImageFolder folder or zip, or 'fashion-mnist'"
     )
     parser.add_argument("--encoder", default="tf_efficientnet_lite0.in1k")
     parser.add_argument("--pool-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=20, help="retrain every B labels")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    session_arguments(parser)
+    parser.add_argument("--batch", type=int, default=20, help="retrain every B labels")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     args = parser.parse_args()
 

@@ -259,14 +259,10 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
 
 
 def main() -> None:
+    from bench.human_effort import session_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data", required=True, help="an ImageFolder folder or zip, or 'fashion-mnist'"
-    )
-    parser.add_argument("--encoder", default="tf_efficientnet_lite0.in1k")
-    parser.add_argument("--pool-size", type=int, default=1000)
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    session_arguments(parser)
     parser.add_argument("--old", type=float, default=1.5, help="audit age split (pool ratio)")
     args = parser.parse_args()
 
