@@ -285,7 +285,7 @@ def pseudo_label_thresholds(
 
     Known weakness: an audit is a random sample of the open images *when it was drawn*.
     Pages then take the confident right ones, so the images left above a cut are harder than
-    the audits above it: on 1,000 Fashion-MNIST images a cut certified on 62 of 62 audits
+    the audits above it: on 1,000 Fashion-MNIST images a cut certified on 63 of 63 audits
     (drawn while 881-981 images were open) made pseudo-labels 93.3 % right among the 579
     left (stop 34 in docs/benchmarks/human-effort.md)."""
     audits = evidence.audits_only()
