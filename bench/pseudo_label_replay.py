@@ -48,6 +48,7 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
     the audits certify no pooled cut."""
     from models_ml.confidence import (
         certified_class_thresholds,
+        cut_limits,
         cuts_within_share,
         preselect_threshold,
     )
@@ -65,11 +66,7 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
         record["open_share_conf"],
         record["open_pred"],
     )
-    limit = np.full(len(record["open_pred"]), np.inf)
-    for cls, cut in cuts.items():
-        if cut.threshold is not None:
-            limit[record["open_pred"] == cls] = cut.threshold
-    chosen = record["open_conf"] >= limit
+    chosen = record["open_conf"] >= cut_limits(cuts, record["open_pred"])
     ids, classes = record["open_ids"][chosen], record["open_pred"][chosen]
     hits = np.array([truth[int(i)] == int(c) for i, c in zip(ids, classes, strict=True)], bool)
     by_class = {
@@ -153,7 +150,7 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
     run (`held_out_evidence` and `_version_write`) for the length of the session."""
     import bench.human_effort as human_effort
     from core.evaluation.simulation import Simulation
-    from core.models import Annotation, AnnotationSource, Lease
+    from core.models import Annotation, Lease
     from core.services import training
 
     records: list[dict] = []
@@ -164,13 +161,7 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
 
     def held_out_evidence(*, project, oof, labeled_ids, y):
         evidence = evidence_step(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
-        verified = set(
-            Annotation.objects.filter(
-                item__project=project, is_current=True, source=AnnotationSource.VERIFIED
-            ).values_list("item_id", flat=True)
-        )
         covered = labeled_ids[oof.covered]
-        rows = covered[~np.isin(covered, list(verified))]  # the evidence's label rows, in order
         audits = evidence.audits_only()
         classes = np.unique(y)
         proba = oof.proba[oof.covered]
@@ -182,7 +173,7 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
             else np.zeros(0, bool),
         }
         pending.update(
-            audit_ids=rows[evidence.from_audit[: len(rows)]],
+            audit_ids=audits.item_ids,
             audit_conf=audits.confidence,
             audit_pred=audits.predicted,
             audit_correct=audits.correct,

@@ -229,6 +229,17 @@ def share_floor(confidence: np.ndarray, share: float) -> float:
     return float(above[above > boundary].min()) if (above > boundary).any() else float("inf")
 
 
+def cut_limits(cuts: dict[int, PreselectThreshold], predicted: np.ndarray) -> np.ndarray:
+    """Each prediction's cut: the threshold of its class, `inf` where the class has none.
+    One vectorised pass per class: the open images can be the whole pool (millions)."""
+    predicted = np.asarray(predicted)
+    limit = np.full(len(predicted), np.inf)
+    for cls, cut in cuts.items():
+        if cut.threshold is not None:
+            limit[predicted == cls] = cut.threshold
+    return limit
+
+
 def cuts_within_share(
     cuts: dict[int, PreselectThreshold],
     confidence: np.ndarray,
@@ -242,13 +253,7 @@ def cuts_within_share(
     images' confidences at the evidence's share."""
 
     def accepted(conf: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        # One vectorised pass per class: the open images can be the whole pool (millions).
-        pred = np.asarray(pred)
-        limit = np.full(len(pred), np.inf)
-        for cls, cut in cuts.items():
-            if cut.threshold is not None:
-                limit[pred == cls] = cut.threshold
-        return np.asarray(conf, dtype=float) >= limit
+        return np.asarray(conf, dtype=float) >= cut_limits(cuts, pred)
 
     if not len(confidence) or not len(open_confidence):
         return cuts

@@ -9,7 +9,7 @@ that fails anywhere before it changes nothing an annotator sees.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from django.db.models import F
@@ -182,27 +182,22 @@ def suggestion_threshold(
 @dataclass(frozen=True)
 class HeldOut:
     """Predictions checked against answers the predicting model did not see: each row's
-    confidence, predicted class, whether it was right, whether it is a page's tile, and
-    whether it is the label of an audit of the open images."""
+    confidence, predicted class, whether it was right, whether it is a page's tile, whether
+    it is the label of an audit of the open images, and its item."""
 
     confidence: np.ndarray
     predicted: np.ndarray
     correct: np.ndarray
     from_page: np.ndarray
     from_audit: np.ndarray
+    item_ids: np.ndarray
 
     def audits_only(self) -> "HeldOut":
         """The rows of the audits of the open images: a random sample of the images the
         pseudo-labels are made of, what their cuts are certified on
         (`pseudo_label_thresholds`)."""
         keep = self.from_audit
-        return HeldOut(
-            self.confidence[keep],
-            self.predicted[keep],
-            self.correct[keep],
-            self.from_page[keep],
-            self.from_audit[keep],
-        )
+        return HeldOut(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
 
 def held_out_evidence(
@@ -241,6 +236,7 @@ def held_out_evidence(
     correct = [(predicted == y[oof.covered])[keep]] if len(proba) else []
     from_page = [np.zeros(int(keep.sum()), bool)] if len(proba) else []
     from_audit = [np.isin(covered_ids[keep], list(audited))] if len(proba) else []
+    rows = [covered_ids[keep]] if len(proba) else []
     for class_id, item_ids, confidences, rejected in VerificationPage.objects.filter(
         project=project, completed_at__isnull=False
     ).values_list("label_class_id", "item_ids", "confidences", "rejected_ids"):
@@ -250,15 +246,17 @@ def held_out_evidence(
         correct.append(~np.isin(item_ids[:n], rejected))
         from_page.append(np.ones(n, bool))
         from_audit.append(np.zeros(n, bool))
+        rows.append(np.asarray(item_ids[:n], dtype=np.int64))
     if not confidence:
-        nothing = np.zeros(0, bool)
-        return HeldOut(np.zeros(0), np.zeros(0, np.int64), nothing, nothing, nothing)
+        nothing, none = np.zeros(0, bool), np.zeros(0, np.int64)
+        return HeldOut(np.zeros(0), none, nothing, nothing, nothing, none)
     return HeldOut(
         np.concatenate(confidence),
         np.concatenate(chosen),
         np.concatenate(correct),
         np.concatenate(from_page),
         np.concatenate(from_audit),
+        np.concatenate(rows),
     )
 
 
