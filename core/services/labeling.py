@@ -4,9 +4,13 @@
 - **pages**: a verification page while the model has one worth serving, else a card;
 - **auto** (the default): cards while the model is still learning fast, then a page when its
   expected annotator seconds per right label (the cost model in core/effort.py, on the
-  tiles' calibrated confidences) are fewer than those of the next card, and never two pages
-  in a row: a card the model learns most from comes between, so that the pages' easy
-  labels do not starve the model of hard ones.
+  tiles' calibrated confidences) are fewer than those of the next card, once the cards
+  since the last page have taken as many seconds as that page did (`page_due`): the
+  annotator's time is split evenly between the cards the model learns most from and the
+  pages they confirm fastest, so that the pages' easy labels do not starve the model of
+  hard ones. (One card between two pages, the rule before, gave the model one label it
+  learns from per ~36 it confirms: on 5,000 Fashion-MNIST images it stayed at 77-79 % test
+  accuracy from 150 to 1,250 labels, where 180 random labels reach 82 %.)
 
 "Still learning fast" is measured, not guessed: each training run records the share of the
 pool (labeled images included: a fixed stop set) whose predicted class changed since the
@@ -35,6 +39,7 @@ audits among them.
 Whatever the mode, what the annotator holds comes first: an open card, then an open page.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -79,6 +84,31 @@ def last_was_page(project: Project, user: AbstractBaseUser) -> bool:
     return card is None or page > card
 
 
+def page_due(project: Project, user: AbstractBaseUser) -> bool:
+    """Whether the user's cards since their last page have taken as many seconds as that page
+    did (under the cost model, a card priced as choosing a class): the settled auto mode
+    splits the annotator's time evenly between what the model learns from and what the
+    annotator confirms fastest (see the module doc). True before the first page."""
+    page = (
+        VerificationPage.objects.filter(project=project, annotator=user, completed_at__isnull=False)
+        .order_by("-completed_at", "-id")
+        .only("item_ids", "rejected_ids", "completed_at")
+        .first()
+    )
+    if page is None:
+        return True
+    cards = Lease.objects.filter(
+        item__project=project,
+        annotator=user,
+        completed_at__gt=page.completed_at,
+        page__isnull=True,
+    ).count()
+    page_seconds = COSTS.seconds(
+        Counter(tile_look=len(page.item_ids), toggle=len(page.rejected_ids), accept_page=1)
+    )
+    return cards * COSTS.choose_s >= page_seconds
+
+
 SETTLED_CHANGE_PER_LABEL = 0.003
 
 
@@ -112,9 +142,7 @@ def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = No
         if held is not None:
             return Task(page=held)
         if mode == LabelingMode.PAGES or (
-            mode == LabelingMode.AUTO
-            and model_settled(project=project)
-            and not last_was_page(project, user)
+            mode == LabelingMode.AUTO and model_settled(project=project) and page_due(project, user)
         ):
             plan = page_plan(project=project, user=user)
             if plan is not None and (

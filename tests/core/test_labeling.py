@@ -12,15 +12,36 @@ from tests.factories import MembershipFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_auto_alternates_a_page_with_the_card_the_model_learns_most_from():
+def test_auto_gives_the_cards_the_model_learns_from_as_many_seconds_as_its_pages():
+    """A page of 10 tiles costs 10 looks and an accept (6.55 s); a card, choosing a class,
+    2.9 s: three cards come before the next page (two would be 5.8 s)."""
     project, (ann,), cat, dog, items = confident_pool(n=40, page_size=10)
     first = next_task(project=project, user=ann)
     assert first.page is not None  # 0.5 s a tile beats choosing a class (2.9 s)
     page_submit(page=first.page, user=ann, rejected_ids=set())
-    second = next_task(project=project, user=ann)
-    assert second.card is not None  # never two pages in a row
-    assert second.card.lease.item == items[-1]  # the strategy's first choice
-    annotation_submit(item=second.card.lease.item, user=ann, label_class=cat)
+    served = []
+    for _ in range(3):
+        task = next_task(project=project, user=ann)
+        assert task.card is not None
+        served.append(task.card.lease.item)
+        annotation_submit(item=task.card.lease.item, user=ann, label_class=cat)
+    assert served[0] == items[-1]  # the strategy's first choice
+    assert next_task(project=project, user=ann).page is not None
+
+
+def test_a_page_with_marked_tiles_is_owed_more_card_seconds():
+    """Marking costs (P + K = 1.3 s a tile): a page of 10 with 4 marked took 11.75 s, so
+    five cards (14.5 s) come before the next page, where an unmarked one needed three."""
+    project, (ann,), cat, dog, items = confident_pool(n=40, page_size=10)
+    page = next_task(project=project, user=ann).page
+    page_submit(page=page, user=ann, rejected_ids=set(page.item_ids[:4]))
+    for _ in range(4):
+        task = next_task(project=project, user=ann)
+        assert task.card is not None
+        annotation_submit(item=task.card.lease.item, user=ann, label_class=cat)
+    task = next_task(project=project, user=ann)
+    assert task.card is not None
+    annotation_submit(item=task.card.lease.item, user=ann, label_class=cat)
     assert next_task(project=project, user=ann).page is not None
 
 
