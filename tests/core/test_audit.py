@@ -72,10 +72,13 @@ def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_the_open_ima
         lease = item_lease_next(project=project, user=user).lease
         if lease.audit_class_id:
             audited.append(lease.item_id)
-    assert 15 <= len(audited) <= 45  # binomial(120, 0.25): 30 ± 4.7
+    # The items' random keys are unseeded, so these are statistical: the bounds are set so
+    # that a uniform draw fails them about once in 5,000 runs (0.25-0.75 for the halves
+    # failed about once in 140: it did, in stop 35's `make test`).
+    assert 12 <= len(audited) <= 50  # binomial(120, 0.25): 30 ± 4.7
     assert not set(audited) & {i.pk for i in done}
     pseudo = len(set(audited) & {i.pk for i in items[1::2]})
-    assert 0.25 * len(audited) <= pseudo <= 0.75 * len(audited)  # both halves of the pool
+    assert 0.15 * len(audited) <= pseudo <= 0.85 * len(audited)  # both halves of the pool
     assert len(set(audited)) >= 0.8 * len(audited)  # spread over the pool, not the top few
     ordinary = Lease.objects.filter(audit_class__isnull=True)
     assert not set(ordinary.values_list("item_id", flat=True)) & {i.pk for i in items[1::2]}
