@@ -17,7 +17,9 @@ certify a pooled cut:
   share above the pooled cut. Audits are a random sample of the pool *they were drawn
   from*; when pages have since taken the confident right images, the old ones are easier
   than the images left (stop 34, docs/benchmarks/human-effort.md);
-- a bound that counts what left (`wrong_left_bound`: a candidate rule, not the app's).
+- a bound that counts what left (`wrong_left_bound`: a candidate rule, not the app's);
+- the app's rule on the recent audits only (`recent_audits_only`: a candidate rule, not the
+  app's): what cuts certified on a sample of a pool like the one left would pseudo-label.
 
 Kept pseudo-labels (`pseudo_labels_kept`) are not replayed: the bench rounds report them.
 Prints one JSON.
@@ -107,6 +109,18 @@ def audit_age_split(record: dict, *, pooled_cut: float, old: float) -> dict:
             "share_above_cut": round(float(np.mean(conf[group] >= pooled_cut)), 4) if n else None,
         }
     return out
+
+
+RECENT_KEYS = ("audits", "pooled_cut", "pseudo_labels", "pseudo_label_precision")
+AUDIT_KEYS = ("audit_ids", "audit_conf", "audit_pred", "audit_correct", "audit_open_then")
+
+
+def recent_audits_only(record: dict, *, old: float) -> dict:
+    """The record with only its "recent" audits (`audit_age_split`): a candidate rule (not
+    the app's) that certifies cuts on audits drawn from a pool like the one left, at most
+    `old` times its size. `replay_version` on it gives what that rule would pseudo-label."""
+    recent = record["audit_open_then"] <= old * len(record["open_ids"])
+    return dict(record, **{key: record[key][recent] for key in AUDIT_KEYS if key in record})
 
 
 def wrong_left_bound(
@@ -249,6 +263,15 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
     return records, truth, result["summary"]
 
 
+def pseudo_labels_summed(rows: list[dict]) -> tuple[int, float]:
+    """Pseudo-labels made, and how many of them right, summed over replayed versions."""
+    made = [row for row in rows if row["pseudo_labels"]]
+    return (
+        sum(row["pseudo_labels"] for row in made),
+        sum(row["pseudo_labels"] * row["pseudo_label_precision"] for row in made),
+    )
+
+
 def main() -> None:
     from bench.human_effort import session_arguments
 
@@ -282,10 +305,15 @@ def main() -> None:
             row["counting_what_left"] = wrong_left_bound(
                 record, pooled_cut=row["pooled_cut"], pseudo_labels=row["pseudo_labels"]
             )
+            recent = replay_version(recent_audits_only(record, old=args.old), truth, target=target)
+            row["recent_audits_only"] = (
+                {key: recent[key] for key in RECENT_KEYS} if recent is not None else None
+            )
             versions.append(row)
-    made = [v for v in versions if v["pseudo_labels"]]
-    used = sum(v["pseudo_labels"] for v in made)
-    right = sum(v["pseudo_labels"] * v["pseudo_label_precision"] for v in made)
+    used, right = pseudo_labels_summed(versions)
+    recent_used, recent_right = pseudo_labels_summed(
+        [v["recent_audits_only"] for v in versions if v["recent_audits_only"]]
+    )
     print(
         json.dumps(
             {
@@ -297,6 +325,12 @@ def main() -> None:
                 "fresh_pseudo_labels_summed_over_versions": used,
                 "fresh_pseudo_label_precision_pooled": round(right / used, 4) if used else None,
                 "replay_matches_the_app": all(v["cuts_match"] for v in versions),
+                "recent_audits_only": {
+                    "fresh_pseudo_labels_summed_over_versions": recent_used,
+                    "fresh_pseudo_label_precision_pooled": round(recent_right / recent_used, 4)
+                    if recent_used
+                    else None,
+                },
                 "seconds_to_95pct_dataset": summary.get("seconds_to_95pct_dataset"),
                 "by_version": versions,
                 "settings": vars(args),

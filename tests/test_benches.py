@@ -59,7 +59,7 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
     the truth class by class, and checks its cuts against the ones the app wrote."""
     import numpy as np
 
-    from bench.pseudo_label_replay import audit_age_split, replay_version
+    from bench.pseudo_label_replay import audit_age_split, recent_audits_only, replay_version
 
     conf = np.r_[np.full(60, 0.99), np.full(40, 0.5)]
     pred = np.r_[np.arange(60) % 2, np.zeros(40, int)]
@@ -96,6 +96,12 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
     }
     wrong = dict(record, audit_correct=np.zeros(100, bool))
     assert replay_version(wrong, truth, target=0.95) is None  # no pooled cut certified
+    # The recent audits alone (20 right at 0.99 among 60) are too few to certify the cut;
+    # with the old ones dropped nothing is pseudo-labeled.
+    recent = recent_audits_only(record, old=1.5)
+    assert len(recent["audit_conf"]) == 60 and recent["audit_correct"].sum() == 20
+    assert replay_version(recent, truth, target=0.95) is None
+    assert len(recent_audits_only(record, old=2.5)["audit_conf"]) == 100
 
 
 def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since():
