@@ -5,12 +5,15 @@
 - **auto** (the default): cards while the model is still learning fast, then a page when its
   expected annotator seconds per right label (the cost model in core/effort.py, on the
   tiles' calibrated confidences) are fewer than those of the next card, once the cards
-  since the last page have taken as many seconds as that page did (`page_due`): the
-  annotator's time is split evenly between the cards the model learns most from and the
-  pages they confirm fastest, so that the pages' easy labels do not starve the model of
-  hard ones. (One card between two pages, the rule before, gave the model one label it
-  learns from per ~36 it confirms: on 5,000 Fashion-MNIST images it stayed at 77-79 % test
-  accuracy from 150 to 1,250 labels, where 180 random labels reach 82 %.)
+  since the last page have taken twice the seconds that page did (`page_due`): two thirds
+  of the annotator's time go to the cards the model learns most from, a third to the pages
+  they confirm fastest, so that the pages' easy labels do not starve the model of hard
+  ones. (One card between two pages, the rule before, gave the model one label it learns
+  from per ~36 it confirms: on 5,000 Fashion-MNIST images it stayed at 77-79 % test
+  accuracy from 150 to 1,250 labels, where 180 random labels reach 82 %. Measured in
+  bench/human_effort.py at half, once and twice a page's seconds: twice was best on
+  Fashion-MNIST and within 2 % on the dataset goal on CIFAR-10; stop 35 in
+  docs/benchmarks/human-effort.md.)
 
 "Still learning fast" is measured, not guessed: each training run records the share of the
 pool (labeled images included: a fixed stop set) whose predicted class changed since the
@@ -84,11 +87,17 @@ def last_was_page(project: Project, user: AbstractBaseUser) -> bool:
     return card is None or page > card
 
 
+CARD_SECONDS_PER_PAGE_SECOND = 2.0
+"""The settled auto mode's split of the annotator's time: seconds of cards owed per second of
+the last page (2: two thirds on cards; see the module doc)."""
+
+
 def page_due(project: Project, user: AbstractBaseUser) -> bool:
-    """Whether the user's cards since their last page have taken as many seconds as that page
-    did (under the cost model, a card priced as choosing a class): the settled auto mode
-    splits the annotator's time evenly between what the model learns from and what the
-    annotator confirms fastest (see the module doc). True before the first page."""
+    """Whether the user's cards since their last page have taken CARD_SECONDS_PER_PAGE_SECOND
+    times the seconds that page did (under the cost model, a card priced as choosing a
+    class): the settled auto mode splits the annotator's time between what the model learns
+    from and what the annotator confirms fastest (see the module doc). True before the
+    first page."""
     page = (
         VerificationPage.objects.filter(project=project, annotator=user, completed_at__isnull=False)
         .order_by("-completed_at", "-id")
@@ -106,7 +115,7 @@ def page_due(project: Project, user: AbstractBaseUser) -> bool:
     page_seconds = COSTS.seconds(
         Counter(tile_look=len(page.item_ids), toggle=len(page.rejected_ids), accept_page=1)
     )
-    return cards * COSTS.choose_s >= page_seconds
+    return cards * COSTS.choose_s >= CARD_SECONDS_PER_PAGE_SECOND * page_seconds
 
 
 SETTLED_CHANGE_PER_LABEL = 0.003
