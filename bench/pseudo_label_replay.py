@@ -112,7 +112,14 @@ def audit_age_split(record: dict, *, pooled_cut: float, old: float) -> dict:
 
 
 RECENT_KEYS = ("audits", "pooled_cut", "pseudo_labels", "pseudo_label_precision")
-AUDIT_KEYS = ("audit_ids", "audit_conf", "audit_pred", "audit_correct", "audit_open_then")
+AUDIT_KEYS = (
+    "audit_ids",
+    "audit_conf",
+    "audit_pred",
+    "audit_correct",
+    "audit_open_then",
+    "audit_labeled_at",
+)
 
 
 def recent_audits_only(record: dict, *, old: float) -> dict:

@@ -102,6 +102,8 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
     assert len(recent["audit_conf"]) == 60 and recent["audit_correct"].sum() == 20
     assert replay_version(recent, truth, target=0.95) is None
     assert len(recent_audits_only(record, old=2.5)["audit_conf"]) == 100
+    aged = recent_audits_only(dict(record, audit_labeled_at=np.arange(100)), old=1.5)
+    assert list(aged["audit_labeled_at"]) == list(range(40, 100))  # every audit row kept in step
 
 
 def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since():
