@@ -102,6 +102,12 @@ class CostModel:
 COSTS = CostModel()
 
 
+def page_actions(*, tiles: int, marked: int) -> Counter:
+    """What answering a page takes: every tile looked at, each marked one toggled, one
+    accept (the policy's owed cards, the dashboard and `simulate` count a page so)."""
+    return Counter(tile_look=tiles, toggle=marked, accept_page=1)
+
+
 def actions_count(counts: Counter) -> int:
     """Key presses and clicks in `counts` (tile looks are not actions)."""
     return sum(counts[kind] for kind in ACTION_KINDS)

@@ -33,6 +33,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from core.effort import page_actions
 from core.evaluation.datasets import SimulationError, dataset_open, subsample
 from core.evaluation.effort import (
     ACTION_KINDS,
@@ -408,9 +409,8 @@ class Simulation:
                 page = task.page
                 wrong = {i for i in page.item_ids if truth[i] != page.label_class_id}
                 answer = page_submit(page=page, user=prepared.user, rejected_ids=wrong)
-                counts.update(
-                    tile_look=len(page.item_ids), toggle=len(wrong), accept_page=1, pages=1
-                )
+                counts.update(page_actions(tiles=len(page.item_ids), marked=len(wrong)))
+                counts["pages"] += 1
                 counts["verified"] += answer.accepted
                 labels += answer.accepted
             else:

@@ -11,7 +11,7 @@ from django.db.models import BigIntegerField, Count, Exists, F, Min, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.effort import COSTS
+from core.effort import COSTS, page_actions
 from core.models import (
     Annotation,
     AnnotationSource,
@@ -294,7 +294,7 @@ def labeling_effort(*, project: Project) -> dict:
         pre_selected = threshold is not None and confidence is not None and confidence >= threshold
         actions["confirm" if pre_selected and accepted else "choose"] += 1
     for tiles, rejected, _ in pages:
-        actions.update(tile_look=len(tiles), toggle=len(rejected), accept_page=1)
+        actions.update(page_actions(tiles=len(tiles), marked=len(rejected)))
     total = Item.objects.filter(project=project).count()
     labeled = Item.objects.filter(project=project, annotations__is_current=True).distinct().count()
     pseudo = (

@@ -42,14 +42,13 @@ audits among them.
 Whatever the mode, what the annotator holds comes first: an open card, then an open page.
 """
 
-from collections import Counter
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Max
 from django.utils import timezone
 
-from core.effort import COSTS
+from core.effort import COSTS, page_actions
 from core.models import LabelingMode, Lease, Project, VerificationPage
 from core.selectors.queue import item_with_suggestion, queue_candidate_ids
 from core.services.queue import LeaseResult, item_lease_next
@@ -113,7 +112,7 @@ def page_due(project: Project, user: AbstractBaseUser) -> bool:
         page__isnull=True,
     ).count()
     page_seconds = COSTS.seconds(
-        Counter(tile_look=len(page.item_ids), toggle=len(page.rejected_ids), accept_page=1)
+        page_actions(tiles=len(page.item_ids), marked=len(page.rejected_ids))
     )
     return cards * COSTS.choose_s >= CARD_SECONDS_PER_PAGE_SECOND * page_seconds
 
