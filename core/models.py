@@ -543,6 +543,12 @@ class Lease(models.Model):
         "pseudo-label cuts are certified on); False for audits drawn among pseudo-labeled "
         "images only (before migration 0016), which certify nothing.",
     )
+    audit_pseudo_label = models.BooleanField(
+        default=False,
+        help_text="The audited image was one of the drawing version's pseudo-labels: the "
+        "audit is then one of the random sample that measures the pseudo-labels' precision "
+        "(recorded when drawn: older versions' predictions are not kept).",
+    )
 
     class Meta:
         constraints = [

@@ -48,6 +48,7 @@ FRESH_LEASE = {
     "audit_version": None,
     "audit_confidence": None,
     "audit_of_open": False,
+    "audit_pseudo_label": False,
 }
 
 
@@ -177,8 +178,15 @@ def _audit_lease(*, project: Project, user, now, expires_at) -> LeaseResult | No
         lease.audit_version_id = version_id
         lease.audit_confidence = prediction.confidence
         lease.audit_of_open = True
+        lease.audit_pseudo_label = prediction.pseudo_labeled
         lease.save(
-            update_fields=["audit_class", "audit_version", "audit_confidence", "audit_of_open"]
+            update_fields=[
+                "audit_class",
+                "audit_version",
+                "audit_confidence",
+                "audit_of_open",
+                "audit_pseudo_label",
+            ]
         )
         return _result(lease, project, created=True)
     return None

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from core.models import Item, Lease, ModelVersion, Project
+from core.models import Item, Lease, ModelVersion, Prediction, Project
 from core.selectors.progress import labeling_effort, pseudo_label_audit
 from core.services.exports import export_write
 from core.services.queue import annotation_submit, item_lease_next
 from core.services.training import pseudo_labels_kept
+from core.services.versions import version_switch
 from tests.factories import (
     ItemFactory,
     MembershipFactory,
@@ -57,6 +58,7 @@ def test_an_audit_card_shows_a_random_open_image_without_its_suggestion():
     pseudo = result.lease.item.pk in {i.pk for i in items[1::2]}
     assert result.lease.audit_class == cat and result.lease.audit_of_open
     assert result.lease.audit_confidence == (0.95 if pseudo else 0.6)  # the model's, recorded
+    assert result.lease.audit_pseudo_label == pseudo  # and whether it was a pseudo-label
     assert result.suggestion is None  # the answer must not lean on what it checks
     again = item_lease_next(project=project, user=ann)
     assert again.lease.pk == result.lease.pk and again.suggestion is None  # a refresh too
@@ -127,6 +129,30 @@ def test_answered_audits_measure_the_pseudo_labels_precision_with_an_interval():
     assert audit["open_audits"] == 12
     effort = labeling_effort(project=project)
     assert effort["audit"] == audit and effort["human_labeled"] == 12
+
+
+def test_audits_of_pseudo_labels_still_count_once_their_versions_predictions_are_gone():
+    """Only the last two versions' predictions are kept (version_switch); an audit that landed
+    on an older version's pseudo-label still measures the pseudo-labels. (Looked up in the
+    predictions, the sample was the last two versions' audits: one wrong in four dropped
+    every kept pseudo-label.)"""
+    project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
+    first = project.current_model_version
+    pseudo_ids = {i.pk for i in items[1::2]}
+    on_pseudo = []
+    while len(on_pseudo) < 3:  # three audits on pseudo-labels, the first answered "dog"
+        user = MembershipFactory(project=project).user
+        lease = item_lease_next(project=project, user=user).lease
+        wrong = lease.item_id in pseudo_ids and not on_pseudo
+        annotation_submit(item=lease.item, user=user, label_class=dog if wrong else cat)
+        if lease.item_id in pseudo_ids:
+            on_pseudo.append(not wrong)
+    for _ in range(2):  # two newer versions: the first one's predictions are dropped
+        newer = ModelVersionFactory(project=project, kind=ModelVersion.Kind.MODEL)
+        version_switch(project=project, version=newer)
+    assert not Prediction.objects.filter(model_version=first).exists()
+    audit = pseudo_label_audit(project=project)
+    assert (audit["audited"], audit["right"]) == (3, 2)
 
 
 def test_an_export_with_audited_pseudo_labels_uses_the_thresholds_and_records_the_audit(tmp_path):
