@@ -258,3 +258,18 @@ def test_cuts_take_no_larger_share_of_the_open_images_than_of_the_audits():
     assert raised[0].support == cut.support  # the evidence is what it was
     modest = np.r_[np.linspace(0.99, 0.81, 300), np.full(700, 0.3)]  # 30 %: the cut holds
     assert cuts_within_share({0: cut}, audits, zeros[:100], modest, zeros)[0] == cut
+
+
+def test_shown_below_is_the_exact_test_and_calls_the_target_below_at_most_alpha():
+    from scipy.stats import binom
+
+    from models_ml.confidence import shown_below, wilson_upper_bound
+
+    # 3 right of 4: the Wilson bound says below 95 % (0.942); 95 % gives it 19 % of the time
+    assert wilson_upper_bound(3, 4) < 0.95 and not shown_below(3, 4, 0.95)
+    assert shown_below(2, 4, 0.95) and shown_below(3, 7, 0.95)
+    assert not shown_below(0, 0, 0.95)
+    for n in (1, 4, 10, 30, 100, 400):
+        called = [k for k in range(n + 1) if shown_below(k, n, 0.95)]
+        assert binom.pmf(called, n, 0.95).sum() <= 0.05  # a precision at the target
+        assert shown_below(int(0.8 * n), n, 0.95) == (n >= 30)  # 80 % is caught with enough
