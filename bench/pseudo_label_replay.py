@@ -21,7 +21,9 @@ certify a pooled cut:
 - the app's rule on the recent audits only (`recent_audits_only`: a candidate rule, not the
   app's): what cuts certified on a sample of a pool like the one left would pseudo-label.
 
-Kept pseudo-labels (`pseudo_labels_kept`) are not replayed: the bench rounds report them.
+Kept pseudo-labels (`pseudo_labels_kept`) are not replayed (the bench rounds report them);
+what watches them is recorded per version (`kept_guard`: the audits that landed on
+pseudo-labels, how many were right, and whether they drop every kept one).
 Prints one JSON.
 
     .venv/bin/python bench/pseudo_label_replay.py --data fashion-mnist
@@ -207,7 +209,11 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
         return evidence
 
     def version_write(**kwargs):
+        from core.selectors.progress import pseudo_label_audit
+        from models_ml.confidence import shown_below
+
         project, pool_ids, probs = kwargs["project"], kwargs["pool_ids"], kwargs["probs"]
+        guard = pseudo_label_audit(project=project)
         labeled = set(
             Annotation.objects.filter(item__project=project, is_current=True).values_list(
                 "item_id", flat=True
@@ -248,6 +254,13 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
                 "open_share_conf": share_conf[is_open],
                 "open_pred": kwargs["class_ids"][best][is_open],
                 "app_cuts": {c: cut.threshold for c, cut in (kwargs.get("pseudo") or {}).items()},
+                "kept_guard": {
+                    "audited": guard["audited"],
+                    "right": guard["right"],
+                    "drops_kept": shown_below(
+                        guard["right"], guard["audited"], project.pseudo_label_precision
+                    ),
+                },
             }
         )
         pending.clear()
@@ -339,6 +352,12 @@ def main() -> None:
                     else None,
                 },
                 "seconds_to_95pct_dataset": summary.get("seconds_to_95pct_dataset"),
+                "kept_guard": {
+                    "versions_that_drop_the_kept": sum(
+                        r["kept_guard"]["drops_kept"] for r in records
+                    ),
+                    "by_version": [[r["labels"], *r["kept_guard"].values()] for r in records],
+                },
                 "by_version": versions,
                 "settings": vars(args),
                 "machine": f"{platform.machine()}, Python {platform.python_version()}",
