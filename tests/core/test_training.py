@@ -34,6 +34,9 @@ def test_training_run_switches_the_queue_to_a_new_version_with_suggestions():
     assert job.model_version == version and version.number == 1 and version.labels_count == 12
     assert job.metrics["head"] == version.recipe["head"] == "linear"  # 6 labels per class
     assert version.estimated_accuracy is not None
+    # what ages the audits drawn under it (`aged_target`), and no burst of them
+    assert version.metrics["verified_labels"] == 0
+    assert version.metrics["audit_burst"]["due"] is False
     assert set(job.metrics["seconds"]) >= {"fit", "predict", "score", "write_predictions"}
     predictions = Prediction.objects.filter(model_version=version)
     assert predictions.count() == project.items.count()
@@ -213,6 +216,179 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
     # the strategy's labels are the hard ones, the tiles the ones pages chose)
     audits = evidence.audits_only()
     assert audits.confidence.tolist() == [0.9] and audits.correct.tolist() == [True]
+
+
+@pytest.mark.dbcompat  # reads a key of a JSON column in the query
+def test_each_audit_carries_the_labels_pages_have_given_since_it_was_drawn():
+    """Pages take confident right images and leave the wrong ones, which ages an audit: the
+    evidence records, per audit, the verified labels given since the version it was drawn
+    under (0 where that version recorded none)."""
+    from django.utils import timezone
+
+    from core.models import AnnotationSource, Lease
+    from core.services.training import held_out_evidence
+    from models_ml.heads import OutOfFold
+    from tests.factories import ItemFactory, project_with_members
+
+    project, admin, (ann,) = project_with_members()
+    cat = project.classes.get(name="cat")
+    now = timezone.now()
+    versions = [
+        ModelVersion.objects.create(project=project, number=n, metrics=metrics)
+        for n, metrics in ((1, {"verified_labels": 1}), (2, {"verified_labels": 0}), (3, {}))
+    ]
+    audits = []
+    for drawn_under in versions:
+        item = ItemFactory(project=project)
+        Lease.objects.create(
+            item=item, annotator=ann, slot=0, leased_at=now, expires_at=now, completed_at=now,
+            audit_class=cat, audit_confidence=0.9, audit_of_open=True, audit_version=drawn_under,
+        )  # fmt: skip
+        Annotation.objects.create(item=item, annotator=ann, label_class=cat)
+        audits.append(item.pk)
+    card = ItemFactory(project=project)
+    Annotation.objects.create(item=card, annotator=ann, label_class=cat)
+    for _ in range(31):
+        Annotation.objects.create(
+            item=ItemFactory(project=project), annotator=ann, label_class=cat,
+            source=AnnotationSource.VERIFIED,
+        )  # fmt: skip
+    labeled = np.array([*audits, card.pk])
+    oof = OutOfFold(proba=np.array([[0.9]] * 4), covered=np.ones(4, bool), estimate=None)
+    evidence = held_out_evidence(
+        project=project, oof=oof, labeled_ids=labeled, y=np.full(4, cat.pk)
+    )
+    assert evidence.from_audit.tolist() == [True, True, True, False]
+    assert evidence.pages_since.tolist() == [30, 31, 0, 0]
+    assert evidence.audits_only().pages_since.tolist() == [30, 31, 0]
+
+
+def audits_and_open_pool(*, pages_since: float, open_confident=400, open_unsure=400):
+    """80 audits, 60 confident (0.99) and right, 20 unsure (0.3) and wrong, each drawn
+    `pages_since` page labels ago; an open pool of confident and unsure predictions."""
+    from core.services.training import HeldOut
+
+    n = 80
+    conf = np.r_[np.full(60, 0.99), np.full(20, 0.3)]
+    evidence = HeldOut(
+        confidence=conf, predicted=np.zeros(n, np.int64), correct=conf > 0.5,
+        from_page=np.zeros(n, bool), from_audit=np.ones(n, bool), item_ids=np.arange(n),
+        pages_since=np.full(n, float(pages_since)),
+    )  # fmt: skip
+    probs = np.r_[np.tile([0.99, 0.01], (open_confident, 1)), np.tile([0.6, 0.4], (open_unsure, 1))]
+    return evidence, probs, np.array([0, 1])
+
+
+def test_pages_raise_the_precision_aged_audits_must_show():
+    """With A open images above a cut and P_i labels given by pages since audit i, the wrong
+    ones left above it are the same but spread over fewer images: the audits must show a
+    wrong share of at most (1 - target) · A · mean(1 / (A + P_i)). 60 right of 60 certify
+    95 % on fresh audits (Wilson bound 0.957), not once pages have taken as many images as
+    are left above the cut (0.975 needed)."""
+    from core.services.training import aged_target
+
+    project = Project(pseudo_label_precision=0.95)
+    evidence, probs, class_ids = audits_and_open_pool(pages_since=0)
+    audits = evidence.audits_only()
+    cuts = training.pseudo_label_thresholds(
+        project=project, evidence=evidence, open_probs=probs, class_ids=class_ids
+    )
+    assert cuts[0].threshold == 0.99 and cuts[0].target == 0.95
+    mixed = type(audits)(
+        **{**audits.__dict__, "pages_since": np.r_[np.zeros(30), np.full(50, 400.0)]}
+    )
+    conf, pred = probs.max(axis=1), class_ids[probs.argmax(axis=1)]
+    # 400 above the cut; audits above it: 30 fresh, 30 drawn 400 page labels ago
+    assert aged_target(0.95, cuts, mixed, conf, pred) == pytest.approx(1 - 0.05 * 0.75)
+
+    aged, probs, class_ids = audits_and_open_pool(pages_since=400)
+    withheld = training.pseudo_label_thresholds(
+        project=project, evidence=aged, open_probs=probs, class_ids=class_ids
+    )
+    assert withheld[0].threshold is None and withheld[0].target == pytest.approx(0.975)
+    unaged = training.pseudo_label_thresholds(
+        project=project, evidence=aged, open_probs=probs, class_ids=class_ids, aged=False
+    )
+    assert unaged[0].threshold == 0.99
+
+
+@pytest.mark.parametrize("pages", [1400, 200])
+def test_pages_aged_audits_are_right_on_a_simulated_pool(pages):
+    """The rule on pools where pages took right answers from above the cut after the audits
+    were drawn: of 3,000 open images, 1,800 confident (99 % right), 150 audits, then pages
+    take `pages` confident right ones. After 1,400, ~310 are left above the cut, 94.5 %
+    right: the unaged rule certifies that pool whenever the ~90 audits above the cut are
+    (nearly) all right, the aged one misses no more often than its one-sided 95 % bound
+    allows. After 200, ~1,510 are left, 98.9 % right, and the aged rule certifies them too."""
+    from core.services.training import HeldOut
+
+    project = Project(pseudo_label_precision=0.95)
+    rng = np.random.default_rng(0)
+    trials, misses, certified = 200, {True: 0, False: 0}, {True: 0, False: 0}
+    conf = np.r_[np.full(1800, 0.99), np.full(1200, 0.5)]
+    for _ in range(trials):
+        right = np.r_[rng.permutation(np.arange(1800) >= 18), rng.random(1200) > 0.4]
+        drawn = rng.choice(3000, 150, replace=False)
+        pageable = np.setdiff1d(np.flatnonzero(right[:1800]), drawn)
+        taken = rng.choice(pageable, pages, replace=False)
+        left = np.setdiff1d(np.arange(3000), np.r_[drawn, taken])
+        evidence = HeldOut(
+            confidence=conf[drawn], predicted=np.zeros(150, np.int64), correct=right[drawn],
+            from_page=np.zeros(150, bool), from_audit=np.ones(150, bool), item_ids=drawn,
+            pages_since=np.full(150, float(pages)),
+        )  # fmt: skip
+        probs = np.c_[conf[left], 1 - conf[left]]
+        for aged in (True, False):
+            cuts = training.pseudo_label_thresholds(
+                project=project, evidence=evidence, open_probs=probs,
+                class_ids=np.array([0, 1]), aged=aged,
+            )  # fmt: skip
+            if 0 not in cuts or cuts[0].threshold is None:
+                continue
+            certified[aged] += 1
+            made = left[conf[left] >= cuts[0].threshold]
+            misses[aged] += right[made].mean() < 0.95
+    assert misses[True] <= 0.05 * trials
+    if pages == 1400:
+        assert certified[False] >= 0.3 * trials and misses[False] >= 0.9 * certified[False]
+    else:
+        assert certified[True] >= 0.2 * trials and misses[False] == 0
+
+
+def test_a_burst_of_audits_is_due_where_the_pseudo_labels_waiting_on_it_pay_for_it():
+    """Pages have aged the audits out of certifying what they would have: the audits wanted
+    are enough that 52 (what certifies 95 %) land above the unaged cut, at the share of the
+    open images it takes; the audits so far count as A / (A + P_i) fresh ones; the burst is
+    due where the waiting pseudo-labels' tiles (0.5 s each) cover the missing audits' extra
+    seconds over a tile (2.4 s each)."""
+    from core.services.training import audit_burst, audits_to_certify
+
+    assert audits_to_certify(0.95) == 52 and audits_to_certify(0.9) < 52
+    project = Project(pseudo_label_precision=0.95)
+    evidence, probs, class_ids = audits_and_open_pool(pages_since=400)
+
+    def weighed(already=0):
+        pseudo = training.pseudo_label_thresholds(
+            project=project, evidence=evidence, open_probs=probs, class_ids=class_ids
+        )
+        return audit_burst(
+            project=project, evidence=evidence, pseudo=pseudo, open_probs=probs,
+            class_ids=class_ids, pseudo_labeled_already=np.arange(len(probs)) < already,
+        )  # fmt: skip
+
+    # half the open images above the unaged cut: 104 audits wanted; 80 × 400 / 800 = 40 fresh
+    assert weighed() == {"fresh_audits": 40.0, "wanted": 104, "waiting": 400, "due": True}
+    # 64 missing audits cost 64 × 2.4 = 153.6 s; 307 waiting tiles save 153.5 s: not due
+    assert weighed(already=93)["due"] is False
+    assert weighed(already=92)["due"] is True
+    fresh, probs, class_ids = audits_and_open_pool(pages_since=0)
+    pseudo = training.pseudo_label_thresholds(
+        project=project, evidence=fresh, open_probs=probs, class_ids=class_ids
+    )
+    assert audit_burst(
+        project=project, evidence=fresh, pseudo=pseudo, open_probs=probs, class_ids=class_ids,
+        pseudo_labeled_already=np.zeros(len(probs), bool),
+    )["due"] is False  # fmt: skip
 
 
 def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it():
