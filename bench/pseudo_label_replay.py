@@ -8,8 +8,7 @@ correctness, and how many images were open when it was answered) and what they w
 to (the served model's predictions on the open images). Then, for every version whose audits
 certify a pooled cut:
 
-- the app's rule replayed (`audited_cuts` in core/services/training.py: the certified cuts
-  at the target raised for the labels pages gave since each audit, `aged_target`; then the
+- the app's rule replayed (`certified_class_thresholds`, then `cuts_within_share`, then the
   cut applied to the confidence the version pseudo-labels on): the pseudo-labels it makes
   fresh, their true precision, class by class, and whether the replayed cuts are the ones
   the app wrote (`cuts_match`: a check on the replay itself);
@@ -51,8 +50,12 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
     """The app's cuts from one version's recorded audits and open predictions, and the
     fresh pseudo-labels they make, scored against `truth` ({item id: class id}); None where
     the audits certify no pooled cut."""
-    from core.services.training import HeldOut, audited_cuts
-    from models_ml.confidence import cut_limits, preselect_threshold
+    from models_ml.confidence import (
+        certified_class_thresholds,
+        cut_limits,
+        cuts_within_share,
+        preselect_threshold,
+    )
 
     conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
     if not len(conf):
@@ -60,17 +63,13 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
     pooled = preselect_threshold(conf, right, target=target)
     if pooled.threshold is None:
         return None
-    n = len(conf)
-    audits = HeldOut(
-        confidence=conf,
-        predicted=pred,
-        correct=right,
-        from_page=np.zeros(n, bool),
-        from_audit=np.ones(n, bool),
-        item_ids=record["audit_ids"],
-        pages_since=record.get("audit_pages_since", np.zeros(n)),
+    cuts = cuts_within_share(
+        certified_class_thresholds(conf, pred, right, target=target),
+        conf,
+        pred,
+        record["open_share_conf"],
+        record["open_pred"],
     )
-    cuts = audited_cuts(audits, record["open_share_conf"], record["open_pred"], target=target)
     chosen = record["open_conf"] >= cut_limits(cuts, record["open_pred"])
     ids, classes = record["open_ids"][chosen], record["open_pred"][chosen]
     hits = np.array([truth[int(i)] == int(c) for i, c in zip(ids, classes, strict=True)], bool)
@@ -89,8 +88,6 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
         "audits_above_cut": int(above.sum()),
         "audits_above_cut_right": int(right[above].sum()),
         "open_above_cut_share": round(float(np.mean(record["open_conf"] >= pooled.threshold)), 4),
-        # the precision the audits had to show, raised for their age (`aged_target`)
-        "aged_target": round(max((cut.target for cut in cuts.values()), default=target), 4),
         "pseudo_labels": int(chosen.sum()),
         "pseudo_label_precision": round(float(hits.mean()), 4) if len(hits) else None,
         "pseudo_labels_by_class": by_class,
@@ -122,7 +119,6 @@ AUDIT_KEYS = (
     "audit_conf",
     "audit_pred",
     "audit_correct",
-    "audit_pages_since",
     "audit_open_then",
     "audit_labeled_at",
 )
@@ -204,7 +200,6 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
             audit_conf=audits.confidence,
             audit_pred=audits.predicted,
             audit_correct=audits.correct,
-            audit_pages_since=audits.pages_since,
             answered=set(
                 Lease.objects.filter(
                     item__project=project, audit_of_open=True, completed_at__isnull=False
@@ -245,7 +240,6 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
                 "audit_conf": pending.get("audit_conf", np.zeros(0)),
                 "audit_pred": pending.get("audit_pred", np.zeros(0, np.int64)),
                 "audit_correct": pending.get("audit_correct", np.zeros(0, bool)),
-                "audit_pages_since": pending.get("audit_pages_since", np.zeros(0)),
                 "audit_open_then": np.array([open_then.get(int(i), 0) for i in ids]),
                 "audit_labeled_at": np.array([labeled_at.get(int(i), 0) for i in ids]),
                 "labels_oof": {

@@ -556,8 +556,6 @@ class Simulation:
                 pseudo_labels=(version.recipe or {}).get("pseudo_labels"),
                 pseudo_labeled=(version.metrics or {}).get("pseudo_labeled"),
                 pseudo_labeled_kept=(version.metrics or {}).get("pseudo_labeled_kept"),
-                # fresh audits, audits wanted, pseudo-labels waiting, whether cards are audits
-                audit_burst=(version.metrics or {}).get("audit_burst"),
                 training_run_seconds=(job.metrics or {}).get("seconds") if job else None,
             )
         row["seconds"] = round(time.perf_counter() - started, 3)

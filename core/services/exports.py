@@ -109,8 +109,7 @@ def split_of(content_hash: str, val_fraction: float | None) -> str:
 
 def audited_pseudo_label_rule(*, project: Project) -> dict:
     """What an export with audited pseudo-labels records: the model version, its per-class
-    thresholds (for the project's target precision, and the precision the audits had to show
-    for it) and the audit of the pseudo-labels so far."""
+    thresholds (for the project's target precision) and the audit of the pseudo-labels so far."""
     version = project.current_model_version
     names = dict(project.classes.values_list("pk", "name"))
     cuts = ((version.metrics or {}).get("pseudo_label_thresholds") or {}) if version else {}
@@ -118,12 +117,6 @@ def audited_pseudo_label_rule(*, project: Project) -> dict:
         "rule": "per-class confidence thresholds for the target precision, on held-out labels",
         "model_version": version.number if version else None,
         "target_precision": project.pseudo_label_precision,
-        # what the audits above the cuts had to show: the target, raised for the labels
-        # pages gave since the audits were drawn (core/services/training.py, aged_target)
-        "audit_precision_required": max(
-            (cut.get("target") or project.pseudo_label_precision for cut in cuts.values()),
-            default=project.pseudo_label_precision,
-        ),
         "thresholds": {
             names.get(int(cls), cls): cut.get("threshold") for cls, cut in sorted(cuts.items())
         },

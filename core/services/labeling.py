@@ -37,12 +37,9 @@ settled). In the card phase an audit costs what the strategy's card would have (
 pre-selected that early), and with a pretrained encoder the strategy's picks teach the model
 little more than random ones (margin: +1.3 % area under the learning curve on CIFAR-10).
 Once the model has settled, cards are the strategy's, with the project's `audit_share` of
-audits among them, except during a burst: pages take the confident right images and leave the
-wrong ones, which ages the audits (the precision they must show to certify a cut rises,
-`aged_target` in core/services/training.py), and where that withholds pseudo-labels worth
-more seconds than the fresh audits that would certify them cost, the version asks for them
-(`audit_burst`): every card is an audit and no page is served until a version no longer
-does.
+audits among them.
+
+Whatever the mode, what the annotator holds comes first: an open card, then an open page.
 """
 
 from dataclasses import dataclass
@@ -133,16 +130,6 @@ def model_settled(*, project: Project) -> bool:
     return rate is not None and rate <= SETTLED_CHANGE_PER_LABEL
 
 
-def audit_burst_due(*, project: Project) -> bool:
-    """Whether the serving version asked for a burst of audits (`training.audit_burst`):
-    pages have aged the audits so far out of certifying pseudo-labels that pay for the fresh
-    audit cards."""
-    version = project.current_model_version
-    return bool(
-        version is not None and ((version.metrics or {}).get("audit_burst") or {}).get("due")
-    )
-
-
 def next_card_seconds(*, project: Project, user: AbstractBaseUser) -> float:
     """Expected seconds for the card the queue would serve next (its suggestion confirmed with
     the probability of its confidence when pre-selected; a class chosen otherwise)."""
@@ -158,17 +145,12 @@ def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = No
     """Lease what `user` labels next under `mode` (default: the project's); None when nothing
     is left for them."""
     mode = mode or project.labeling_mode
-    # A burst of audits holds the pages back: they would age the fresh audits it draws.
-    burst = mode == LabelingMode.AUTO and audit_burst_due(project=project)
     if not _holds_card(project, user):
         held = page_held(project=project, user=user)
         if held is not None:
             return Task(page=held)
         if mode == LabelingMode.PAGES or (
-            mode == LabelingMode.AUTO
-            and not burst
-            and model_settled(project=project)
-            and page_due(project, user)
+            mode == LabelingMode.AUTO and model_settled(project=project) and page_due(project, user)
         ):
             plan = page_plan(project=project, user=user)
             if plan is not None and (
@@ -179,8 +161,7 @@ def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = No
                 if page is not None:
                     return Task(page=page)
     # While the model is still learning, every card is an audit (a random open image; see the
-    # module doc); the strategy's picks take over once it has settled, except during a burst
-    # of audits that certifies the pseudo-labels waiting on them.
-    audits_only = burst or (mode == LabelingMode.AUTO and not model_settled(project=project))
-    card = item_lease_next(project=project, user=user, audit_share=1.0 if audits_only else None)
+    # module doc); the strategy's picks take over once it has settled.
+    learning = mode == LabelingMode.AUTO and not model_settled(project=project)
+    card = item_lease_next(project=project, user=user, audit_share=1.0 if learning else None)
     return Task(card=card) if card is not None else None

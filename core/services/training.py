@@ -14,7 +14,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 from django.db.models import F
 
-from core.effort import COSTS
 from core.models import (
     Annotation,
     AnnotationSource,
@@ -38,15 +37,12 @@ from core.services.versions import (
     version_switch,
 )
 from models_ml.confidence import (
-    DEFAULT_Z,
     PreselectThreshold,
     certified_class_thresholds,
-    cut_limits,
     cuts_within_share,
     preselect_threshold,
     reliability_table,
     shown_below,
-    wilson_lower_bound,
 )
 from models_ml.heads import OutOfFold, proba_for_classes
 from models_ml.retraining import FittedHead, acquisition_scores, head_fit
@@ -187,8 +183,7 @@ def suggestion_threshold(
 class HeldOut:
     """Predictions checked against answers the predicting model did not see: each row's
     confidence, predicted class, whether it was right, whether it is a page's tile, whether
-    it is the label of an audit of the open images, its item, and (audits) how many labels
-    pages have given since it was drawn."""
+    it is the label of an audit of the open images, and its item."""
 
     confidence: np.ndarray
     predicted: np.ndarray
@@ -196,7 +191,6 @@ class HeldOut:
     from_page: np.ndarray
     from_audit: np.ndarray
     item_ids: np.ndarray
-    pages_since: np.ndarray
 
     def audits_only(self) -> "HeldOut":
         """The rows of the audits of the open images: a random sample of the images the
@@ -220,9 +214,7 @@ def held_out_evidence(
       and whether the annotator accepted them: the confident predictions as pages draw them,
       wrong ones included (`from_page`).
     - Which label rows are answered audits of the open images (`from_audit`): the only rows
-      that are a random sample of the images pseudo-labels are made of, and how many labels
-      pages have given since each was drawn (`pages_since`: since the version it was drawn
-      under, by the verified labels that version recorded; 0 where it recorded none).
+      that are a random sample of the images pseudo-labels are made of.
     """
     proba = oof.proba[oof.covered]
     classes = np.unique(y)
@@ -231,12 +223,11 @@ def held_out_evidence(
             item__project=project, is_current=True, source=AnnotationSource.VERIFIED
         ).values_list("item_id", flat=True)
     )
-    audited = {
-        item: max(len(verified) - then, 0) if isinstance(then, int) else 0
-        for item, then in Lease.objects.filter(
+    audited = set(
+        Lease.objects.filter(
             item__project=project, audit_of_open=True, completed_at__isnull=False
-        ).values_list("item_id", "audit_version__metrics__verified_labels")
-    }
+        ).values_list("item_id", flat=True)
+    )
     covered_ids = labeled_ids[oof.covered]
     keep = ~np.isin(covered_ids, list(verified)) if len(proba) else np.zeros(0, bool)
     predicted = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, np.int64)
@@ -245,11 +236,6 @@ def held_out_evidence(
     correct = [(predicted == y[oof.covered])[keep]] if len(proba) else []
     from_page = [np.zeros(int(keep.sum()), bool)] if len(proba) else []
     from_audit = [np.isin(covered_ids[keep], list(audited))] if len(proba) else []
-    pages_since = (
-        [np.array([audited.get(int(i), 0) for i in covered_ids[keep]], dtype=float)]
-        if len(proba)
-        else []
-    )
     rows = [covered_ids[keep]] if len(proba) else []
     for class_id, item_ids, confidences, rejected in VerificationPage.objects.filter(
         project=project, completed_at__isnull=False
@@ -260,11 +246,10 @@ def held_out_evidence(
         correct.append(~np.isin(item_ids[:n], rejected))
         from_page.append(np.ones(n, bool))
         from_audit.append(np.zeros(n, bool))
-        pages_since.append(np.zeros(n))
         rows.append(np.asarray(item_ids[:n], dtype=np.int64))
     if not confidence:
         nothing, none = np.zeros(0, bool), np.zeros(0, np.int64)
-        return HeldOut(np.zeros(0), none, nothing, nothing, nothing, none, np.zeros(0))
+        return HeldOut(np.zeros(0), none, nothing, nothing, nothing, none)
     return HeldOut(
         np.concatenate(confidence),
         np.concatenate(chosen),
@@ -272,17 +257,11 @@ def held_out_evidence(
         np.concatenate(from_page),
         np.concatenate(from_audit),
         np.concatenate(rows),
-        np.concatenate(pages_since),
     )
 
 
 def pseudo_label_thresholds(
-    *,
-    project: Project,
-    evidence: HeldOut,
-    open_probs: np.ndarray,
-    class_ids: np.ndarray,
-    aged: bool = True,
+    *, project: Project, evidence: HeldOut, open_probs: np.ndarray, class_ids: np.ndarray
 ) -> dict[int, PreselectThreshold]:
     """Per class, the confidence at or above which the head's predictions are pseudo-labels:
     certified to be right at least `project.pseudo_label_precision` of the time on the
@@ -302,145 +281,27 @@ def pseudo_label_thresholds(
     (`cuts_within_share`): the served model is more confident than the out-of-fold models
     the audits judged.
 
-    An audit is a random sample of the open images *when it was drawn*; pages then take the
-    confident right ones and leave the wrong ones, so the images left above a cut are harder
-    than the audits above it. With `aged` (the default) the precision the audits must show
-    is raised to what leaves the images left right at the target (`aged_target`), and the
-    cuts certified again until it holds. (On 1,000 Fashion-MNIST images a cut certified on
-    63 of 63 audits drawn while 881-981 images were open made pseudo-labels 93.3 % right
-    among the 579 left: stop 34 in docs/benchmarks/human-effort.md.) `aged=False` is the
-    rule without it (what `audit_burst` weighs)."""
-    return audited_cuts(
-        evidence.audits_only(),
-        open_probs.max(axis=1) if len(open_probs) else np.zeros(0),
-        class_ids[open_probs.argmax(axis=1)] if len(open_probs) else np.zeros(0, np.int64),
-        target=project.pseudo_label_precision,
-        aged=aged,
-    )
-
-
-def audited_cuts(
-    audits: HeldOut,
-    open_confidence: np.ndarray,
-    open_predicted: np.ndarray,
-    *,
-    target: float,
-    aged: bool = True,
-) -> dict[int, PreselectThreshold]:
-    """`pseudo_label_thresholds` on arrays: the cuts `audits` certify for the open images'
-    predictions (`open_confidence`, `open_predicted`), at `target` raised for the audits'
-    age (`aged_target`) with `aged`. bench/pseudo_label_replay.py replays it."""
+    Known weakness: an audit is a random sample of the open images *when it was drawn*.
+    Pages then take the confident right ones, so the images left above a cut are harder than
+    the audits above it: on 1,000 Fashion-MNIST images a cut certified on 63 of 63 audits
+    (drawn while 881-981 images were open) made pseudo-labels 93.3 % right among the 579
+    left (stop 34 in docs/benchmarks/human-effort.md)."""
+    audits = evidence.audits_only()
     if not len(audits.confidence):
         return {}
-
-    def certified(at: float) -> dict[int, PreselectThreshold]:
-        cuts = certified_class_thresholds(
-            audits.confidence, audits.predicted, audits.correct, target=at
-        )
-        return cuts_within_share(
-            cuts, audits.confidence, audits.predicted, open_confidence, open_predicted
-        )
-
-    raised = target
-    cuts = certified(raised)
-    for _ in range(AGED_TARGET_ROUNDS if aged else 0):
-        needed = aged_target(target, cuts, audits, open_confidence, open_predicted)
-        if needed <= raised + 1e-9:
-            break
-        raised = needed
-        cuts = certified(raised)
-    return cuts
-
-
-AGED_TARGET_ROUNDS = 8
-"""At most this many certifications with a raised target (`pseudo_label_thresholds`): each
-raises the cuts, which can raise the target again; in practice two or three settle it."""
-
-
-def aged_target(
-    target: float,
-    cuts: dict[int, PreselectThreshold],
-    audits: HeldOut,
-    open_confidence: np.ndarray,
-    open_predicted: np.ndarray,
-) -> float:
-    """The precision the audits above `cuts` must show for the open images above them to be
-    right `target` of the time, once pages have aged the audits.
-
-    Say A open images are above the cuts today, W of them wrong. Pages take right answers
-    and leave the wrong ones (a marked tile stays open), so when audit i was drawn, with P_i
-    labels given by pages since (`HeldOut.pages_since`; all of them counted as taken from
-    above the cuts, which can only overstate), about A + P_i images were above the cuts, the
-    same W of them wrong: audit i above a cut is wrong with probability W / (A + P_i). The
-    audits above the cuts then show a wrong share of W · mean(1 / (A + P_i)), and today's is
-    W / A: today's precision clears `target` where the audits' wrong share is at most
-    (1 - target) · f, f = A · mean(1 / (A + P_i)). Returns 1 - (1 - target) · f (`target`
-    itself where nothing is above the cuts, or no page has aged an audit)."""
-    above_open = int((open_confidence >= cut_limits(cuts, open_predicted)).sum())
-    above = audits.confidence >= cut_limits(cuts, audits.predicted)
-    if not above_open or not above.any():
-        return target
-    f = above_open * float(np.mean(1.0 / (above_open + audits.pages_since[above])))
-    return 1.0 - (1.0 - target) * f
-
-
-def audits_to_certify(target: float, z: float = DEFAULT_Z) -> int:
-    """The fewest audits, all right, whose one-sided Wilson bound clears `target` (52 for
-    95 %): what a pooled cut is certified on at the least (`preselect_threshold`)."""
-    n = 1
-    while float(wilson_lower_bound(np.asarray(n), np.asarray(n), z)) < target and n < 10_000:
-        n += 1
-    return n
-
-
-def audit_burst(
-    *,
-    project: Project,
-    evidence: HeldOut,
-    pseudo: dict[int, PreselectThreshold],
-    open_probs: np.ndarray,
-    class_ids: np.ndarray,
-    pseudo_labeled_already: np.ndarray,
-) -> dict:
-    """Whether the auto mode's next cards should all be audits (a burst, until the next
-    version): when pages have aged the audits so far that they no longer certify
-    pseudo-labels they would have without it (`pseudo_label_thresholds` with `aged=False`),
-    and those pseudo-labels save more seconds than the fresh audits that would certify them
-    cost.
-
-    The audits wanted: enough that `audits_to_certify` of them land above the cuts the
-    unaged rule certifies, at the share of the open images those cuts take. The audits so
-    far count as fresh ones in proportion to how little pages have aged them (audit i as
-    A / (A + P_i), `aged_target`). Each missing one costs a card where a page's tile might
-    have labeled the image (`choose_s - tile_look_s`, 2.4 s), and each pseudo-label waiting
-    (open images above the unaged cuts and not the aged ones, not pseudo-labeled by this
-    version already, `pseudo_labeled_already`) saves at least a tile (0.5 s): the burst is
-    due when the waiting pseudo-labels' seconds cover the missing audits'. Returns what was
-    weighed (the version's `audit_burst` metrics)."""
-    nothing = {"fresh_audits": 0.0, "wanted": 0, "waiting": 0, "due": False}
-    if not len(open_probs) or not evidence.from_audit.any():
-        return nothing
-    confidence, predicted = open_probs.max(axis=1), class_ids[open_probs.argmax(axis=1)]
-    unaged = pseudo_label_thresholds(
-        project=project, evidence=evidence, open_probs=open_probs, class_ids=class_ids, aged=False
+    cuts = certified_class_thresholds(
+        audits.confidence,
+        audits.predicted,
+        audits.correct,
+        target=project.pseudo_label_precision,
     )
-    by_unaged = confidence >= cut_limits(unaged, predicted)
-    above = int(by_unaged.sum())
-    if not above:
-        return nothing
-    by_aged = confidence >= cut_limits(pseudo, predicted)
-    waiting = int((by_unaged & ~by_aged & ~pseudo_labeled_already).sum())
-    pages_since = evidence.audits_only().pages_since
-    fresh = round(float(np.sum(above / (above + pages_since))), 1)
-    share = above / len(open_probs)
-    wanted = min(
-        int(np.ceil(audits_to_certify(project.pseudo_label_precision) / share)), len(open_probs)
+    return cuts_within_share(
+        cuts,
+        audits.confidence,
+        audits.predicted,
+        open_probs.max(axis=1) if len(open_probs) else np.zeros(0),
+        class_ids[open_probs.argmax(axis=1)] if len(open_probs) else np.zeros(0, np.int64),
     )
-    missing = max(wanted - fresh, 0.0)
-    due = missing > 0 and waiting * COSTS.tile_look_s >= missing * (
-        COSTS.choose_s - COSTS.tile_look_s
-    )
-    return {"fresh_audits": fresh, "wanted": wanted, "waiting": waiting, "due": bool(due)}
 
 
 def pseudo_labels_kept(*, project: Project) -> dict[int, int]:
@@ -624,18 +485,11 @@ def training_run(job: Job) -> dict:
     )
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
     preselect = suggestion_threshold(project=project, suggestions=suggestions, evidence=evidence)
-    open_probs = probs[open_rows] if len(open_rows) else np.zeros((0, len(class_ids)))
     pseudo = pseudo_label_thresholds(
-        project=project, evidence=evidence, open_probs=open_probs, class_ids=class_ids
-    )
-    kept = pseudo_labels_kept(project=project)
-    burst = audit_burst(
         project=project,
         evidence=evidence,
-        pseudo=pseudo,
-        open_probs=open_probs,
+        open_probs=probs[open_rows] if len(open_rows) else np.zeros((0, len(class_ids))),
         class_ids=class_ids,
-        pseudo_labeled_already=np.isin(pool_ids[open_rows], list(kept)),
     )
     reliability = reliability_table(evidence.confidence, evidence.correct)
     version = _version_write(
@@ -660,9 +514,8 @@ def training_run(job: Job) -> dict:
         accuracy=estimate,
         preselect=preselect,
         pseudo=pseudo,
-        kept=kept,
+        kept=pseudo_labels_kept(project=project),
         is_done=is_done,
-        audit_burst=burst,
         reliability=reliability,
         annotators=people,
         probability_left=rejected,
@@ -713,7 +566,6 @@ def _version_write(
     annotators: dict[int, float] | None = None,
     probability_left: dict[int, float] | None = None,
     changed_per_label: float | None = None,
-    audit_burst: dict | None = None,
 ) -> ModelVersion:
     """A new ModelVersion with one prediction per pool item (not yet current). An unlabeled
     item is pseudo-labeled where the model's own prediction clears its class's threshold, or
@@ -752,13 +604,6 @@ def _version_write(
             "changed_per_label": changed_per_label,
             # Measured accuracy per annotator id (Dawid-Skene on overlapping answers).
             "annotator_accuracy": {str(a): acc for a, acc in (annotators or {}).items()},
-            # The labels pages had given when it was trained: how far pages have aged an
-            # audit drawn under it since (`aged_target`).
-            "verified_labels": Annotation.objects.filter(
-                item__project=project, is_current=True, source=AnnotationSource.VERIFIED
-            ).count(),
-            # Whether the auto mode's cards are all audits until the next version.
-            "audit_burst": audit_burst or {},
         },
     )
     cuts = {cls: cut.threshold for cls, cut in pseudo.items() if cut.threshold is not None}

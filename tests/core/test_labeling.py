@@ -74,44 +74,33 @@ def test_auto_serves_cards_while_the_model_still_moves(changed_per_label, page):
     assert next_task(project=project, user=other, mode=LabelingMode.PAGES).page is not None
 
 
-@pytest.mark.parametrize(
-    ("changed_per_label", "burst", "audits"),
-    [(0.01, False, 8), (0.003, False, 0), (0.003, True, 8)],
-)
+@pytest.mark.parametrize(("changed_per_label", "audits"), [(0.01, 8), (0.003, 0)])
 def test_auto_cards_are_audits_while_the_model_learns_and_the_strategys_once_it_settled(
-    changed_per_label, burst, audits
+    changed_per_label, audits
 ):
     """Audits (random open images) must come while the open pool still holds what
-    pseudo-labels could take: every auto card is one while the model still moves, or while
-    the serving version asks for a burst of them (`training.audit_burst`, which holds the
-    pages back: they would age the audits); once it settled, the project's share (next to
-    none here) applies. Cards mode keeps the strategy's order."""
+    pseudo-labels could take: every auto card is one while the model still moves; once it
+    settled, the project's share (next to none here) applies. Cards mode keeps the strategy's
+    order."""
     from core.models import Project
 
     project, (ann,), cat, dog, items = confident_pool(n=40, page_size=10)
     Project.objects.filter(pk=project.pk).update(audit_share=1e-9)  # on, but never drawn
     project.refresh_from_db()
     version = project.current_model_version
-    version.metrics = {
-        **version.metrics,
-        "changed_per_label": changed_per_label,
-        "audit_burst": {"due": burst},
-    }
+    version.metrics = {**version.metrics, "changed_per_label": changed_per_label}
     version.save()
-    served, pages = [], 0
+    served = []
     for _ in range(8):
         user = MembershipFactory(project=project).user
         card = next_task(project=project, user=user, mode=LabelingMode.AUTO).card
         if card is None:  # a settled model pages; the card comes after
             page = next_task(project=project, user=user).page
             page_submit(page=page, user=user, rejected_ids=set())
-            pages += 1
             card = next_task(project=project, user=user).card
         served.append(card.lease.audit_of_open)
         annotation_submit(item=card.lease.item, user=user, label_class=cat)
     assert sum(served) == audits
-    # a settled model pages new annotators first, except during a burst of audits
-    assert (pages > 0) is (changed_per_label <= 0.003 and not burst)
     other = MembershipFactory(project=project).user
     plain = next_task(project=project, user=other, mode=LabelingMode.CARDS).card
     assert not plain.lease.audit_of_open
