@@ -135,3 +135,32 @@ def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since(
     assert bound["precision_at_least"] == round(1 - (most - 5) / 197, 4)
     assert 0.89 < bound["precision_at_least"] < 0.9
     assert wrong_left_bound(record, pooled_cut=0.99, pseudo_labels=0) is None
+
+
+def test_the_semi_supervised_bench_scores_every_head_at_every_budget():
+    """Three well-separated blobs: every head is near perfect with the full labels and
+    at 12 random labels, the goal is 90 % of the full-label accuracy, and a seed gives the
+    same figures twice."""
+    import numpy as np
+
+    from bench.semi_supervised_heads import SELF_TRAINING, SPREADING, head_accuracies
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8) * 6
+
+    def blobs(n):
+        y = np.arange(n) % 3
+        return (centres[y] + rng.normal(size=(n, 8))).astype(np.float32), y
+
+    X_pool, y_pool = blobs(90)
+    X_test, y_test = blobs(60)
+    report = head_accuracies(X_pool, y_pool, X_test, y_test, budgets=[12, 24], draws=2)
+    assert report["full_label_accuracy"] >= 0.95
+    assert report["goal"] == round(0.9 * report["full_label_accuracy"], 4)
+    heads = {"app"} | {f"self_training_{t}" for t in SELF_TRAINING}
+    heads |= {f"spreading_{s}" for s in SPREADING}
+    for budget in ("12", "24"):
+        assert set(report["by_budget"][budget]) == heads
+        assert all(cell["mean"] >= 0.9 for cell in report["by_budget"][budget].values())
+    again = head_accuracies(X_pool, y_pool, X_test, y_test, budgets=[12, 24], draws=2)
+    assert again == report
