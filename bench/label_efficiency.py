@@ -74,22 +74,24 @@ def django_setup(workdir: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
+def fashion_mnist_idx(name: str) -> np.ndarray:
+    """One of Fashion-MNIST's gzipped IDX files (images or labels) as an array."""
+    with gzip.open(FASHION / name) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
 def fashion_mnist_tree(out: Path, train_limit: int, test_limit: int, seed: int = 0) -> Path:
     """Write a stratified sample of Fashion-MNIST's IDX files as train/<class>/*.png folders."""
     from PIL import Image
 
-    def idx(name: str) -> np.ndarray:
-        with gzip.open(FASHION / name) as f:
-            data = f.read()
-        dims = data[3]
-        shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
     rng = np.random.default_rng(seed)
     for split, prefix, limit in (("train", "train", train_limit), ("test", "t10k", test_limit)):
         images, labels = (
-            idx(f"{prefix}-images-idx3-ubyte.gz"),
-            idx(f"{prefix}-labels-idx1-ubyte.gz"),
+            fashion_mnist_idx(f"{prefix}-images-idx3-ubyte.gz"),
+            fashion_mnist_idx(f"{prefix}-labels-idx1-ubyte.gz"),
         )
         chosen = np.sort(rng.choice(len(images), min(limit, len(images)), replace=False))
         for i in chosen:

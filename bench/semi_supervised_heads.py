@@ -22,7 +22,6 @@ Prints one JSON: the full-label accuracy (the linear head on every pool label), 
 """
 
 import argparse
-import gzip
 import json
 import platform
 import sys
@@ -36,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.label_efficiency import FASHION  # noqa: E402
+from bench.label_efficiency import fashion_mnist_idx  # noqa: E402
 
 SELF_TRAINING = (0.8, 0.9, 0.95)
 SPREADING = (0.3, 0.6, 1.0)
@@ -44,15 +43,9 @@ SPREADING = (0.3, 0.6, 1.0)
 
 def fashion_arrays(split: str, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`limit` random images (as RGB arrays) and labels of Fashion-MNIST's `split`."""
-
-    def idx(name: str) -> np.ndarray:
-        data = gzip.open(FASHION / name).read()
-        dims = data[3]
-        shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
     prefix = "train" if split == "train" else "t10k"
-    images, labels = idx(f"{prefix}-images-idx3-ubyte.gz"), idx(f"{prefix}-labels-idx1-ubyte.gz")
+    images = fashion_mnist_idx(f"{prefix}-images-idx3-ubyte.gz")
+    labels = fashion_mnist_idx(f"{prefix}-labels-idx1-ubyte.gz")
     chosen = np.random.default_rng(seed).choice(len(images), limit, replace=False)
     return np.repeat(images[chosen][..., None], 3, axis=-1), labels[chosen].astype(np.int64)
 
