@@ -261,13 +261,20 @@ def held_out_evidence(
 
 
 def pseudo_label_thresholds(
-    *, project: Project, evidence: HeldOut, open_probs: np.ndarray, class_ids: np.ndarray
+    *,
+    project: Project,
+    evidence: HeldOut,
+    open_probs: np.ndarray,
+    open_confidence: np.ndarray,
+    class_ids: np.ndarray,
 ) -> dict[int, PreselectThreshold]:
     """Per class, the confidence at or above which the head's predictions are pseudo-labels:
     certified to be right at least `project.pseudo_label_precision` of the time on the
     out-of-fold predictions of the audits of the open images (`HeldOut.audits_only`;
-    `certified_class_thresholds`: one cut on all classes' audits, a class whose own audits
-    fall short held to its own).
+    `certified_class_thresholds`: one cut for all classes, where the audits' calibration
+    curve, read at the confidences the open images are pseudo-labeled at (`open_confidence`),
+    puts their precision above the target; a class whose own audits fall short held to its
+    own).
 
     Only the audits, because only they are a random sample of the images a cut
     pseudo-labels. Page tiles are the images pages chose: on 5,000 CIFAR-10 images, tiles above
@@ -281,11 +288,12 @@ def pseudo_label_thresholds(
     (`cuts_within_share`): the served model is more confident than the out-of-fold models
     the audits judged.
 
-    Known weakness: an audit is a random sample of the open images *when it was drawn*.
-    Pages then take the confident right ones, so the images left above a cut are harder than
-    the audits above it: on 1,000 Fashion-MNIST images a cut certified on 63 of 63 audits
-    (drawn while 881-981 images were open) made pseudo-labels 93.3 % right among the 579
-    left (stop 34 in docs/benchmarks/human-effort.md)."""
+    Read at the open images, because an audit is a random sample of the open images *when
+    it was drawn*: pages then take the confident right ones, and the images left above a cut
+    crowd towards it. Counting the audits above the cut instead (until stop 38) certified a
+    cut on 63 of 63 audits (drawn while 881-981 of 1,000 Fashion-MNIST images were open) that
+    made pseudo-labels 93.3 % right among the 579 left (stop 34 in
+    docs/benchmarks/human-effort.md)."""
     audits = evidence.audits_only()
     if not len(audits.confidence):
         return {}
@@ -294,6 +302,7 @@ def pseudo_label_thresholds(
         audits.predicted,
         audits.correct,
         target=project.pseudo_label_precision,
+        open_confidence=open_confidence,
     )
     return cuts_within_share(
         cuts,
@@ -367,6 +376,16 @@ def rejected_classes_drop(
         probs[r] = probs[r] / total if total > 0 else 1.0 / probs.shape[1]
         left[r] = total
     return left
+
+
+def pseudo_label_confidence(probs: np.ndarray, probability_left: dict[int, float]) -> np.ndarray:
+    """Per pool row, the confidence its pseudo-label is judged at: the best class's
+    probability, times the share left where a rejected class was dropped
+    (`rejected_classes_drop`)."""
+    confidence = probs.max(axis=1) if len(probs) else np.zeros(0)
+    for row, left in probability_left.items():
+        confidence[row] *= left
+    return confidence
 
 
 # Past this many open items the comparison reads a fixed 1-in-k sample of them (by item id).
@@ -489,6 +508,7 @@ def training_run(job: Job) -> dict:
         project=project,
         evidence=evidence,
         open_probs=probs[open_rows] if len(open_rows) else np.zeros((0, len(class_ids))),
+        open_confidence=pseudo_label_confidence(probs, rejected)[open_rows],
         class_ids=class_ids,
     )
     reliability = reliability_table(evidence.confidence, evidence.correct)
@@ -609,9 +629,7 @@ def _version_write(
     cuts = {cls: cut.threshold for cls, cut in pseudo.items() if cut.threshold is not None}
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     predicted = class_ids[best].tolist() if len(probs) else []
-    confidence = probs[np.arange(len(probs)), best].tolist() if len(probs) else []
-    for row, left in (probability_left or {}).items():  # see rejected_classes_drop
-        confidence[row] *= left
+    confidence = pseudo_label_confidence(probs, probability_left or {}).tolist()
     rounded = np.round(probs, 4).tolist()
     rows = []
     pseudo_count = kept_count = 0

@@ -166,12 +166,14 @@ def test_certified_cuts_from_a_random_sample_hit_the_target_where_class_cuts_can
     confidence, predicted, correct = _open_pool(400, seed=13)
     own = class_thresholds(confidence, predicted, correct, target=0.95)
     assert all(cut.threshold is None for cut in own.values())
-    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    fresh_conf, fresh_pred, fresh_right = _open_pool(200_000, seed=12)
+    cuts = certified_class_thresholds(
+        confidence, predicted, correct, target=0.95, open_confidence=fresh_conf
+    )
     assert cuts[9].threshold is None  # its own audits above the pooled cut fall short
     pooled = {cut.threshold for cls, cut in cuts.items() if cls != 9}
     assert len(pooled) == 1 and None not in pooled
     assert all(cuts[cls].support > 0 for cls in range(9))
-    fresh_conf, fresh_pred, fresh_right = _open_pool(200_000, seed=12)
     cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
     chosen = fresh_conf >= cut_of[fresh_pred]
     assert fresh_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
@@ -183,7 +185,7 @@ def test_a_class_with_no_audits_above_the_pooled_cut_is_not_certified_by_it():
     model can still put its open images above the cut (23 there, 39 % right): it keeps its
     own cut (none). A class whose few audits above the cut are mostly wrong is held to its
     own cut too, however few they are."""
-    from models_ml.confidence import certified_class_thresholds, preselect_threshold
+    from models_ml.confidence import calibrated_cut, certified_class_thresholds
 
     rng = np.random.default_rng(5)
     confident = np.r_[np.full(180, 0.99), rng.uniform(0.3, 0.7, 90)]
@@ -194,27 +196,39 @@ def test_a_class_with_no_audits_above_the_pooled_cut_is_not_certified_by_it():
     confidence, predicted, correct = (
         np.r_[a, b, c] for a, b, c in zip((confident, predicted, correct), shy, bad, strict=True)
     )
-    pooled = preselect_threshold(confidence, correct, target=0.95)
-    assert pooled.threshold == 0.99
-    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    assert calibrated_cut(confidence, correct, confidence, target=0.95) == 0.99
+    cuts = certified_class_thresholds(
+        confidence, predicted, correct, target=0.95, open_confidence=confidence
+    )
     assert all(cuts[cls].threshold == 0.99 and cuts[cls].support == 20 for cls in range(9))
     assert cuts[9].threshold is None  # no audit above: no evidence
     assert cuts[10].threshold is None  # 1 of 3 right above it: short
 
 
-def test_certified_cuts_keep_each_class_cut_where_no_pooled_cut_clears():
+def test_certified_cuts_keep_each_class_cut_where_the_pooled_curve_does_not_hold():
     """Evidence where the pooled predictions never reach the target (one class confused
-    everywhere): the classes keep the per-class rule's cuts, each judged at the z that keeps
-    the two classes' bounds together at one-sided 95 %."""
-    from models_ml.confidence import certified_class_thresholds, class_thresholds, family_z
+    everywhere: at the top, 7 of 8 right): a logistic curve still rises to 1 there and
+    puts a pooled cut at the very top, where a run of right audits does not contradict it;
+    the confused class's audits there fall short of what the curve expects, and the other
+    class's own cut is lower. The classes keep the per-class rule's cuts, each judged at the z
+    that keeps the two classes' bounds together at one-sided 95 %."""
+    from models_ml.confidence import (
+        calibrated_cut,
+        certified_class_thresholds,
+        class_thresholds,
+        family_z,
+    )
 
     rng = np.random.default_rng(3)
     predicted = rng.integers(0, 2, size=4000)
     confidence = rng.uniform(0.5, 1.0, size=4000)
     chance = np.where(predicted == 0, np.minimum(confidence + 0.15, 1.0), confidence - 0.25)
     correct = rng.random(4000) < chance
-    assert preselect_threshold(confidence, correct, target=0.95).threshold is None
-    cuts = certified_class_thresholds(confidence, predicted, correct, target=0.95)
+    pooled = calibrated_cut(confidence, correct, confidence, target=0.95)
+    assert pooled is None or pooled > 0.99
+    cuts = certified_class_thresholds(
+        confidence, predicted, correct, target=0.95, open_confidence=confidence
+    )
     z = family_z(1.645, 2)
     assert 1.9 < z < 2.0  # one-sided 2.5 % each
     assert cuts == class_thresholds(confidence, predicted, correct, target=0.95, z=z)
@@ -232,12 +246,14 @@ def test_a_class_cut_of_its_own_must_clear_the_bound_for_all_classes_at_once():
     predicted = np.r_[np.zeros(55, int), rng.integers(1, 10, 900)]
     correct = np.r_[np.ones(55, bool), rng.random(900) < 0.6]
     assert class_thresholds(confidence, predicted, correct, target=0.95)[0].threshold == 0.99
-    assert (
-        certified_class_thresholds(confidence, predicted, correct, target=0.95)[0].threshold is None
+    cuts = certified_class_thresholds(
+        confidence, predicted, correct, target=0.95, open_confidence=confidence
     )
+    assert cuts[0].threshold is None
     more = np.r_[np.full(130, 0.99), confidence[55:]], np.r_[np.zeros(130, int), predicted[55:]]
     right = np.r_[np.ones(130, bool), correct[55:]]
-    assert certified_class_thresholds(*more, right, target=0.95)[0].threshold == 0.99
+    cuts = certified_class_thresholds(*more, right, target=0.95, open_confidence=more[0])
+    assert cuts[0].threshold == 0.99
 
 
 def test_cuts_take_no_larger_share_of_the_open_images_than_of_the_audits():
@@ -273,3 +289,38 @@ def test_shown_below_is_the_exact_test_and_calls_the_target_below_at_most_alpha(
         called = [k for k in range(n + 1) if shown_below(k, n, 0.95)]
         assert binom.pmf(called, n, 0.95).sum() <= 0.05  # a precision at the target
         assert shown_below(int(0.8 * n), n, 0.95) == (n >= 30)  # 80 % is caught with enough
+
+
+def test_the_calibrated_cut_hits_the_target_on_the_open_images_pages_left():
+    """An overconfident model (right with chance confidence²), 300 audits drawn from the
+    whole pool, then pages take every open image above 0.995: the cut read off the audits'
+    curve at the open images as they are now pseudo-labels open images right at least 95 %
+    of the time, and a fair share of them; the cut is well above 0.95, where the confidence
+    alone would put it. (With chance confidence³ the prior's pull towards a flatter curve
+    certifies nothing from 300 audits and a cut at 0.99 from 600: conservative.)"""
+    from models_ml.confidence import calibrated_cut
+
+    rng = np.random.default_rng(8)
+    pool = 1 - 0.3 * rng.beta(1, 6, size=40_000)
+    chance = pool**2
+    drawn = rng.choice(len(pool), size=300, replace=False)
+    right = rng.random(300) < chance[drawn]
+    open_now = pool < 0.995
+    open_right = rng.random(open_now.sum()) < chance[open_now]
+    cut = calibrated_cut(pool[drawn], right, pool[open_now], target=0.95)
+    assert cut is not None and cut > 0.975
+    taken = pool[open_now] >= cut
+    assert open_right[taken].mean() >= 0.95 and taken.mean() > 0.15
+
+
+def test_a_run_of_right_audits_at_a_saturated_confidence_bounds_the_chance_high():
+    """60 audits, all right, all at confidence 1.0 (a saturated head): the likelihood says
+    the chance is high (below 0.95 it would give 60 right of 60 at most 5 % of the time);
+    the posterior draws see it, and fewer right answers bound it lower."""
+    from models_ml.confidence import calibration_draws, curve_chance
+
+    confidence = np.ones(60)
+    low = np.quantile(curve_chance(calibration_draws(confidence, np.ones(60, bool)), 1.0), 0.05)
+    assert 0.93 < low < 0.99
+    some_wrong = np.r_[np.ones(55, bool), np.zeros(5, bool)]
+    assert np.quantile(curve_chance(calibration_draws(confidence, some_wrong), 1.0), 0.05) < 0.85
