@@ -21,10 +21,14 @@ certify a pooled cut:
 - the app's rule on the recent audits only (`recent_audits_only`: a candidate rule, not the
   app's): what cuts certified on a sample of a pool like the one left would pseudo-label.
 
-Kept pseudo-labels (`pseudo_labels_kept`) are not replayed (the bench rounds report them);
-what watches them is recorded per version (`kept_guard`: the audits that landed on
-pseudo-labels, how many were right, and whether they drop every kept one).
-Prints one JSON.
+Then the session's pseudo-labels as the app keeps them (`kept_pseudo_labels`, `kept_session`:
+fresh ones added, earlier ones kept while open and still predicted), under the app's rule and
+under the rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
+counted), on the same recorded versions: a replay, so what the session would have done
+differently with other pseudo-labels is not in it. What watches the kept ones is recorded
+per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
+whether they drop every kept one). Prints one JSON. `--record FILE` writes the recorded
+session to FILE (a pickle) or, where FILE exists, replays it without running a session.
 
     .venv/bin/python bench/pseudo_label_replay.py --data fashion-mnist
     .venv/bin/python bench/pseudo_label_replay.py --data ../shared/data/cifar10-jpg.zip
@@ -32,6 +36,7 @@ Prints one JSON.
 
 import argparse
 import json
+import pickle
 import platform
 import sys
 import tempfile
@@ -46,25 +51,44 @@ sys.path.insert(0, str(ROOT))
 from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
 
 
-def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dict | None:
-    """The app's cuts from one version's recorded audits and open predictions, and the
-    fresh pseudo-labels they make, scored against `truth` ({item id: class id}); None where
-    the audits certify no pooled cut."""
-    from models_ml.confidence import (
-        certified_class_thresholds,
-        cut_limits,
-        cuts_within_share,
-        preselect_threshold,
+def app_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
+    """The app's pooled cut and class cuts (before `cuts_within_share`) for one record."""
+    from models_ml.confidence import calibrated_cut, certified_class_thresholds
+
+    conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
+    pooled = calibrated_cut(conf, right, record["open_conf"], target=target)
+    cuts = certified_class_thresholds(
+        conf, pred, right, target=target, open_confidence=record["open_conf"]
     )
+    return pooled, cuts
+
+
+def counted_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
+    """The same with the rule until stop 38 (the audits above the pooled cut counted)."""
+    from bench.pseudo_label_certification import counted_cuts as counted
+    from models_ml.confidence import preselect_threshold
+
+    conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
+    pooled = preselect_threshold(conf, right, target=target).threshold
+    return pooled, counted(conf, pred, right, target=target)
+
+
+def replay_version(
+    record: dict, truth: dict[int, int], *, target: float, rule=app_cuts
+) -> dict | None:
+    """The cuts of `rule` (the app's by default) from one version's recorded audits and
+    open predictions, and the fresh pseudo-labels they make, scored against `truth` ({item
+    id: class id}); None where the audits certify no pooled cut."""
+    from models_ml.confidence import cut_limits, cuts_within_share
 
     conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
     if not len(conf):
         return None
-    pooled = preselect_threshold(conf, right, target=target)
-    if pooled.threshold is None:
+    pooled, class_cuts = rule(record, target=target)
+    if pooled is None:
         return None
     cuts = cuts_within_share(
-        certified_class_thresholds(conf, pred, right, target=target),
+        class_cuts,
         conf,
         pred,
         record["open_share_conf"],
@@ -77,19 +101,20 @@ def replay_version(record: dict, truth: dict[int, int], *, target: float) -> dic
         int(c): [int((classes == c).sum()), int(hits[classes == c].sum())]
         for c in np.unique(classes)
     }
-    above = conf >= pooled.threshold
+    above = conf >= pooled
     written = {int(c): t for c, t in record["app_cuts"].items() if t is not None}
     replayed = {c: cut.threshold for c, cut in cuts.items() if cut.threshold is not None}
     return {
         "labels": record["labels"],
         "open": int(len(record["open_ids"])),
         "audits": int(len(conf)),
-        "pooled_cut": round(float(pooled.threshold), 4),
+        "pooled_cut": round(float(pooled), 4),
         "audits_above_cut": int(above.sum()),
         "audits_above_cut_right": int(right[above].sum()),
-        "open_above_cut_share": round(float(np.mean(record["open_conf"] >= pooled.threshold)), 4),
+        "open_above_cut_share": round(float(np.mean(record["open_conf"] >= pooled)), 4),
         "pseudo_labels": int(chosen.sum()),
         "pseudo_label_precision": round(float(hits.mean()), 4) if len(hits) else None,
+        "pseudo_label_ids": dict(zip(ids.tolist(), classes.tolist(), strict=True)),
         "pseudo_labels_by_class": by_class,
         "cuts_match": replayed.keys() == written.keys()
         and all(abs(replayed[c] - written[c]) < 1e-9 for c in replayed),
@@ -283,6 +308,39 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
     return records, truth, result["summary"]
 
 
+def kept_session(records: list[dict], truth: dict[int, int], *, target: float, rule) -> dict:
+    """The session's pseudo-labels under `rule` as the app keeps them (`pseudo_labels_kept`):
+    each version adds the fresh ones its cuts make and keeps the earlier ones still open whose
+    class it still predicts. Replayed on the recorded versions (what the session would have
+    done differently with other pseudo-labels is not), without the audit guard that drops
+    them all. Per version: labels, pseudo-labels, right; and the first version that made
+    any, the most at once, the precision pooled over versions and the worst version's (of
+    those with at least 20)."""
+    kept: dict[int, int] = {}
+    rounds, first = [], None
+    for record in records:
+        row = replay_version(record, truth, target=target, rule=rule)
+        still = dict(zip(record["open_ids"].tolist(), record["open_pred"].tolist(), strict=True))
+        kept = {item: cls for item, cls in kept.items() if still.get(item) == cls}
+        if row is not None and row["pseudo_labels"]:
+            first = first or [record["labels"], row["pseudo_labels"], row["pseudo_label_precision"]]
+            kept.update(row["pseudo_label_ids"])
+        right = sum(truth[item] == cls for item, cls in kept.items())
+        rounds.append([record["labels"], len(kept), right])
+    made = sum(r[1] for r in rounds)
+    return {
+        "first_version_labels_made_precision": first,
+        "most_at_once": max((r[1] for r in rounds), default=0),
+        "precision_pooled_over_versions": round(sum(r[2] for r in rounds) / made, 4)
+        if made
+        else None,
+        "worst_version_precision": min(
+            (round(r[2] / r[1], 4) for r in rounds if r[1] >= 20), default=None
+        ),
+        "by_version": rounds,
+    }
+
+
 def pseudo_labels_summed(rows: list[dict]) -> tuple[int, float]:
     """Pseudo-labels made, and how many of them right, summed over replayed versions."""
     made = [row for row in rows if row["pseudo_labels"]]
@@ -298,6 +356,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     session_arguments(parser)
     parser.add_argument("--old", type=float, default=1.5, help="audit age split (pool ratio)")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="a pickle of the recorded session: read if it exists (no session run), else written",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pseudo-label-replay-"))
@@ -308,14 +371,21 @@ def main() -> None:
     if args.data == "fashion-mnist":
         data = fashion_mnist_tree(work / "fashion-mnist", args.pool_size * 3, args.test_size * 3)
     started = time.perf_counter()
-    records, truth, summary = record_session(
-        data,
-        encoder=args.encoder,
-        pool_size=args.pool_size,
-        test_size=args.test_size,
-        seed=args.seed,
-        log=lambda message: print(message, file=sys.stderr),
-    )
+    if args.record and args.record.exists():
+        with args.record.open("rb") as stored:  # written by this bench (below): trusted
+            records, truth, summary = pickle.load(stored)
+    else:
+        records, truth, summary = record_session(
+            data,
+            encoder=args.encoder,
+            pool_size=args.pool_size,
+            test_size=args.test_size,
+            seed=args.seed,
+            log=lambda message: print(message, file=sys.stderr),
+        )
+        if args.record:
+            with args.record.open("wb") as stored:
+                pickle.dump((records, truth, summary), stored)
     target = Project._meta.get_field("pseudo_label_precision").default
     versions = []
     for record in records:
@@ -329,7 +399,12 @@ def main() -> None:
             row["recent_audits_only"] = (
                 {key: recent[key] for key in RECENT_KEYS} if recent is not None else None
             )
+            row.pop("pseudo_label_ids")
             versions.append(row)
+    sessions = {
+        name: kept_session(records, truth, target=target, rule=rule)
+        for name, rule in (("app", app_cuts), ("counted_until_stop_38", counted_cuts))
+    }
     used, right = pseudo_labels_summed(versions)
     recent_used, recent_right = pseudo_labels_summed(
         [v["recent_audits_only"] for v in versions if v["recent_audits_only"]]
@@ -351,6 +426,7 @@ def main() -> None:
                     if recent_used
                     else None,
                 },
+                "kept_pseudo_labels": sessions,
                 "seconds_to_95pct_dataset": summary.get("seconds_to_95pct_dataset"),
                 "kept_guard": {
                     "versions_that_drop_the_kept": sum(
@@ -359,7 +435,10 @@ def main() -> None:
                     "by_version": [[r["labels"], *r["kept_guard"].values()] for r in records],
                 },
                 "by_version": versions,
-                "settings": vars(args),
+                "settings": {
+                    key: str(value) if isinstance(value, Path) else value
+                    for key, value in vars(args).items()
+                },
                 "machine": f"{platform.machine()}, Python {platform.python_version()}",
                 "seconds": round(time.perf_counter() - started, 1),
             },

@@ -73,8 +73,8 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
         "audit_open_then": np.r_[np.full(40, 21), np.full(60, 10)],
         "open_ids": open_ids,
         # rows 0-3 class 0 and 4-5 class 1 confident; 6-9 below the cut
-        "open_conf": np.r_[np.full(6, 0.995), np.full(4, 0.4)],
-        "open_share_conf": np.r_[np.full(6, 0.995), np.full(4, 0.4)],
+        "open_conf": np.r_[np.full(6, 0.99), np.full(4, 0.4)],
+        "open_share_conf": np.r_[np.full(6, 0.99), np.full(4, 0.4)],
         "open_pred": np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 1]),
         "app_cuts": {0: 0.99, 1: 0.99},
     }
@@ -104,6 +104,43 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
     assert len(recent_audits_only(record, old=2.5)["audit_conf"]) == 100
     aged = recent_audits_only(dict(record, audit_labeled_at=np.arange(100)), old=1.5)
     assert list(aged["audit_labeled_at"]) == list(range(40, 100))  # every audit row kept in step
+
+
+def test_the_replay_keeps_pseudo_labels_as_the_app_does_and_scores_them_per_version():
+    """Version 1 certifies a cut and makes 6 pseudo-labels (4 right). Version 2 certifies
+    nothing (every audit wrong now): it keeps the ones still open whose class it still
+    predicts (1000 was answered, 1001 changed class), 2 right of 4."""
+    import numpy as np
+
+    from bench.pseudo_label_replay import app_cuts, kept_session
+
+    open_ids = np.arange(1000, 1010)
+    first = {
+        "labels": 150,
+        "audit_conf": np.r_[np.full(60, 0.99), np.full(40, 0.5)],
+        "audit_pred": np.r_[np.arange(60) % 2, np.zeros(40, int)],
+        "audit_correct": np.r_[np.ones(60, bool), np.zeros(40, bool)],
+        "open_ids": open_ids,
+        "open_conf": np.r_[np.full(6, 0.99), np.full(4, 0.4)],
+        "open_share_conf": np.r_[np.full(6, 0.99), np.full(4, 0.4)],
+        "open_pred": np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 1]),
+        "app_cuts": {},
+    }
+    second = dict(
+        first,
+        labels=170,
+        audit_correct=np.zeros(100, bool),
+        open_ids=open_ids[1:],
+        open_conf=first["open_conf"][1:],
+        open_share_conf=first["open_share_conf"][1:],
+        open_pred=np.array([1, 0, 0, 1, 1, 0, 1, 0, 1]),
+    )
+    truth = {int(i): 0 for i in open_ids} | {1003: 1, 1004: 1, 1005: 0}
+    session = kept_session([first, second], truth, target=0.95, rule=app_cuts)
+    assert session["by_version"] == [[150, 6, 4], [170, 4, 2]]
+    assert session["first_version_labels_made_precision"] == [150, 6, round(4 / 6, 4)]
+    assert session["most_at_once"] == 6 and session["precision_pooled_over_versions"] == 0.6
+    assert session["worst_version_precision"] is None  # no version with 20 or more
 
 
 def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since():
