@@ -333,7 +333,7 @@ def calibrated_cut(
     open images above the cut crowd towards it, where predictions are wrong more often. On
     recorded sessions (docs/benchmarks/human-effort.md, stop 38) the counted cuts made
     pseudo-labels 92.4-94.6 % right pooled where 95 % was promised (first cuts 91.2-93.6 %),
-    each certified on a run of right audits just long enough; read off the curve, 96.0-97.3 %.
+    each certified on a run of right audits just long enough; read off the curve, 96.0-97.7 %.
     The curve is an assumption (two parameters); where it does not fit the top of the
     confidence range the bound does not know it, which is why a class's own audits above
     the cut have to agree with it, all together and class by class
