@@ -237,6 +237,19 @@ def _logit(confidence: np.ndarray) -> np.ndarray:
     return np.log(clipped / (1 - clipped))
 
 
+def _calibration_data(
+    confidence: np.ndarray, correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The audits as the curve's likelihood sees them: each distinct logit(confidence)
+    (clipped: saturated confidences share one), how many audits have it and how many of those
+    were right. Exact, and the likelihood's cost then grows with the distinct confidences,
+    not the audits."""
+    x, index = np.unique(_logit(confidence), return_inverse=True)
+    n = np.bincount(index, minlength=len(x)).astype(float)
+    hits = np.bincount(index, weights=np.asarray(correct, dtype=float), minlength=len(x))
+    return np.column_stack([np.ones(len(x)), x]), n, hits
+
+
 def calibration_posterior(
     confidence: np.ndarray, correct: np.ndarray, *, prior_sd: float = CALIBRATION_PRIOR_SD
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -245,20 +258,33 @@ def calibration_posterior(
     posterior mode and the covariance there of (a, b) under a N(0, prior_sd²) prior each, by
     Newton's method and the Laplace approximation (`calibration_draws` samples the posterior
     itself)."""
-    X = np.column_stack([np.ones(len(confidence)), _logit(confidence)])
-    y = np.asarray(correct, dtype=float)
+    X, n, hits = _calibration_data(confidence, correct)
     prior = np.eye(2) / prior_sd**2
     w = np.zeros(2)
     for _ in range(100):
         p = 1 / (1 + np.exp(-(X @ w)))
-        hessian = (X * (p * (1 - p))[:, None]).T @ X + prior
-        step = np.linalg.solve(hessian, X.T @ (y - p) - prior @ w)
+        hessian = (X * (n * p * (1 - p))[:, None]).T @ X + prior
+        step = np.linalg.solve(hessian, X.T @ (hits - n * p) - prior @ w)
         w = w + step
         if np.abs(step).max() < 1e-9:
             break
     p = 1 / (1 + np.exp(-(X @ w)))
-    hessian = (X * (p * (1 - p))[:, None]).T @ X + prior
+    hessian = (X * (n * p * (1 - p))[:, None]).T @ X + prior
     return w, np.linalg.inv(hessian)
+
+
+def calibration_log_likelihood(
+    curves: np.ndarray, confidence: np.ndarray, correct: np.ndarray
+) -> np.ndarray:
+    """The log-likelihood of the audits under each curve (a, b) of `curves`:
+    Σ right · logit − Σ log(1 + e^logit), logit = a + b · logit(confidence), summed over the
+    distinct confidences (`_calibration_data`), a block of curves at a time."""
+    X, n, hits = _calibration_data(confidence, correct)
+    curves = np.atleast_2d(curves)
+    total = curves @ (X.T @ hits)
+    for start in range(0, len(curves), 1000):
+        total[start : start + 1000] -= np.logaddexp(0, curves[start : start + 1000] @ X.T) @ n
+    return total
 
 
 def calibration_draws(
@@ -277,8 +303,6 @@ def calibration_draws(
     confidence, the likelihood is nearly flat at its peak and the Gaussian there is as wide
     as the prior, so 60 right of 60 at confidence 1.0 would bound the chance near 0; the
     weights see that the likelihood rules out low chances (0.95⁶⁰ = 0.05)."""
-    X = np.column_stack([np.ones(len(confidence)), _logit(confidence)])
-    y = np.asarray(correct, dtype=float)
     mean, cov = calibration_posterior(confidence, correct, prior_sd=prior_sd)
     rng = np.random.default_rng(seed)
     proposals, df = 8 * draws, 4.0
@@ -290,9 +314,7 @@ def calibration_draws(
     log_weight = (df + 2) / 2 * np.log1p(distance / df) - np.sum(curves**2, axis=1) / (
         2 * prior_sd**2
     )
-    for start in range(0, proposals, 1000):  # the likelihood, a block of curves at a time
-        logits = curves[start : start + 1000] @ X.T
-        log_weight[start : start + 1000] += (y * logits - np.logaddexp(0, logits)).sum(axis=1)
+    log_weight += calibration_log_likelihood(curves, confidence, correct)
     weight = np.exp(log_weight - log_weight.max())
     return curves[rng.choice(proposals, size=draws, p=weight / weight.sum())]
 

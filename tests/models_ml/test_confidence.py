@@ -324,3 +324,27 @@ def test_a_run_of_right_audits_at_a_saturated_confidence_bounds_the_chance_high(
     assert 0.93 < low < 0.99
     some_wrong = np.r_[np.ones(55, bool), np.zeros(5, bool)]
     assert np.quantile(curve_chance(calibration_draws(confidence, some_wrong), 1.0), 0.05) < 0.85
+
+
+def test_the_curve_likelihood_summed_over_distinct_confidences_is_each_audits_sum():
+    """The likelihood is summed once per distinct (clipped) confidence with its counts; it
+    must equal the sum over every audit, and the posterior mode must not move."""
+    from models_ml.confidence import (
+        _logit,
+        calibration_log_likelihood,
+        calibration_posterior,
+    )
+
+    rng = np.random.default_rng(3)
+    confidence = np.r_[rng.choice([0.6, 0.8, 0.95], 150), rng.uniform(0.5, 1.0, 50), np.ones(40)]
+    confidence[:5] = 0.99999  # clipped with the 1.0s
+    correct = rng.random(len(confidence)) < confidence
+    curves = rng.normal(size=(7, 2))
+    logits = curves[:, :1] + curves[:, 1:] * _logit(confidence)
+    each = (correct * logits - np.logaddexp(0, logits)).sum(axis=1)
+    assert np.allclose(calibration_log_likelihood(curves, confidence, correct), each)
+
+    mode, _ = calibration_posterior(confidence, correct)
+    X = np.column_stack([np.ones(len(confidence)), _logit(confidence)])
+    p = 1 / (1 + np.exp(-(X @ mode)))
+    assert np.allclose(X.T @ (correct - p) - mode, 0, atol=1e-6)  # the gradient there, prior N(0,1)
