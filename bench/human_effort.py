@@ -6,9 +6,10 @@ services with an oracle that answers from the labels), two sessions run from scr
 - **policy**: the app's default labeling mode, `auto` (core/services/labeling.py): single
   cards (margin strategy, pre-selection where it is right often enough) until the model's
   predictions settle, then alternating with verification pages whenever a page costs fewer
-  expected seconds per right label; 5 % of
-  cards audit a random pseudo-label; the dataset counts the model's pseudo-labels under their
-  per-class thresholds (what an export with audited pseudo-labels gives);
+  expected seconds per right label; cards are audits (random open images, no suggestion)
+  while the model is learning, then the project's default `audit_share` of them (20 %); the
+  dataset counts the model's pseudo-labels under their certified cuts (what an export with
+  audited pseudo-labels gives);
 - **baseline**: random order, one image at a time, no pre-selection, human labels only.
 
 Each is priced by the cost model in core/effort.py (KLM, plus 0.5 s per verification tile

@@ -189,8 +189,9 @@ class Project(models.Model):
     pseudo_label_precision = models.FloatField(
         default=0.95,
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
-        help_text="Pseudo-label an unlabeled image only above its class's confidence threshold "
-        "where held-out predictions of that class were right at least this often.",
+        help_text="Pseudo-label an unlabeled image only above a confidence cut where the audits "
+        "(random unlabeled images answered as cards) show pseudo-labels right at least this "
+        "often: for all classes together by a calibration curve, and for each class by its own.",
     )
     audit_share = models.FloatField(
         default=0.2,
