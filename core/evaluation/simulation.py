@@ -102,6 +102,12 @@ class RunConfig:
     # Stop once the pool's dataset accuracy reaches this and the served model 90 % of the
     # full-label accuracy (both goals of bench/human_effort.py); None: spend the budget.
     stop_at_dataset_accuracy: float | None = None
+    # False: once the served model reaches 90 % of the full-label accuracy, no more training
+    # runs (the annotator keeps labeling against the model that reached it). Only for
+    # sessions whose queue and labels do not depend on the model after that (random cards,
+    # no pre-selection, no pseudo-labels: bench/human_effort.py's baseline), where it gives
+    # the same seconds to both goals without retraining on every batch of a large pool.
+    train_after_model_goal: bool = True
 
     def __post_init__(self):
         if self.mode not in LabelingMode.values:
@@ -118,6 +124,18 @@ class RunConfig:
             raise SimulationError("budget and batch must be at least 1")
         if self.self_training is not None and not 0.5 <= self.self_training <= 1.0:
             raise SimulationError("--self-training is a confidence threshold from 0.5 to 1.0")
+        if not self.train_after_model_goal and (
+            self.stop_at_dataset_accuracy is None
+            or self.strategy != Strategy.RANDOM
+            or self.mode != LabelingMode.CARDS
+            or self.preselect
+            or self.pseudo_labels
+        ):
+            raise SimulationError(
+                "train_after_model_goal=False is for random cards with no pre-selection and no "
+                "pseudo-labels, stopping at a dataset accuracy: elsewhere the model still "
+                "decides what is labeled"
+            )
 
 
 @dataclass
@@ -399,6 +417,7 @@ class Simulation:
         next_round = config.batch
         effort: Counter = Counter()  # the annotator's actions (and tile looks) so far
         counts: Counter = Counter()  # this round's
+        frozen = False  # no more training runs (`train_after_model_goal`)
         while labels < config.budget:
             project.refresh_from_db(fields=["current_model_version", "labels_submitted"])
             task = next_task(project=project, user=prepared.user, mode=config.mode)
@@ -434,10 +453,16 @@ class Simulation:
                 )
                 counts[card_action(preselected=pre, preselected_right=right)] += 1
                 labels += 1
-            self._drain(project)  # the training runs these labels requested, now
+            if not frozen:
+                self._drain(project)  # the training runs these labels requested, now
             if labels >= next_round:
                 row = self._round(project, labels, shown, round_started, counts, effort, config)
+                row["model_frozen"] = frozen
                 rounds.append(row)
+                frozen = frozen or (
+                    not config.train_after_model_goal
+                    and (row["test_accuracy"] or 0) >= model_target
+                )
                 shown, counts, round_started = [], Counter(), time.perf_counter()
                 next_round = (labels // config.batch + 1) * config.batch
                 if (
@@ -447,11 +472,11 @@ class Simulation:
                 ):
                     break
         if shown or counts:  # the last, partial batch: train on it as "train now" would
-            training_request(project=project, reason="simulation: end of budget")
-            self._drain(project)
-            rounds.append(
-                self._round(project, labels, shown, round_started, counts, effort, config)
-            )
+            if not frozen:
+                training_request(project=project, reason="simulation: end of budget")
+                self._drain(project)
+            row = self._round(project, labels, shown, round_started, counts, effort, config)
+            rounds.append({**row, "model_frozen": frozen})
         comparisons = Job.objects.filter(
             project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
         ).order_by("id")

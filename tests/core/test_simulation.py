@@ -382,3 +382,49 @@ def test_simulated_verification_pages_cost_looks_and_marks_and_the_same_seed_giv
         if r["pseudo_labels_used"]:
             right = sum(right for _, right in by_class)
             assert round(right / r["pseudo_labels_used"], 4) == r["pseudo_label_precision"]
+
+
+def test_a_baseline_that_stops_training_at_the_model_goal_reaches_both_goals_as_one_that_trains(
+    dataset,
+):
+    """bench/human_effort.py's baseline stops retraining once its model reaches (a): random
+    cards with human labels only do not depend on the model after that, so the labels,
+    actions and seconds to both goals are those of a run that keeps training, with fewer
+    training runs; where the model still decides what is labeled, freezing it is refused."""
+    common = dict(
+        strategy="random",
+        mode="cards",
+        preselect=False,
+        pseudo_labels=False,
+        budget=48,
+        batch=4,
+        seed=0,
+        stop_at_dataset_accuracy=0.95,
+    )
+    goals = (
+        "labels_to_90pct_model",
+        "labels_to_95pct_dataset",
+        "seconds_to_90pct_model",
+        "seconds_to_95pct_dataset",
+        "actions_per_image_to_95pct_dataset",
+    )
+    with Simulation(dataset, encoder="pixels", data_seed=0) as simulation:
+        project = simulation._ready().project
+        trained = simulation.run(RunConfig(**common))
+        trained_versions = ModelVersion.objects.filter(project=project).count()
+        frozen = simulation.run(RunConfig(**common, train_after_model_goal=False))
+        frozen_versions = ModelVersion.objects.filter(project=project).count()
+    assert (
+        trained["summary"]["labels_to_90pct_model"] < trained["summary"]["labels_to_95pct_dataset"]
+    )
+    for goal in goals:
+        assert frozen["summary"][goal] == trained["summary"][goal], goal
+    assert [r["labels"] for r in frozen["rounds"]] == [r["labels"] for r in trained["rounds"]]
+    assert any(r["model_frozen"] for r in frozen["rounds"])
+    assert not any(r["model_frozen"] for r in trained["rounds"])
+    assert frozen_versions < trained_versions
+
+    with pytest.raises(SimulationError, match="random cards"):
+        RunConfig(**{**common, "pseudo_labels": True}, train_after_model_goal=False)
+    with pytest.raises(SimulationError, match="random cards"):
+        RunConfig(**{**common, "strategy": "margin"}, train_after_model_goal=False)
