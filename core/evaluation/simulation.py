@@ -103,7 +103,9 @@ class RunConfig:
     # full-label accuracy (both goals of bench/human_effort.py); None: spend the budget.
     stop_at_dataset_accuracy: float | None = None
     # False: once the served model reaches 90 % of the full-label accuracy, no more training
-    # runs (the annotator keeps labeling against the model that reached it). Only for
+    # runs (the annotator keeps labeling against the version that reached it; the rounds'
+    # test accuracy is still that of its head refitted on the labels so far, `served_model`,
+    # and they say `model_frozen`). Only for
     # sessions whose queue and labels do not depend on the model after that (random cards,
     # no pre-selection, no pseudo-labels: bench/human_effort.py's baseline), where it gives
     # the same seconds to both goals without retraining on every batch of a large pool.
