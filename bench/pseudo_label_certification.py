@@ -155,7 +155,7 @@ def counted_cuts(confidence, predicted, correct, *, target: float, z: float = 1.
 
 
 def cell(X, y, *, labels: int, audits: int, seed: int, target: float) -> dict:
-    from models_ml.confidence import certified_class_thresholds, cuts_within_share
+    from models_ml.confidence import certified_class_thresholds, cut_limits, cuts_within_share
     from models_ml.retraining import head_fit
 
     order = np.random.default_rng(seed).permutation(len(y))
@@ -195,15 +195,6 @@ def cell(X, y, *, labels: int, audits: int, seed: int, target: float) -> dict:
         open_predicted,
     )
 
-    def limits(cuts: dict) -> np.ndarray:
-        return np.array(
-            [
-                cuts[c].threshold if c in cuts and cuts[c].threshold is not None else np.inf
-                for c in range(probs.shape[1])
-            ]
-        )
-
-    cut_of = limits(cuts)
     platt = platt_cut(confidence, correct, open_confidence, target, seed=seed)
     ranked = open_right[np.argsort(-open_confidence)]
     running = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
@@ -213,9 +204,11 @@ def cell(X, y, *, labels: int, audits: int, seed: int, target: float) -> dict:
         "audits": audits,
         "seed": seed,
         "audits_right": round(float(correct.mean()), 4),
-        "cuts": sorted({round(float(t), 4) for t in cut_of if np.isfinite(t)}),
-        "certified": outcome(open_confidence >= cut_of[open_predicted]),
-        "counted": outcome(open_confidence >= limits(counted)[open_predicted]),
+        "cuts": sorted(
+            {round(float(c.threshold), 4) for c in cuts.values() if c.threshold is not None}
+        ),
+        "certified": outcome(open_confidence >= cut_limits(cuts, open_predicted)),
+        "counted": outcome(open_confidence >= cut_limits(counted, open_predicted)),
         "platt": outcome(
             open_confidence >= platt if platt is not None else np.zeros(len(rest), bool)
         ),

@@ -377,10 +377,8 @@ def calibrated_cut(
     audits_above = len(confidence) - np.searchsorted(np.sort(confidence), ordered, side="left")
     hits = np.r_[0, np.cumsum(np.asarray(correct, dtype=bool)[by_conf])][audits_above]
     expected = np.r_[0.0, np.cumsum(curve_chance(mean, confidence[by_conf]))][audits_above]
-    from scipy.stats import binom
-
     share = np.clip(expected / np.maximum(audits_above, 1), 0.0, 1 - 1e-9)
-    fits = binom.cdf(hits, audits_above, share) >= 0.05
+    fits = ~shown_below(hits, audits_above, share)
     at_cut = curve_chance(mean, ordered)
     ok = (low >= target) & (at_cut >= target) & (audits_above >= min_support) & fits
     # only cut where the next open image is less confident: equal confidences stay together
@@ -462,17 +460,18 @@ def family_z(z: float, tests: int) -> float:
     return float(norm.isf(norm.sf(z) / tests))
 
 
-def shown_below(hits: int, n: int, target: float, alpha: float = 0.05) -> bool:
+def shown_below(hits, n, target, alpha: float = 0.05):
     """Whether `hits` right answers of `n` show that the precision is below `target`: the
     exact one-sided binomial test at `alpha` (a precision of exactly `target` is called below
     at most `alpha` of the time, whatever `n`).
 
     Exact, not the Wilson bound: at the few answers a check starts with, the Wilson upper
     bound calls 3 right of 4 below 95 % (0.942), which 95 % right answers give 19 % of the
-    time."""
+    time. Element-wise on arrays (a bool array), else a bool."""
     from scipy.stats import binom
 
-    return n > 0 and float(binom.cdf(hits, n, target)) < alpha
+    below = (np.asarray(n) > 0) & (binom.cdf(hits, n, target) < alpha)
+    return below if below.ndim else bool(below)
 
 
 def wilson_upper_bound(hits: int, n: int, z: float = DEFAULT_Z) -> float:

@@ -478,7 +478,8 @@ class Simulation:
                 training_request(project=project, reason="simulation: end of budget")
                 self._drain(project)
             row = self._round(project, labels, shown, round_started, counts, effort, config)
-            rounds.append({**row, "model_frozen": frozen})
+            row["model_frozen"] = frozen
+            rounds.append(row)
         comparisons = Job.objects.filter(
             project=project, kind=Job.Kind.CHOOSE_ENCODER, status=Job.Status.SUCCEEDED
         ).order_by("id")
