@@ -39,7 +39,9 @@ from core.services.versions import (
 from models_ml.confidence import (
     PreselectThreshold,
     certified_class_thresholds,
+    cut_limits,
     cuts_within_share,
+    kept_within_target,
     preselect_threshold,
     reliability_table,
     shown_below,
@@ -337,8 +339,9 @@ def pseudo_labels_kept(*, project: Project) -> dict[int, int]:
     pseudo-labels 92.9 % right for ~2,000 labels; stop 33 in docs/benchmarks/human-effort.md).
     Under the calibrated cuts too: on 10,000 CIFAR-10 images each version's fresh
     pseudo-labels were 95.5-100 % right, the kept ones its cuts no longer certify pulled the
-    set in use to about 94 % for 1,500 labels; a replay that certifies the whole set on the
-    version's curve held it at 95.2-97.9 % (stop 39)."""
+    set in use to about 94 % for 1,500 labels (stop 39). Since stop 40 the training run
+    certifies the whole set in use on the version's calibration curve and drops the least
+    confident kept ones until it clears (`pseudo_labels_kept_certified`)."""
     serving = project.current_model_version
     if serving is None or serving.kind != ModelVersion.Kind.MODEL:
         return {}
@@ -352,6 +355,52 @@ def pseudo_labels_kept(*, project: Project) -> dict[int, int]:
             item_open=True,
         ).values_list("item_id", "predicted_class_id")
     )
+
+
+def pseudo_labels_kept_certified(
+    *,
+    project: Project,
+    kept: dict[int, int],
+    audits: HeldOut,
+    pseudo: dict[int, PreselectThreshold],
+    pool_ids: np.ndarray,
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    is_done: np.ndarray,
+) -> dict[int, int]:
+    """`kept` (`pseudo_labels_kept`) less the least confident of those this version's cuts
+    (`pseudo`) do not make fresh, until the whole set in use clears the project's target on
+    this version's calibration curve of the audits (`kept_within_target`; `predicted` and
+    `confidence` are this version's class and pseudo-label confidence per pool row). A kept
+    one the model no longer predicts, or whose image is done, is not in the set (the version
+    drops it anyway). Unchanged where there are too few audits for a curve."""
+    if not kept:
+        return kept
+    row = {int(item): r for r, item in enumerate(pool_ids.tolist())}
+    fresh = ~is_done & (confidence >= cut_limits(pseudo, predicted))
+    rows = np.array(
+        [
+            row[item]
+            for item, cls in kept.items()
+            if item in row
+            and not is_done[row[item]]
+            and not fresh[row[item]]
+            and predicted[row[item]] == cls
+        ],
+        dtype=np.int64,
+    )
+    keep = kept_within_target(
+        audits.confidence,
+        audits.correct,
+        confidence[fresh],
+        confidence[rows],
+        target=project.pseudo_label_precision,
+    )
+    if keep is None or keep == len(rows):
+        return kept
+    order = rows[np.argsort(-confidence[rows], kind="stable")]
+    dropped = set(pool_ids[order[keep:]].tolist())
+    return {item: cls for item, cls in kept.items() if item not in dropped}
 
 
 def rejected_classes_drop(
@@ -508,12 +557,23 @@ def training_run(job: Job) -> dict:
     )
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
     preselect = suggestion_threshold(project=project, suggestions=suggestions, evidence=evidence)
+    pseudo_confidence = pseudo_label_confidence(probs, rejected)
     pseudo = pseudo_label_thresholds(
         project=project,
         evidence=evidence,
         open_probs=probs[open_rows] if len(open_rows) else np.zeros((0, len(class_ids))),
-        open_confidence=pseudo_label_confidence(probs, rejected)[open_rows],
+        open_confidence=pseudo_confidence[open_rows],
         class_ids=class_ids,
+    )
+    kept = pseudo_labels_kept_certified(
+        project=project,
+        kept=pseudo_labels_kept(project=project),
+        audits=evidence.audits_only(),
+        pseudo=pseudo,
+        pool_ids=pool_ids,
+        predicted=class_ids[probs.argmax(axis=1)] if len(pool_ids) else pool_ids,
+        confidence=pseudo_confidence,
+        is_done=is_done,
     )
     reliability = reliability_table(evidence.confidence, evidence.correct)
     version = _version_write(
@@ -538,7 +598,7 @@ def training_run(job: Job) -> dict:
         accuracy=estimate,
         preselect=preselect,
         pseudo=pseudo,
-        kept=pseudo_labels_kept(project=project),
+        kept=kept,
         is_done=is_done,
         reliability=reliability,
         annotators=people,
@@ -593,8 +653,8 @@ def _version_write(
 ) -> ModelVersion:
     """A new ModelVersion with one prediction per pool item (not yet current). An unlabeled
     item is pseudo-labeled where the model's own prediction clears its class's threshold, or
-    where it is one of the serving version's pseudo-labels (`kept`, `pseudo_labels_kept`) and
-    the model still predicts that class."""
+    where it is one of the serving version's pseudo-labels (`kept`, `pseudo_labels_kept`,
+    `pseudo_labels_kept_certified`) and the model still predicts that class."""
     zero_shot: dict[int, tuple[int, float]] = {}
     if suggestions.source == SuggestionSource.ZERO_SHOT:
         zero_shot = {

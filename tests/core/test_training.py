@@ -378,3 +378,67 @@ def test_a_run_that_certifies_no_cut_keeps_the_pseudo_labels_the_model_still_agr
     )
     assert now == pseudo - {changed} - done
     assert second.metrics["pseudo_labeled"] == second.metrics["pseudo_labeled_kept"] == len(now)
+
+
+def test_kept_pseudo_labels_the_calibration_curve_no_longer_certifies_go_least_confident_first():
+    """The set in use (fresh and kept pseudo-labels) must clear the project's target on the
+    version's curve of the audits: here a calibrated one (chance = confidence), 200 fresh at
+    0.99 and kept ones from 0.99 down to 0.6. The least confident kept ones go; a kept one the
+    model no longer predicts or whose image is done is not counted, and kept ones that are
+    fresh again are never dropped."""
+    from models_ml.confidence import PreselectThreshold
+
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.5, 1.0, 2000)
+    audits = training.HeldOut(
+        confidence=conf,
+        predicted=np.zeros(2000, np.int64),
+        correct=rng.random(2000) < conf,
+        from_page=np.zeros(2000, bool),
+        from_audit=np.ones(2000, bool),
+        item_ids=np.arange(2000),
+    )
+    n_fresh, n_kept = 200, 300
+    pool_ids = np.arange(10_000, 10_000 + n_fresh + n_kept + 2)
+    confidence = np.r_[np.full(n_fresh, 0.99), np.linspace(0.99, 0.6, n_kept), 0.5, 0.5]
+    predicted = np.r_[np.full(n_fresh + n_kept, 7), 8, 7]
+    is_done = np.r_[np.zeros(n_fresh + n_kept + 1, bool), True]
+    cut = {7: PreselectThreshold(0.99, 0.95, 20, 1.0, 0.1, 200)}
+    kept = {int(item): 7 for item in pool_ids}  # all of them, fresh again or not
+    project = Project(pseudo_label_precision=0.95)
+
+    after = training.pseudo_labels_kept_certified(
+        project=project,
+        kept=kept,
+        audits=audits,
+        pseudo=cut,
+        pool_ids=pool_ids,
+        predicted=predicted,
+        confidence=confidence,
+        is_done=is_done,
+    )
+    stay = [item for item in pool_ids if item in after]
+    first_dropped = pool_ids[n_fresh:][~np.isin(pool_ids[n_fresh:], list(after))][0]
+    assert set(pool_ids[:n_fresh]) <= set(after)  # fresh again: never dropped
+    assert pool_ids[-1] in after and pool_ids[-2] in after  # not in the set: left to the version
+    kept_rows = np.flatnonzero(np.isin(pool_ids, stay))[n_fresh:-2]
+    assert (
+        0 < len(kept_rows) < n_kept and (kept_rows == np.arange(n_fresh, kept_rows[-1] + 1)).all()
+    )
+    in_use = confidence[: kept_rows[-1] + 1]
+    assert in_use.mean() >= 0.95 > confidence[: kept_rows[-1] + 60].mean()  # not far too cautious
+    assert first_dropped == pool_ids[kept_rows[-1] + 1]
+    no_curve = training.HeldOut(**{f: v[:10] for f, v in vars(audits).items()})
+    assert (
+        training.pseudo_labels_kept_certified(
+            project=project,
+            kept=kept,
+            audits=no_curve,
+            pseudo=cut,
+            pool_ids=pool_ids,
+            predicted=predicted,
+            confidence=confidence,
+            is_done=is_done,
+        )
+        == kept
+    )

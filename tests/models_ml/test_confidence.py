@@ -348,3 +348,53 @@ def test_the_curve_likelihood_summed_over_distinct_confidences_is_each_audits_su
     X = np.column_stack([np.ones(len(confidence)), _logit(confidence)])
     p = 1 / (1 + np.exp(-(X @ mode)))
     assert np.allclose(X.T @ (correct - p) - mode, 0, atol=1e-6)  # the gradient there, prior N(0,1)
+
+
+def test_kept_pseudo_labels_stay_only_while_the_whole_set_clears_the_target():
+    """A calibrated model (right with chance = confidence), 2,000 audits: 400 fresh
+    pseudo-labels at 0.99 and 1,000 kept ones spread over 0.6-0.99. All of them together are
+    about 90 % right, so the least confident kept ones go until the set the count leaves
+    is right at least 95 % of the time (by the true chance, with the slack of the curve's
+    5 % quantile), and one more rank would not have kept it there. Kept ones as confident
+    as the fresh ones all stay; no audits to read a curve off: unchanged (None)."""
+    from models_ml.confidence import kept_within_target
+
+    rng = np.random.default_rng(5)
+    audits = rng.uniform(0.5, 1.0, 2000)
+    right = rng.random(2000) < audits
+    fresh = np.full(400, 0.99)
+    kept = np.sort(rng.uniform(0.6, 0.99, 1000))[::-1]
+    assert np.r_[fresh, kept].mean() < 0.95
+
+    keep = kept_within_target(audits, right, fresh, kept, target=0.95)
+    assert keep is not None and 100 < keep < 1000
+    assert np.r_[fresh, kept[:keep]].mean() >= 0.95
+    assert np.r_[fresh, kept[: keep + 150]].mean() < 0.95  # not far more cautious than needed
+    shuffled = rng.permutation(kept)  # the order it is given in does not matter
+    assert kept_within_target(audits, right, fresh, shuffled, target=0.95) == keep
+
+    sure = np.full(300, 0.995)
+    assert kept_within_target(audits, right, fresh, sure, target=0.95) == 300
+    assert kept_within_target(audits[:19], right[:19], fresh, kept, target=0.95) is None
+    assert kept_within_target(audits, right, fresh, np.zeros(0), target=0.95) == 0
+
+
+def test_kept_pseudo_labels_on_a_large_pool_are_read_at_a_sample_of_ranks():
+    """Past CALIBRATION_GRID kept or fresh pseudo-labels the chances are read at a sample of
+    ranks, each standing for its neighbours: the count kept is within a few ranks of the
+    exact one."""
+    from models_ml import confidence as conf
+
+    rng = np.random.default_rng(6)
+    audits = rng.uniform(0.5, 1.0, 1000)
+    right = rng.random(1000) < audits
+    fresh = rng.uniform(0.97, 1.0, 6000)
+    kept = rng.uniform(0.7, 0.99, 9000)
+    sampled = conf.kept_within_target(audits, right, fresh, kept, target=0.95)
+    grid = conf.CALIBRATION_GRID
+    try:
+        conf.CALIBRATION_GRID = 100_000
+        exact = conf.kept_within_target(audits, right, fresh, kept, target=0.95)
+    finally:
+        conf.CALIBRATION_GRID = grid
+    assert 0 < exact < 9000 and abs(sampled - exact) <= 9000 / grid * 2
