@@ -22,8 +22,10 @@ certify a pooled cut:
   app's): what cuts certified on a sample of a pool like the one left would pseudo-label.
 
 Then the session's pseudo-labels as the app keeps them (`kept_pseudo_labels`, `kept_session`:
-fresh ones added, earlier ones kept while open and still predicted), under the app's rule and
-under the rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
+fresh ones added, earlier ones kept while open and still predicted, the least confident
+kept ones dropped where the set in use no longer clears the target on the version's curve),
+under the app's rule, under it without that last step (the app until stop 40), and under the
+rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
 counted), on the same recorded versions: a replay, so what the session would have done
 differently with other pseudo-labels is not in it. What watches the kept ones is recorded
 per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
@@ -308,23 +310,42 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
     return records, truth, result["summary"]
 
 
-def kept_session(records: list[dict], truth: dict[int, int], *, target: float, rule) -> dict:
+def kept_session(
+    records: list[dict], truth: dict[int, int], *, target: float, rule, certify_kept: bool = True
+) -> dict:
     """The session's pseudo-labels under `rule` as the app keeps them (`pseudo_labels_kept`):
     each version adds the fresh ones its cuts make and keeps the earlier ones still open whose
-    class it still predicts. Replayed on the recorded versions (what the session would have
-    done differently with other pseudo-labels is not), without the audit guard that drops
-    them all. Per version: labels, pseudo-labels, right; and the first version that made
-    any, the most at once, the precision pooled over versions and the worst version's (of
-    those with at least 20)."""
+    class it still predicts, less (`certify_kept`, the app since stop 40) the least confident
+    of those the set in use no longer clears the target with on the version's curve
+    (`kept_within_target`, as `pseudo_labels_kept_certified`). Replayed on the recorded
+    versions (what the session would have done differently with other pseudo-labels is not),
+    without the audit guard that drops them all. Per version: labels, pseudo-labels, right;
+    and the first version that made any, the most at once, the precision pooled over versions
+    and the worst version's (of those with at least 20)."""
+    from models_ml.confidence import kept_within_target
+
     kept: dict[int, int] = {}
     rounds, first = [], None
     for record in records:
         row = replay_version(record, truth, target=target, rule=rule)
         still = dict(zip(record["open_ids"].tolist(), record["open_pred"].tolist(), strict=True))
         kept = {item: cls for item, cls in kept.items() if still.get(item) == cls}
-        if row is not None and row["pseudo_labels"]:
+        fresh = row["pseudo_label_ids"] if row is not None else {}
+        if certify_kept and kept:
+            conf = dict(zip(record["open_ids"].tolist(), record["open_conf"].tolist(), strict=True))
+            only_kept = sorted((i for i in kept if i not in fresh), key=lambda i: -conf[i])
+            keep = kept_within_target(
+                record["audit_conf"],
+                record["audit_correct"],
+                np.array([conf[i] for i in fresh]),
+                np.array([conf[i] for i in only_kept]),
+                target=target,
+            )
+            if keep is not None:
+                kept = {i: c for i, c in kept.items() if i not in set(only_kept[keep:])}
+        if fresh:
             first = first or [record["labels"], row["pseudo_labels"], row["pseudo_label_precision"]]
-            kept.update(row["pseudo_label_ids"])
+            kept.update(fresh)
         right = sum(truth[item] == cls for item, cls in kept.items())
         rounds.append([record["labels"], len(kept), right])
     made = sum(r[1] for r in rounds)
@@ -402,8 +423,12 @@ def main() -> None:
             row.pop("pseudo_label_ids")
             versions.append(row)
     sessions = {
-        name: kept_session(records, truth, target=target, rule=rule)
-        for name, rule in (("app", app_cuts), ("counted_until_stop_38", counted_cuts))
+        name: kept_session(records, truth, target=target, rule=rule, certify_kept=certify)
+        for name, rule, certify in (
+            ("app", app_cuts, True),
+            ("kept_uncertified_until_stop_40", app_cuts, False),
+            ("counted_until_stop_38", counted_cuts, False),
+        )
     }
     used, right = pseudo_labels_summed(versions)
     recent_used, recent_right = pseudo_labels_summed(

@@ -108,8 +108,9 @@ def test_the_replay_bench_scores_the_apps_cuts_and_splits_the_audits_by_age():
 
 def test_the_replay_keeps_pseudo_labels_as_the_app_does_and_scores_them_per_version():
     """Version 1 certifies a cut and makes 6 pseudo-labels (4 right). Version 2 certifies
-    nothing (every audit wrong now): it keeps the ones still open whose class it still
-    predicts (1000 was answered, 1001 changed class), 2 right of 4."""
+    nothing (every audit wrong now): until stop 40 it kept the ones still open whose class it
+    still predicts (1000 was answered, 1001 changed class), 2 right of 4; the app now reads
+    them off version 2's curve, which puts them below the target, and keeps none."""
     import numpy as np
 
     from bench.pseudo_label_replay import app_cuts, kept_session
@@ -136,7 +137,9 @@ def test_the_replay_keeps_pseudo_labels_as_the_app_does_and_scores_them_per_vers
         open_pred=np.array([1, 0, 0, 1, 1, 0, 1, 0, 1]),
     )
     truth = {int(i): 0 for i in open_ids} | {1003: 1, 1004: 1, 1005: 0}
-    session = kept_session([first, second], truth, target=0.95, rule=app_cuts)
+    app = kept_session([first, second], truth, target=0.95, rule=app_cuts)
+    assert app["by_version"] == [[150, 6, 4], [170, 0, 0]]
+    session = kept_session([first, second], truth, target=0.95, rule=app_cuts, certify_kept=False)
     assert session["by_version"] == [[150, 6, 4], [170, 4, 2]]
     assert session["first_version_labels_made_precision"] == [150, 6, round(4 / 6, 4)]
     assert session["most_at_once"] == 6 and session["precision_pooled_over_versions"] == 0.6

@@ -565,9 +565,10 @@ def training_run(job: Job) -> dict:
         open_confidence=pseudo_confidence[open_rows],
         class_ids=class_ids,
     )
+    serving_kept = pseudo_labels_kept(project=project)
     kept = pseudo_labels_kept_certified(
         project=project,
-        kept=pseudo_labels_kept(project=project),
+        kept=serving_kept,
         audits=evidence.audits_only(),
         pseudo=pseudo,
         pool_ids=pool_ids,
@@ -626,6 +627,8 @@ def training_run(job: Job) -> dict:
         "pseudo_labeled": version.metrics["pseudo_labeled"],
         "changed_per_label": changed_per_label,
         "rejected_classes_items": len(rejected),
+        # the serving version's pseudo-labels the set in use could no longer carry
+        "pseudo_labels_kept_dropped": len(serving_kept) - len(kept),
         "seconds": seconds,
     }
 
