@@ -311,13 +311,20 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
 
 
 def kept_session(
-    records: list[dict], truth: dict[int, int], *, target: float, rule, certify_kept: bool = True
+    records: list[dict],
+    truth: dict[int, int],
+    *,
+    target: float,
+    rule,
+    certify_kept: bool = True,
+    kept_q: float = 0.05,
 ) -> dict:
     """The session's pseudo-labels under `rule` as the app keeps them (`pseudo_labels_kept`):
     each version adds the fresh ones its cuts make and keeps the earlier ones still open whose
     class it still predicts, less (`certify_kept`, the app since stop 40) the least confident
     of those the set in use no longer clears the target with on the version's curve
-    (`kept_within_target`, as `pseudo_labels_kept_certified`). Replayed on the recorded
+    (`kept_within_target` at its `kept_q` quantile, as `pseudo_labels_kept_certified`;
+    another `kept_q` is a candidate rule, not the app's). Replayed on the recorded
     versions (what the session would have done differently with other pseudo-labels is not),
     without the audit guard that drops them all. Per version: labels, pseudo-labels, right;
     and the first version that made any, the most at once, the precision pooled over versions
@@ -340,6 +347,7 @@ def kept_session(
                 np.array([conf[i] for i in fresh]),
                 np.array([conf[i] for i in only_kept]),
                 target=target,
+                q=kept_q,
             )
             if keep is not None:
                 kept = {i: c for i, c in kept.items() if i not in set(only_kept[keep:])}
@@ -423,11 +431,13 @@ def main() -> None:
             row.pop("pseudo_label_ids")
             versions.append(row)
     sessions = {
-        name: kept_session(records, truth, target=target, rule=rule, certify_kept=certify)
-        for name, rule, certify in (
-            ("app", app_cuts, True),
-            ("kept_uncertified_until_stop_40", app_cuts, False),
-            ("counted_until_stop_38", counted_cuts, False),
+        name: kept_session(records, truth, target=target, rule=rule, certify_kept=certify, kept_q=q)
+        for name, rule, certify, q in (
+            ("app", app_cuts, True, 0.05),
+            # a candidate: the kept ones judged by the curve's posterior median, not its bound
+            ("kept_certified_at_the_median", app_cuts, True, 0.5),
+            ("kept_uncertified_until_stop_40", app_cuts, False, 0.05),
+            ("counted_until_stop_38", counted_cuts, False, 0.05),
         )
     }
     used, right = pseudo_labels_summed(versions)
