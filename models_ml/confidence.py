@@ -324,6 +324,17 @@ def curve_chance(curve: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-(curve[..., :1] + curve[..., 1:] * _logit(confidence))))
 
 
+def _rank_sample(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences in descending order, as an evenly spaced sample of at most
+    CALIBRATION_GRID ranks (all of them on smaller sets), and how many ranks each stands
+    for."""
+    if len(ordered) <= CALIBRATION_GRID:
+        return ordered, np.ones(len(ordered))
+    ranks = np.linspace(0, len(ordered) - 1, CALIBRATION_GRID).round().astype(int)
+    edges = np.r_[0, (ranks[1:] + ranks[:-1]) // 2 + 1, len(ordered)]
+    return ordered[ranks], np.diff(edges).astype(float)
+
+
 def calibrated_cut(
     confidence: np.ndarray,
     correct: np.ndarray,
@@ -365,9 +376,7 @@ def calibrated_cut(
     if len(confidence) < MIN_CALIBRATION_AUDITS or not len(open_confidence):
         return None
     mean, _ = calibration_posterior(confidence, correct)
-    ordered = np.sort(open_confidence)[::-1]
-    if len(ordered) > CALIBRATION_GRID:  # an evenly spaced sample of the ranks stands for all
-        ordered = ordered[np.linspace(0, len(ordered) - 1, CALIBRATION_GRID).round().astype(int)]
+    ordered, _ = _rank_sample(np.sort(open_confidence)[::-1])  # a sample stands for all ranks
     curves = calibration_draws(confidence, correct, draws=draws, seed=seed)
     chance = curve_chance(curves, ordered[None, :])
     running = np.cumsum(chance, axis=1) / np.arange(1, len(ordered) + 1)
@@ -384,17 +393,6 @@ def calibrated_cut(
     # only cut where the next open image is less confident: equal confidences stay together
     ok &= np.append(ordered[1:] < ordered[:-1], True)
     return float(ordered[np.flatnonzero(ok)[-1]]) if ok.any() else None
-
-
-def _rank_sample(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Confidences in descending order, as an evenly spaced sample of at most
-    CALIBRATION_GRID ranks (all of them on smaller sets), and how many ranks each stands
-    for."""
-    if len(ordered) <= CALIBRATION_GRID:
-        return ordered, np.ones(len(ordered))
-    ranks = np.linspace(0, len(ordered) - 1, CALIBRATION_GRID).round().astype(int)
-    edges = np.r_[0, (ranks[1:] + ranks[:-1]) // 2 + 1, len(ordered)]
-    return ordered[ranks], np.diff(edges).astype(float)
 
 
 def kept_within_target(

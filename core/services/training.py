@@ -357,6 +357,18 @@ def pseudo_labels_kept(*, project: Project) -> dict[int, int]:
     )
 
 
+def fresh_pseudo_labels(
+    *,
+    pseudo: dict[int, PreselectThreshold],
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    is_done: np.ndarray,
+) -> np.ndarray:
+    """Per pool row, whether this version's cuts (`pseudo`) make it a pseudo-label: an open
+    image whose predicted class has a cut its pseudo-label confidence clears."""
+    return ~is_done & (confidence >= cut_limits(pseudo, predicted))
+
+
 def pseudo_labels_kept_certified(
     *,
     project: Project,
@@ -377,7 +389,9 @@ def pseudo_labels_kept_certified(
     if not kept:
         return kept
     row = {int(item): r for r, item in enumerate(pool_ids.tolist())}
-    fresh = ~is_done & (confidence >= cut_limits(pseudo, predicted))
+    fresh = fresh_pseudo_labels(
+        pseudo=pseudo, predicted=predicted, confidence=confidence, is_done=is_done
+    )
     rows = np.array(
         [
             row[item]
@@ -531,11 +545,9 @@ def training_run(job: Job) -> dict:
     rejected = rejected_classes_drop(
         project=project, pool_ids=pool_ids, probs=probs, class_ids=class_ids
     )
+    predicted = class_ids[probs.argmax(axis=1)] if len(pool_ids) else pool_ids
     changed_per_label = predictions_changed(
-        project=project,
-        item_ids=pool_ids,
-        predicted=class_ids[probs.argmax(axis=1)] if len(pool_ids) else pool_ids,
-        labels_count=labels_count,
+        project=project, item_ids=pool_ids, predicted=predicted, labels_count=labels_count
     )
     lap("predict")
     scores = np.zeros(len(pool_ids))
@@ -572,7 +584,7 @@ def training_run(job: Job) -> dict:
         audits=evidence.audits_only(),
         pseudo=pseudo,
         pool_ids=pool_ids,
-        predicted=class_ids[probs.argmax(axis=1)] if len(pool_ids) else pool_ids,
+        predicted=predicted,
         confidence=pseudo_confidence,
         is_done=is_done,
     )
@@ -693,19 +705,22 @@ def _version_write(
             "annotator_accuracy": {str(a): acc for a, acc in (annotators or {}).items()},
         },
     )
-    cuts = {cls: cut.threshold for cls, cut in pseudo.items() if cut.threshold is not None}
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    predicted = class_ids[best].tolist() if len(probs) else []
-    confidence = pseudo_label_confidence(probs, probability_left or {}).tolist()
+    classes = class_ids[best] if len(probs) else np.zeros(0, dtype=np.int64)
+    pseudo_confidence = pseudo_label_confidence(probs, probability_left or {})
+    # The model's own prediction, even where zero-shot fills the suggestion: pseudo-labels
+    # are the calibrated head's, under the thresholds measured on its held-out answers.
+    fresh_rows = fresh_pseudo_labels(
+        pseudo=pseudo, predicted=classes, confidence=pseudo_confidence, is_done=is_done
+    ).tolist()
+    predicted, confidence = classes.tolist(), pseudo_confidence.tolist()
     rounded = np.round(probs, 4).tolist()
     rows = []
     pseudo_count = kept_count = 0
     kept = kept or {}
     for i, item_id in enumerate(pool_ids.tolist()):
         cls, conf, source = predicted[i], confidence[i], SuggestionSource.MODEL
-        # The model's own prediction, even where zero-shot fills the suggestion: pseudo-labels
-        # are the calibrated head's, under the thresholds measured on its held-out answers.
-        fresh = cls in cuts and conf >= cuts[cls]
+        fresh = fresh_rows[i]
         still = kept.get(item_id) == cls
         is_pseudo = bool(not is_done[i] and (fresh or still))
         if item_id in zero_shot:
