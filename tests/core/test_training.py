@@ -9,6 +9,7 @@ from core.selectors.queue import suggestion_for_item
 from core.services import training
 from core.services.loop import training_request
 from core.services.queue import annotation_submit, item_lease_next
+from models_ml.confidence import MIN_CALIBRATION_AUDITS
 from tests.core.loop_helpers import (
     label_items,
     loop_project,
@@ -305,10 +306,10 @@ def test_the_first_run_has_nothing_to_compare_and_the_next_records_its_rate():
 
 def test_pseudo_labels_come_only_once_audits_of_the_open_images_certify_a_cut():
     """The strategy's labels are the images the model is least sure of: however many, they
-    certify no cut. Audit cards (random open images) do: once ~60 of them are answered the
-    next run pseudo-labels open images, under one pooled cut, and those pseudo-labels are
-    right."""
-    project, _, annotator, truth = loop_project(images_per_class=100, retrain_every=500)
+    certify no cut. Audit cards (random open images) do: once enough of them are answered
+    (MIN_CALIBRATION_AUDITS) the next run pseudo-labels open images, under one pooled cut,
+    and those pseudo-labels are right."""
+    project, _, annotator, truth = loop_project(images_per_class=150, retrain_every=500)
     run_jobs(project, Job.Kind.EMBED)
     label_items(project, annotator, truth, 10)
     training_request(project=project, reason="test")
@@ -323,8 +324,8 @@ def test_pseudo_labels_come_only_once_audits_of_the_open_images_certify_a_cut():
 
     Project.objects.filter(pk=project.pk).update(audit_share=1.0)
     project.refresh_from_db()
-    audited = label_items(project, annotator, truth, 60)  # every card an audit now
-    assert Annotation.objects.filter(item_id__in=audited).count() == 60
+    audited = label_items(project, annotator, truth, MIN_CALIBRATION_AUDITS + 10)  # all audits
+    assert Annotation.objects.filter(item_id__in=audited).count() == MIN_CALIBRATION_AUDITS + 10
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
     project.refresh_from_db()
@@ -343,14 +344,14 @@ def test_a_run_that_certifies_no_cut_keeps_the_pseudo_labels_the_model_still_agr
     """Pseudo-labels are not re-certified image by image at every version: the next run keeps
     those whose class it still predicts (here it certifies no cut of its own), and drops one
     whose class it no longer predicts and those an answer closed."""
-    project, _, annotator, truth = loop_project(images_per_class=100, retrain_every=500)
+    project, _, annotator, truth = loop_project(images_per_class=150, retrain_every=500)
     run_jobs(project, Job.Kind.EMBED)
     label_items(project, annotator, truth, 10)
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
     Project.objects.filter(pk=project.pk).update(audit_share=1.0)
     project.refresh_from_db()
-    label_items(project, annotator, truth, 60)  # audits: they certify a cut
+    label_items(project, annotator, truth, MIN_CALIBRATION_AUDITS + 10)  # they certify a cut
     training_request(project=project, reason="test")
     run_jobs(project, Job.Kind.TRAIN)
     project.refresh_from_db()
