@@ -24,7 +24,7 @@ from core.models import (
     Project,
     VerificationPage,
 )
-from models_ml.confidence import wilson_interval
+from models_ml.confidence import MIN_CALIBRATION_AUDITS, wilson_interval
 
 
 def project_progress(*, project: Project) -> dict:
@@ -228,7 +228,7 @@ def pseudo_label_audit(*, project: Project) -> dict:
     it had pseudo-labeled (a random sample of its pseudo-labels; `Lease.audit_pseudo_label`,
     recorded when drawn), the share whose answer was the pseudo-label, and its 95 % Wilson
     interval. `open_audits`: every answered audit of the open images, the sample the cuts are
-    certified on.
+    certified on; `audits_needed`: how many a cut needs (no pseudo-labels before).
 
     Recorded on the lease, not looked up in the drawing version's predictions: only the last
     two versions' are kept (core/services/versions.py), and the lookup counted the audits of
@@ -261,6 +261,7 @@ def pseudo_label_audit(*, project: Project) -> dict:
         "high": high if n else None,
         "target": project.pseudo_label_precision,
         "open_audits": answered.filter(audit_of_open=True).count(),
+        "audits_needed": MIN_CALIBRATION_AUDITS,
     }
 
 

@@ -12,6 +12,7 @@ from core.services.exports import export_write
 from core.services.queue import annotation_submit, item_lease_next
 from core.services.training import pseudo_labels_kept
 from core.services.versions import version_switch
+from models_ml.confidence import MIN_CALIBRATION_AUDITS
 from tests.factories import (
     ItemFactory,
     MembershipFactory,
@@ -127,6 +128,7 @@ def test_answered_audits_measure_the_pseudo_labels_precision_with_an_interval():
     assert audit["precision"] == sum(on_pseudo) / len(on_pseudo)
     assert 0.0 <= audit["low"] < audit["precision"] <= audit["high"] <= 1.0
     assert audit["open_audits"] == 12
+    assert audit["audits_needed"] == MIN_CALIBRATION_AUDITS
     effort = labeling_effort(project=project)
     assert effort["audit"] == audit and effort["human_labeled"] == 12
 

@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 
 from core.models import Annotation, ModelVersion, Project
 from core.services.queue import annotation_submit, item_lease_next
+from models_ml.confidence import MIN_CALIBRATION_AUDITS
 from tests.e2e.test_labeling_keyboard import CHROMIUM, browser_page, login  # noqa: F401
 from tests.factories import ItemFactory, project_with_members
 from tests.images import rgb_png
@@ -65,6 +66,7 @@ def test_dashboard_and_review_queue(browser_page, live_server):  # noqa: F811
     assert "2.05 s per card" in effort  # the median of the durations sent (1.5 s to 2.6 s)
     audit = page.inner_text("#audit")
     assert "no pseudo-label checked yet" in audit and "the 0 answered so far" in audit
+    assert f"(no pseudo-labels before {MIN_CALIBRATION_AUDITS})" in audit
     shot(page, "dashboard.png")
     # A websocket event (live.js turns each into `project-updated`) re-fetches the body.
     ModelVersion.objects.create(project=project, number=4, labels_count=30, estimated_accuracy=0.81)
