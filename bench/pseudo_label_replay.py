@@ -29,14 +29,19 @@ rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
 counted), on the same recorded versions: a replay, so what the session would have done
 differently with other pseudo-labels is not in it. What watches the kept ones is recorded
 per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
-whether they drop every kept one). Prints one JSON. `--record FILE` writes the recorded
-session to FILE (a pickle) or, where FILE exists, replays it without running a session.
+whether they drop every kept one). And the pooled cut alone under candidate curves
+(`pooled_cut_candidates`: the app's, one with its prior centred on a calibrated model, one
+fitted to the top half of the audits by confidence, and both), the fresh pseudo-labels each makes
+summed over the versions. Prints one JSON. `--record FILE` writes the recorded session to
+FILE (a pickle) or, where FILE exists, replays it without running a session; `--budget N`
+records the session's first N labels only (the first versions, in minutes).
 
     .venv/bin/python bench/pseudo_label_replay.py --data fashion-mnist
     .venv/bin/python bench/pseudo_label_replay.py --data ../shared/data/cifar10-jpg.zip
 """
 
 import argparse
+import dataclasses
 import json
 import pickle
 import platform
@@ -194,7 +199,71 @@ def wrong_left_bound(
     }
 
 
-def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, seed: int, log):
+POOLED_CUT_CANDIDATES = {  # name: (prior mean of the curve's (a, b), share of audits fitted)
+    "app": ((0.0, 0.0), 1.0),
+    "calibrated_prior": ((0.0, 1.0), 1.0),
+    "top_half_of_the_audits": ((0.0, 0.0), 0.5),
+    "both": ((0.0, 1.0), 0.5),
+}
+
+
+def pooled_cut_candidates(records: list[dict], truth: dict[int, int], *, target: float) -> dict:
+    """For each of POOLED_CUT_CANDIDATES, the pooled cut alone (no class cuts, no share
+    limit) applied to every version's open images, from the versions with at least
+    MIN_CALIBRATION_AUDITS audits: the fresh pseudo-labels summed over the versions, how many
+    right, the versions it certified no cut at and its worst version's precision."""
+    from models_ml.confidence import MIN_CALIBRATION_AUDITS, calibrated_cut
+
+    out = {}
+    for name, (prior_mean, share) in POOLED_CUT_CANDIDATES.items():
+        made = right = uncut = 0
+        worst = None
+        for record in records:
+            conf, correct = record["audit_conf"], record["audit_correct"]
+            if len(conf) < MIN_CALIBRATION_AUDITS:
+                continue
+            fitted = conf >= np.quantile(conf, 1 - share) if share < 1 else slice(None)
+            cut = calibrated_cut(
+                conf[fitted],
+                correct[fitted],
+                record["open_conf"],
+                target=target,
+                prior_mean=prior_mean,
+                min_audits=int(MIN_CALIBRATION_AUDITS * share),
+            )
+            if cut is None:
+                uncut += 1
+                continue
+            chosen = record["open_conf"] >= cut
+            hits = [
+                truth[int(i)] == int(c)
+                for i, c in zip(
+                    record["open_ids"][chosen], record["open_pred"][chosen], strict=True
+                )
+            ]
+            made, right = made + len(hits), right + sum(hits)
+            if hits:
+                worst = min(worst or 1.0, sum(hits) / len(hits))
+        out[name] = {
+            "fresh_pseudo_labels_summed_over_versions": made,
+            "right": right,
+            "precision": round(right / made, 4) if made else None,
+            "versions_with_no_cut": uncut,
+            "worst_version_precision": round(worst, 4) if worst is not None else None,
+        }
+    return out
+
+
+def record_session(
+    data: Path,
+    *,
+    encoder: str,
+    pool_size: int,
+    test_size: int,
+    seed: int,
+    log,
+    budget: int | None = None,
+):
     """Run the human-effort policy session and return (records, truth, summary): one record
     per training run (see the module doc), recorded by wrapping two steps of the training
     run (`held_out_evidence` and `_version_write`) for the length of the session."""
@@ -303,7 +372,10 @@ def record_session(data: Path, *, encoder: str, pool_size: int, test_size: int, 
             data_seed=seed,
             log=log,
         ) as simulation:
-            result = simulation.run(human_effort.sessions(pool_size, 20, seed)["policy"])
+            config = human_effort.sessions(pool_size, 20, seed)["policy"]
+            if budget is not None:
+                config = dataclasses.replace(config, budget=budget)
+            result = simulation.run(config)
             truth = simulation._ready().truth
     finally:
         training.held_out_evidence, training._version_write = evidence_step, write_step
@@ -390,6 +462,7 @@ def main() -> None:
         type=Path,
         help="a pickle of the recorded session: read if it exists (no session run), else written",
     )
+    parser.add_argument("--budget", type=int, help="record the first N labels only")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pseudo-label-replay-"))
@@ -411,6 +484,7 @@ def main() -> None:
             test_size=args.test_size,
             seed=args.seed,
             log=lambda message: print(message, file=sys.stderr),
+            budget=args.budget,
         )
         if args.record:
             with args.record.open("wb") as stored:
@@ -462,6 +536,7 @@ def main() -> None:
                     else None,
                 },
                 "kept_pseudo_labels": sessions,
+                "pooled_cut_candidates": pooled_cut_candidates(records, truth, target=target),
                 "seconds_to_95pct_dataset": summary.get("seconds_to_95pct_dataset"),
                 "kept_guard": {
                     "versions_that_drop_the_kept": sum(

@@ -146,6 +146,39 @@ def test_the_replay_keeps_pseudo_labels_as_the_app_does_and_scores_them_per_vers
     assert session["worst_version_precision"] is None  # no version with 20 or more
 
 
+def test_the_replay_scores_each_candidate_pooled_cut_on_the_versions_with_enough_audits():
+    """The pooled cut alone per candidate curve: version 1 (100 audits, the 60 at 0.99 right)
+    certifies 0.99 under the app's curve and pseudo-labels the 6 open images there (4
+    right); version 2's audits are all wrong, so no candidate certifies anything; a version
+    with fewer audits than a curve needs is not counted."""
+    import numpy as np
+
+    from bench.pseudo_label_replay import POOLED_CUT_CANDIDATES, pooled_cut_candidates
+
+    first = {
+        "audit_conf": np.r_[np.full(60, 0.99), np.full(40, 0.5)],
+        "audit_correct": np.r_[np.ones(60, bool), np.zeros(40, bool)],
+        "open_ids": np.arange(1000, 1010),
+        "open_conf": np.r_[np.full(6, 0.99), np.full(4, 0.4)],
+        "open_pred": np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 1]),
+    }
+    second = dict(first, audit_correct=np.zeros(100, bool))
+    few = dict(first, audit_conf=first["audit_conf"][:50], audit_correct=np.ones(50, bool))
+    truth = {int(i): 0 for i in first["open_ids"]}
+    report = pooled_cut_candidates([first, second, few], truth, target=0.95)
+    assert set(report) == set(POOLED_CUT_CANDIDATES)
+    assert report["app"] == {
+        "fresh_pseudo_labels_summed_over_versions": 6,
+        "right": 4,
+        "precision": round(4 / 6, 4),
+        "versions_with_no_cut": 1,
+        "worst_version_precision": round(4 / 6, 4),
+    }
+    for row in report.values():
+        assert row["versions_with_no_cut"] >= 1  # the second version, every audit wrong
+        assert row["right"] <= row["fresh_pseudo_labels_summed_over_versions"] <= 6
+
+
 def test_the_bound_that_counts_what_left_subtracts_the_wrong_ones_labeled_since():
     """100 audits answered while 950 images were open, none wrong above the cut: at most
     950 x 2.64 % = 25 wrong ones above it in that pool (one-sided 95 %). Five wrong

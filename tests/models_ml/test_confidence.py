@@ -333,6 +333,32 @@ def test_no_pooled_cut_before_the_minimum_of_audits():
     assert kept_within_target(audits[enough], right[enough], fresh, kept, target=0.95) is not None
 
 
+def test_the_curve_prior_centre_pulls_a_fit_on_few_audits_towards_it():
+    """The default centre is a flat curve, (0, 0); centred on a calibrated model, (0, 1),
+    the same few audits give a steeper curve that reads higher at the top, and the pooled
+    cut with the default centre is the one with it given explicitly."""
+    from models_ml.confidence import (
+        CALIBRATION_PRIOR_MEAN,
+        calibrated_cut,
+        calibration_posterior,
+        curve_chance,
+    )
+
+    rng = np.random.default_rng(6)
+    confidence = rng.uniform(0.5, 1.0, 30)
+    correct = rng.random(30) < confidence
+    flat, _ = calibration_posterior(confidence, correct)
+    calibrated, _ = calibration_posterior(confidence, correct, prior_mean=(0.0, 1.0))
+    assert CALIBRATION_PRIOR_MEAN == (0.0, 0.0)
+    assert calibrated[1] > flat[1] and curve_chance(calibrated, 0.999) > curve_chance(flat, 0.999)
+    audits = rng.uniform(0.8, 1.0, 200)
+    right = rng.random(200) < audits**0.5
+    pool = rng.uniform(0.8, 1.0, 3000)
+    assert calibrated_cut(audits, right, pool, target=0.95) == calibrated_cut(
+        audits, right, pool, target=0.95, prior_mean=(0.0, 0.0)
+    )
+
+
 def test_a_run_of_right_audits_at_a_saturated_confidence_bounds_the_chance_high():
     """60 audits, all right, all at confidence 1.0 (a saturated head): the likelihood says
     the chance is high (below 0.95 it would give 60 right of 60 at most 5 % of the time);
