@@ -243,7 +243,8 @@ def pooled_cut_candidates(records: list[dict], truth: dict[int, int], *, target:
             ]
             made, right = made + len(hits), right + sum(hits)
             if hits:
-                worst = min(worst or 1.0, sum(hits) / len(hits))
+                share_right = sum(hits) / len(hits)
+                worst = share_right if worst is None else min(worst, share_right)
         out[name] = {
             "fresh_pseudo_labels_summed_over_versions": made,
             "right": right,

@@ -324,9 +324,10 @@ def calibration_draws(
     scale = np.sqrt(rng.chisquare(df, proposals) / df)
     curves = mean + (normal @ root.T) / scale[:, None]
     distance = np.sum(np.linalg.solve(root, (curves - mean).T) ** 2, axis=0)
-    log_weight = (df + 2) / 2 * np.log1p(distance / df) - np.sum(
-        (curves - np.asarray(prior_mean)) ** 2, axis=1
-    ) / (2 * prior_sd**2)
+    from_centre = curves - np.asarray(prior_mean, dtype=float)
+    log_weight = (df + 2) / 2 * np.log1p(distance / df) - np.sum(from_centre**2, axis=1) / (
+        2 * prior_sd**2
+    )
     log_weight += calibration_log_likelihood(curves, confidence, correct)
     weight = np.exp(log_weight - log_weight.max())
     return curves[rng.choice(proposals, size=draws, p=weight / weight.sum())]
