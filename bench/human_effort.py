@@ -7,7 +7,8 @@ services with an oracle that answers from the labels), two sessions run from scr
   cards (margin strategy, pre-selection where it is right often enough) until the model's
   predictions settle, then alternating with verification pages whenever a page costs fewer
   expected seconds per right label; cards are audits (random open images, no suggestion)
-  while the model is learning, then the project's default `audit_share` of them (20 %); the
+  while the model is learning, then the project's default `audit_share` of them (20 %), of
+  which the default `audit_top_share` (half) are drawn among the most confident quarter; the
   dataset counts the model's pseudo-labels under their certified cuts (what an export with
   audited pseudo-labels gives);
 - **baseline**: random order, one image at a time, no pre-selection, human labels only;
@@ -52,14 +53,22 @@ GOALS = (
 )
 
 
-def sessions(pool_size: int, batch: int, seed: int) -> dict:
+def sessions(pool_size: int, batch: int, seed: int, audit_top_share: float | None = None) -> dict:
     from core.evaluation.simulation import RunConfig
     from core.models import Project
 
     common = {"budget": pool_size, "batch": batch, "seed": seed, "stop_at_dataset_accuracy": 0.95}
-    audit_share = Project._meta.get_field("audit_share").default  # the product's default
+    audit_share = Project._meta.get_field("audit_share").default  # the product's defaults
+    if audit_top_share is None:
+        audit_top_share = Project._meta.get_field("audit_top_share").default
     return {
-        "policy": RunConfig(strategy="margin", mode="auto", audit_share=audit_share, **common),
+        "policy": RunConfig(
+            strategy="margin",
+            mode="auto",
+            audit_share=audit_share,
+            audit_top_share=audit_top_share,
+            **common,
+        ),
         # Its model only decides (a): once reached, no more training runs (random order and
         # human labels do not depend on the model; tests/core/test_simulation.py checks the
         # seconds to both goals against a run that keeps training).
@@ -215,6 +224,12 @@ def main() -> None:
     session_arguments(parser)
     parser.add_argument("--batch", type=int, default=20, help="retrain every B labels")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument(
+        "--audit-top-share",
+        type=float,
+        help="the policy's share of audits drawn among the most confident quarter of the open "
+        "images (default: the product's)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="human-effort-"))
@@ -236,7 +251,9 @@ def main() -> None:
         data_seed=args.seed,
         log=log,
     ) as simulation:
-        for session, config in sessions(args.pool_size, args.batch, args.seed).items():
+        for session, config in sessions(
+            args.pool_size, args.batch, args.seed, args.audit_top_share
+        ).items():
             log(f"{name}: {session} ({config})")
             results[session] = simulation.run(config)
         setup = simulation.setup

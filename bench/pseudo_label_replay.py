@@ -58,14 +58,24 @@ sys.path.insert(0, str(ROOT))
 from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
 
 
+def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the version's calibration curve was fitted to (`HeldOut.curve_audits`): the
+    audits of the open images and those drawn among the most confident of them (recordings
+    made before stop 42 hold the first only)."""
+    if "curve_conf" not in record:
+        return record["audit_conf"], record.get("audit_pred"), record["audit_correct"]
+    return record["curve_conf"], record["curve_pred"], record["curve_correct"]
+
+
 def app_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
     """The app's pooled cut and class cuts (before `cuts_within_share`) for one record."""
     from models_ml.confidence import calibrated_cut, certified_class_thresholds
 
     conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
-    pooled = calibrated_cut(conf, right, record["open_conf"], target=target)
+    curve = curve_evidence(record)
+    pooled = calibrated_cut(curve[0], curve[2], record["open_conf"], target=target)
     cuts = certified_class_thresholds(
-        conf, pred, right, target=target, open_confidence=record["open_conf"]
+        conf, pred, right, target=target, open_confidence=record["open_conf"], curve_evidence=curve
     )
     return pooled, cuts
 
@@ -161,7 +171,8 @@ def recent_audits_only(record: dict, *, old: float) -> dict:
     the app's) that certifies cuts on audits drawn from a pool like the one left, at most
     `old` times its size. `replay_version` on it gives what that rule would pseudo-label."""
     recent = record["audit_open_then"] <= old * len(record["open_ids"])
-    return dict(record, **{key: record[key][recent] for key in AUDIT_KEYS if key in record})
+    rest = {key: value for key, value in record.items() if not key.startswith("curve_")}
+    return dict(rest, **{key: record[key][recent] for key in AUDIT_KEYS if key in record})
 
 
 def wrong_left_bound(
@@ -219,7 +230,7 @@ def pooled_cut_candidates(records: list[dict], truth: dict[int, int], *, target:
         made = right = uncut = 0
         worst = None
         for record in records:
-            conf, correct = record["audit_conf"], record["audit_correct"]
+            conf, _, correct = curve_evidence(record)
             if len(conf) < MIN_CALIBRATION_AUDITS:
                 continue
             fitted = conf >= np.quantile(conf, 1 - share) if share < 1 else slice(None)
@@ -282,7 +293,7 @@ def record_session(
     def held_out_evidence(*, project, oof, labeled_ids, y):
         evidence = evidence_step(project=project, oof=oof, labeled_ids=labeled_ids, y=y)
         covered = labeled_ids[oof.covered]
-        audits = evidence.audits_only()
+        audits, curve = evidence.audits_only(), evidence.curve_audits()
         classes = np.unique(y)
         proba = oof.proba[oof.covered]
         pending["labels_oof"] = {
@@ -297,6 +308,9 @@ def record_session(
             audit_conf=audits.confidence,
             audit_pred=audits.predicted,
             audit_correct=audits.correct,
+            curve_conf=curve.confidence,
+            curve_pred=curve.predicted,
+            curve_correct=curve.correct,
             answered=set(
                 Lease.objects.filter(
                     item__project=project, audit_of_open=True, completed_at__isnull=False
@@ -337,6 +351,9 @@ def record_session(
                 "audit_conf": pending.get("audit_conf", np.zeros(0)),
                 "audit_pred": pending.get("audit_pred", np.zeros(0, np.int64)),
                 "audit_correct": pending.get("audit_correct", np.zeros(0, bool)),
+                "curve_conf": pending.get("curve_conf", np.zeros(0)),
+                "curve_pred": pending.get("curve_pred", np.zeros(0, np.int64)),
+                "curve_correct": pending.get("curve_correct", np.zeros(0, bool)),
                 "audit_open_then": np.array([open_then.get(int(i), 0) for i in ids]),
                 "audit_labeled_at": np.array([labeled_at.get(int(i), 0) for i in ids]),
                 "labels_oof": {
@@ -415,8 +432,8 @@ def kept_session(
             conf = dict(zip(record["open_ids"].tolist(), record["open_conf"].tolist(), strict=True))
             only_kept = sorted((i for i in kept if i not in fresh), key=lambda i: -conf[i])
             keep = kept_within_target(
-                record["audit_conf"],
-                record["audit_correct"],
+                curve_evidence(record)[0],
+                curve_evidence(record)[2],
                 np.array([conf[i] for i in fresh]),
                 np.array([conf[i] for i in only_kept]),
                 target=target,

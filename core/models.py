@@ -200,6 +200,13 @@ class Project(models.Model):
         "without a suggestion: their answers certify the pseudo-label cuts before any image is "
         "pseudo-labeled, and measure the pseudo-labels' precision after.",
     )
+    audit_top_share = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of those audits (once the model has settled) drawn among the most "
+        "confident quarter of the open images instead of all of them: more evidence where the "
+        "pseudo-label cuts are, for the calibration curve that certifies them.",
+    )
     seed = models.PositiveIntegerField(
         default=random_seed,
         help_text="Seeds the random choices of the strategies (same seed, same queue).",
@@ -543,6 +550,13 @@ class Lease(models.Model):
         help_text="An audit drawn uniformly among all the open images (the evidence the "
         "pseudo-label cuts are certified on); False for audits drawn among pseudo-labeled "
         "images only (before migration 0016), which certify nothing.",
+    )
+    audit_of_top = models.BooleanField(
+        default=False,
+        help_text="An audit drawn uniformly among the most confident quarter of the open "
+        "images (Project.audit_top_share): evidence for the calibration curve only, which "
+        "models the chance of being right given the confidence; not a random sample of the "
+        "open images.",
     )
     audit_pseudo_label = models.BooleanField(
         default=False,

@@ -148,6 +148,7 @@ def certified_class_thresholds(
     open_confidence: np.ndarray,
     min_support: int = DEFAULT_MIN_SUPPORT,
     z: float = DEFAULT_Z,
+    curve_evidence: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[int, PreselectThreshold]:
     """Per predicted class, the pseudo-label cut, from held-out predictions on a random
     sample of the images to be pseudo-labeled (audits of the open images): the lower of the
@@ -174,7 +175,15 @@ def certified_class_thresholds(
     The classes' own cuts are judged at `family_z` (Bonferroni over the classes): each is a
     test of its own, and with ten of them at one-sided 95 % one in three sessions would have a
     class certified by chance (bench/pseudo_label_certification.py: CIFAR-10, 2 of 8
-    certified cells missed the target before)."""
+    certified cells missed the target before).
+
+    `curve_evidence` (confidences, predicted classes, right or not): what the calibration
+    curve is fitted to and the classes are checked against it on, where it is more than the
+    random sample (audits drawn among the most confident open images as well: the curve is
+    the chance of being right *given* the confidence, which a sample drawn by confidence does
+    not bias, and so is a class's shortfall against it at its audits' own confidences). The
+    classes' own cuts count the random sample only: they measure a share of the open images
+    above a confidence, which a sample drawn by confidence would overstate."""
     confidence = np.asarray(confidence, dtype=float)
     predicted = np.asarray(predicted)
     correct = np.asarray(correct, dtype=bool)
@@ -187,6 +196,9 @@ def certified_class_thresholds(
         min_support=min_support,
         z=family_z(z, classes),
     )
+    if curve_evidence is not None:
+        confidence, predicted, correct = (np.asarray(a) for a in curve_evidence)
+        confidence, correct = confidence.astype(float), correct.astype(bool)
     pooled = calibrated_cut(
         confidence, correct, open_confidence, target=target, min_support=min_support
     )

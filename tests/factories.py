@@ -24,6 +24,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     # No audit cards unless a test asks for them: a test of the queue gets the item the
     # strategy ranks first, not a random open one (the product's default is 0.2).
     audit_share = 0.0
+    audit_top_share = 0.0  # tests that draw audits at the top say so
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

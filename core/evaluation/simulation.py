@@ -99,6 +99,9 @@ class RunConfig:
     # False: the dataset figures count human labels only (no pseudo-labels exported).
     pseudo_labels: bool = True
     audit_share: float = 0.0
+    # Of those audits (once the model has settled), the share drawn among the most confident
+    # quarter of the open images (Project.audit_top_share).
+    audit_top_share: float = 0.0
     # Stop once the pool's dataset accuracy reaches this and the served model 90 % of the
     # full-label accuracy (both goals of bench/human_effort.py); None: spend the budget.
     stop_at_dataset_accuracy: float | None = None
@@ -381,6 +384,7 @@ class Simulation:
             self_training_threshold=config.self_training,
             labeling_mode=config.mode,
             audit_share=config.audit_share,
+            audit_top_share=config.audit_top_share,
             seed=config.seed,
             labels_submitted=0,
             labels_at_last_training_request=0,

@@ -228,7 +228,9 @@ def pseudo_label_audit(*, project: Project) -> dict:
     it had pseudo-labeled (a random sample of its pseudo-labels; `Lease.audit_pseudo_label`,
     recorded when drawn), the share whose answer was the pseudo-label, and its 95 % Wilson
     interval. `open_audits`: every answered audit of the open images, the sample the cuts are
-    certified on; `audits_needed`: how many a cut needs (no pseudo-labels before).
+    certified on; `top_audits`: those drawn among the most confident open images (evidence
+    for the calibration curve, not a random sample: never counted in the precision);
+    `audits_needed`: how many the curve needs, both kinds together (no pseudo-labels before).
 
     Recorded on the lease, not looked up in the drawing version's predictions: only the last
     two versions' are kept (core/services/versions.py), and the lookup counted the audits of
@@ -238,7 +240,7 @@ def pseudo_label_audit(*, project: Project) -> dict:
         item__project=project, audit_class__isnull=False, completed_at__isnull=False
     )
     audits = list(
-        answered.filter(audit_pseudo_label=True).values_list(
+        answered.filter(audit_pseudo_label=True, audit_of_top=False).values_list(
             "item_id", "annotator_id", "audit_class_id"
         )
     )
@@ -260,7 +262,9 @@ def pseudo_label_audit(*, project: Project) -> dict:
         "low": low if n else None,
         "high": high if n else None,
         "target": project.pseudo_label_precision,
-        "open_audits": answered.filter(audit_of_open=True).count(),
+        "open_audits": (open_audits := answered.filter(audit_of_open=True).count()),
+        "top_audits": (top := answered.filter(audit_of_top=True).count()),
+        "curve_audits": open_audits + top,
         "audits_needed": MIN_CALIBRATION_AUDITS,
     }
 

@@ -112,9 +112,11 @@ def audit_candidate_ids(
     start: float,
     now: datetime | None = None,
     limit: int = 5,
+    min_confidence: float | None = None,
 ) -> list[int]:
     """Open items of the current version open to `user`, in stored random order from
-    `start` (wrapping around): a uniform random draw among the open images (audit cards)."""
+    `start` (wrapping around): a uniform random draw among the open images (audit cards),
+    or among those the version predicts with at least `min_confidence`."""
     item, prediction = Item._meta.db_table, Prediction._meta.db_table
     connection = connections[Item.objects.db]
     params = {
@@ -126,14 +128,16 @@ def audit_candidate_ids(
         "yes": True,
         "no": False,
         "limit": limit,
+        "floor": min_confidence,
     }
+    above = "" if min_confidence is None else "AND p.confidence >= %(floor)s"
     ids: list[int] = []
     with connection.cursor() as cursor:
         for condition, bound in (("i.random_key >= %(start)s", start), ("1 = 1", 0.0)):
             cursor.execute(
                 f"""SELECT i.id FROM {prediction} p JOIN {item} i ON i.id = p.item_id
                 WHERE i.project_id = %(project)s AND p.model_version_id = %(version)s
-                AND p.item_open = %(yes)s AND i.is_done = %(no)s AND {condition}
+                AND p.item_open = %(yes)s AND i.is_done = %(no)s AND {condition} {above}
                 AND {_open_to_sql("i.id", project.annotators_per_item)}
                 ORDER BY i.random_key, i.id LIMIT %(limit)s""",
                 {**params, "start": bound},
@@ -142,6 +146,26 @@ def audit_candidate_ids(
             if len(ids) >= limit:
                 break
     return ids[:limit]
+
+
+def open_confidence_quantile(*, project: Project, share: float) -> float | None:
+    """The confidence at or above which the current version predicts the most confident
+    `share` of the open images (at least one); None when none is open."""
+    open_predictions = Prediction.objects.filter(
+        model_version_id=project.current_model_version_id,
+        item_open=True,
+        item__is_done=False,
+        predicted_class__isnull=False,
+    )
+    count = open_predictions.count()
+    if not count:
+        return None
+    rank = max(int(share * count), 1) - 1
+    return (
+        open_predictions.order_by("-confidence", "item_id")
+        .values_list("confidence", flat=True)[rank : rank + 1]
+        .get()
+    )
 
 
 def page_candidates(

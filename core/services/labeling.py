@@ -160,8 +160,14 @@ def next_task(*, project: Project, user: AbstractBaseUser, mode: str | None = No
                 page = page_lease(project=project, user=user, plan=plan)
                 if page is not None:
                     return Task(page=page)
-    # While the model is still learning, every card is an audit (a random open image; see the
-    # module doc); the strategy's picks take over once it has settled.
+    # While the model is still learning, every card is an audit (a random open image, among
+    # all of them: the model learns from these too; see the module doc); the strategy's picks
+    # take over once it has settled.
     learning = mode == LabelingMode.AUTO and not model_settled(project=project)
-    card = item_lease_next(project=project, user=user, audit_share=1.0 if learning else None)
+    card = item_lease_next(
+        project=project,
+        user=user,
+        audit_share=1.0 if learning else None,
+        audit_top_share=0.0 if learning else None,
+    )
     return Task(card=card) if card is not None else None

@@ -29,6 +29,7 @@ SETTINGS_FIELDS = (
     "page_size",
     "pseudo_label_precision",
     "audit_share",
+    "audit_top_share",
 )
 
 

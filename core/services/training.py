@@ -185,7 +185,8 @@ def suggestion_threshold(
 class HeldOut:
     """Predictions checked against answers the predicting model did not see: each row's
     confidence, predicted class, whether it was right, whether it is a page's tile, whether
-    it is the label of an audit of the open images, and its item."""
+    it is the label of an audit of the open images (drawn among all of them), whether it is
+    that of an audit drawn among the most confident open images, and its item."""
 
     confidence: np.ndarray
     predicted: np.ndarray
@@ -193,13 +194,27 @@ class HeldOut:
     from_page: np.ndarray
     from_audit: np.ndarray
     item_ids: np.ndarray
+    from_top_audit: np.ndarray | None = None  # None: no row is
+
+    def __post_init__(self):
+        if self.from_top_audit is None:
+            object.__setattr__(self, "from_top_audit", np.zeros(len(self.confidence), bool))
+
+    def rows(self, keep: np.ndarray) -> "HeldOut":
+        return HeldOut(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def audits_only(self) -> "HeldOut":
         """The rows of the audits of the open images: a random sample of the images the
         pseudo-labels are made of, what their cuts are certified on
         (`pseudo_label_thresholds`)."""
-        keep = self.from_audit
-        return HeldOut(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
+        return self.rows(self.from_audit)
+
+    def curve_audits(self) -> "HeldOut":
+        """The rows the calibration curve is fitted to: the audits of the open images and
+        those drawn among the most confident of them (`Lease.audit_of_top`). The curve is the
+        chance of being right given the confidence, which a sample drawn by confidence does
+        not bias; a share of the open images is counted on `audits_only`."""
+        return self.rows(self.from_audit | self.from_top_audit)
 
 
 def held_out_evidence(
@@ -225,11 +240,9 @@ def held_out_evidence(
             item__project=project, is_current=True, source=AnnotationSource.VERIFIED
         ).values_list("item_id", flat=True)
     )
-    audited = set(
-        Lease.objects.filter(
-            item__project=project, audit_of_open=True, completed_at__isnull=False
-        ).values_list("item_id", flat=True)
-    )
+    answered = Lease.objects.filter(item__project=project, completed_at__isnull=False)
+    audited = set(answered.filter(audit_of_open=True).values_list("item_id", flat=True))
+    audited_top = set(answered.filter(audit_of_top=True).values_list("item_id", flat=True))
     covered_ids = labeled_ids[oof.covered]
     keep = ~np.isin(covered_ids, list(verified)) if len(proba) else np.zeros(0, bool)
     predicted = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, np.int64)
@@ -238,6 +251,7 @@ def held_out_evidence(
     correct = [(predicted == y[oof.covered])[keep]] if len(proba) else []
     from_page = [np.zeros(int(keep.sum()), bool)] if len(proba) else []
     from_audit = [np.isin(covered_ids[keep], list(audited))] if len(proba) else []
+    from_top = [np.isin(covered_ids[keep], list(audited_top))] if len(proba) else []
     rows = [covered_ids[keep]] if len(proba) else []
     for class_id, item_ids, confidences, rejected in VerificationPage.objects.filter(
         project=project, completed_at__isnull=False
@@ -248,6 +262,7 @@ def held_out_evidence(
         correct.append(~np.isin(item_ids[:n], rejected))
         from_page.append(np.ones(n, bool))
         from_audit.append(np.zeros(n, bool))
+        from_top.append(np.zeros(n, bool))
         rows.append(np.asarray(item_ids[:n], dtype=np.int64))
     if not confidence:
         nothing, none = np.zeros(0, bool), np.zeros(0, np.int64)
@@ -259,6 +274,7 @@ def held_out_evidence(
         np.concatenate(from_page),
         np.concatenate(from_audit),
         np.concatenate(rows),
+        np.concatenate(from_top),
     )
 
 
@@ -296,7 +312,7 @@ def pseudo_label_thresholds(
     cut on 63 of 63 audits (drawn while 881-981 of 1,000 Fashion-MNIST images were open) that
     made pseudo-labels 93.3 % right among the 579 left (stop 34 in
     docs/benchmarks/human-effort.md)."""
-    audits = evidence.audits_only()
+    audits, curve = evidence.audits_only(), evidence.curve_audits()
     if not len(audits.confidence):
         return {}
     cuts = certified_class_thresholds(
@@ -305,6 +321,7 @@ def pseudo_label_thresholds(
         audits.correct,
         target=project.pseudo_label_precision,
         open_confidence=open_confidence,
+        curve_evidence=(curve.confidence, curve.predicted, curve.correct),
     )
     return cuts_within_share(
         cuts,
@@ -581,7 +598,7 @@ def training_run(job: Job) -> dict:
     kept = pseudo_labels_kept_certified(
         project=project,
         kept=serving_kept,
-        audits=evidence.audits_only(),
+        audits=evidence.curve_audits(),
         pseudo=pseudo,
         pool_ids=pool_ids,
         predicted=predicted,

@@ -87,6 +87,61 @@ def test_audits_are_drawn_at_the_projects_share_and_uniformly_among_the_open_ima
     assert not set(ordinary.values_list("item_id", flat=True)) & {i.pk for i in items[1::2]}
 
 
+def test_audits_at_the_top_are_drawn_among_the_most_confident_quarter_of_the_open_images():
+    """With `audit_top_share` 1, every audit is drawn among the open images the current
+    version is most confident of (the top quarter), uniformly there, and recorded as such:
+    not an audit of the open images (a random sample of them); with 0.5, about half; once
+    the quarter is all leased, among all the open images."""
+    project, *_, items = pseudo_labeled_pool(n=200, audit_share=1.0)
+    version = project.current_model_version
+    for index, item in enumerate(items):  # confidences 0.500 .. 0.998, one per item
+        Prediction.objects.filter(model_version=version, item=item).update(
+            confidence=0.5 + index / 400
+        )
+    Item.objects.filter(pk=items[-1].pk).update(is_done=True)  # the most confident: done
+    Project.objects.filter(pk=project.pk).update(audit_top_share=1.0)
+    project.refresh_from_db()
+    # the top quarter of the 199 open ones: the 49 most confident (0.8725 and up)
+    drawn = []
+    for _ in range(20):
+        lease = item_lease_next(project=project, user=MembershipFactory(project=project).user)
+        assert lease.lease.audit_of_top and not lease.lease.audit_of_open
+        drawn.append(lease.lease.audit_confidence)
+    assert min(drawn) >= 0.8725 and max(drawn) < 0.9975
+    assert len(set(drawn)) == 20  # leased ones are not drawn again
+    Project.objects.filter(pk=project.pk).update(audit_top_share=0.5)
+    project.refresh_from_db()
+    tops = []
+    for _ in range(40):
+        lease = item_lease_next(project=project, user=MembershipFactory(project=project).user)
+        assert lease.lease.audit_of_top != lease.lease.audit_of_open
+        tops.append(lease.lease.audit_of_top)
+    assert 8 <= sum(tops) <= 29  # binomial(40, 0.5): 20 ± 3.2; 29 were left
+    Project.objects.filter(pk=project.pk).update(audit_top_share=1.0)
+    project.refresh_from_db()
+    for _ in range(30):  # 29 - sum(tops) left at the top, then among all
+        lease = item_lease_next(project=project, user=MembershipFactory(project=project).user)
+    assert lease.lease.audit_of_open and lease.lease.audit_confidence < 0.8725
+
+
+def test_audits_at_the_top_never_count_in_the_pseudo_labels_precision():
+    """They are not a random sample of the pseudo-labels: the dashboard and the kept
+    pseudo-labels' guard count the audits of the open images only, and report the others
+    apart (evidence for the calibration curve)."""
+    project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
+    Project.objects.filter(pk=project.pk).update(audit_top_share=1.0)
+    project.refresh_from_db()
+    for _ in range(5):  # the top quarter here: the pseudo-labeled half (0.95); all wrong
+        user = MembershipFactory(project=project).user
+        lease = item_lease_next(project=project, user=user).lease
+        assert lease.audit_of_top and lease.audit_pseudo_label
+        annotation_submit(item=lease.item, user=user, label_class=dog)
+    audit = pseudo_label_audit(project=project)
+    assert (audit["audited"], audit["open_audits"], audit["top_audits"]) == (0, 0, 5)
+    assert audit["curve_audits"] == 5
+    assert pseudo_labels_kept(project=project)  # five wrong, but not a random sample
+
+
 def test_the_same_seed_and_answers_audit_the_same_image():
     project, _, ann, *_ = pseudo_labeled_pool(n=200, audit_share=1.0)
     first = item_lease_next(project=project, user=ann).lease

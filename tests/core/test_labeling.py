@@ -81,11 +81,14 @@ def test_auto_cards_are_audits_while_the_model_learns_and_the_strategys_once_it_
     """Audits (random open images) must come while the open pool still holds what
     pseudo-labels could take: every auto card is one while the model still moves; once it
     settled, the project's share (next to none here) applies. Cards mode keeps the strategy's
-    order."""
+    order. The learning phase's audits are drawn among all the open images (the model learns
+    from them too), never at the top."""
     from core.models import Project
 
     project, (ann,), cat, dog, items = confident_pool(n=40, page_size=10)
-    Project.objects.filter(pk=project.pk).update(audit_share=1e-9)  # on, but never drawn
+    # on, but never drawn; and while the model learns, audits are drawn among all the open
+    # images, whatever share the project would draw at the top once it settled
+    Project.objects.filter(pk=project.pk).update(audit_share=1e-9, audit_top_share=1.0)
     project.refresh_from_db()
     version = project.current_model_version
     version.metrics = {**version.metrics, "changed_per_label": changed_per_label}

@@ -176,7 +176,8 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
     """Accepted tiles are the model's confident right answers: as out-of-fold labels they
     would say confident predictions are always right. Pages count instead, rejections
     included, at the confidence they were served at. Answered audits of the open images are
-    marked: the pseudo-label cuts are certified on them alone."""
+    marked: the pseudo-label cuts are certified on them alone, the calibration curve on them
+    and the audits drawn among the most confident open images."""
     import numpy as np
     from django.utils import timezone
 
@@ -187,7 +188,7 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
 
     project, admin, (ann,) = project_with_members()
     cat = project.classes.get(name="cat")
-    card, audited, verified, rejected = (ItemFactory(project=project) for _ in range(4))
+    card, audited, verified, rejected, top = (ItemFactory(project=project) for _ in range(5))
     Annotation.objects.create(item=card, annotator=ann, label_class=cat)
     now = timezone.now()
     Lease.objects.create(
@@ -195,6 +196,11 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
         audit_class=cat, audit_confidence=0.8, audit_of_open=True,
     )  # fmt: skip
     Annotation.objects.create(item=audited, annotator=ann, label_class=cat)
+    Lease.objects.create(
+        item=top, annotator=ann, slot=0, leased_at=now, expires_at=now, completed_at=now,
+        audit_class=cat, audit_confidence=0.99, audit_of_top=True,
+    )  # fmt: skip
+    Annotation.objects.create(item=top, annotator=ann, label_class=cat)
     Annotation.objects.create(
         item=verified, annotator=ann, label_class=cat, source=AnnotationSource.VERIFIED
     )
@@ -202,18 +208,26 @@ def test_held_out_evidence_counts_page_tiles_as_served_not_verified_labels_as_oo
         project=project, annotator=ann, label_class=cat, item_ids=[verified.pk, rejected.pk],
         confidences=[0.97, 0.95], rejected_ids=[rejected.pk], expires_at=now, completed_at=now,
     )  # fmt: skip
-    labeled = np.array([card.pk, audited.pk, verified.pk])
-    y = np.array([cat.pk] * 3)
-    oof = OutOfFold(proba=np.array([[0.6], [0.9], [0.99]]), covered=np.ones(3, bool), estimate=None)
+    labeled = np.array([card.pk, audited.pk, top.pk, verified.pk])
+    y = np.array([cat.pk] * 4)
+    oof = OutOfFold(
+        proba=np.array([[0.6], [0.9], [0.98], [0.99]]), covered=np.ones(4, bool), estimate=None
+    )
     evidence = held_out_evidence(project=project, oof=oof, labeled_ids=labeled, y=y)
-    assert evidence.confidence.tolist() == [0.6, 0.9, 0.97, 0.95]  # the verified 0.99: out
-    assert evidence.correct.tolist() == [True, True, True, False]
-    assert evidence.predicted.tolist() == [cat.pk] * 4
-    assert evidence.from_page.tolist() == [False, False, True, True]
+    assert evidence.confidence.tolist() == [0.6, 0.9, 0.98, 0.97, 0.95]  # verified 0.99: out
+    assert evidence.correct.tolist() == [True, True, True, True, False]
+    assert evidence.predicted.tolist() == [cat.pk] * 5
+    assert evidence.from_page.tolist() == [False, False, False, True, True]
     # the pseudo-label cuts' evidence: the audits only (a random sample of the open images;
     # the strategy's labels are the hard ones, the tiles the ones pages chose)
     audits = evidence.audits_only()
     assert audits.confidence.tolist() == [0.9] and audits.correct.tolist() == [True]
+    # and the calibration curve's: those and the audits drawn among the most confident
+    curve = evidence.curve_audits()
+    assert curve.confidence.tolist() == [0.9, 0.98] and curve.from_top_audit.tolist() == [
+        False,
+        True,
+    ]
 
 
 def test_a_run_after_a_rejected_tile_suggests_another_class_without_trusting_it():
@@ -443,3 +457,42 @@ def test_kept_pseudo_labels_the_calibration_curve_no_longer_certifies_go_least_c
         )
         == kept
     )
+
+
+def test_pseudo_label_cuts_read_the_curve_on_the_audits_drawn_at_the_top_too():
+    """Fewer audits of the open images than a curve needs certify no cut; with the audits
+    drawn among the most confident open images they are enough, the pooled cut comes, and it
+    keeps to the share of the open images the random audits put above it."""
+    from models_ml.confidence import MIN_CALIBRATION_AUDITS
+
+    rng = np.random.default_rng(3)
+    uniform, top = MIN_CALIBRATION_AUDITS - 20, 120
+    conf = np.r_[rng.uniform(0.5, 1.0, uniform), rng.uniform(0.95, 1.0, top)]
+    n = len(conf)
+    evidence = training.HeldOut(
+        confidence=conf,
+        predicted=np.zeros(n, np.int64),
+        correct=rng.random(n) < conf**0.5,
+        from_page=np.zeros(n, bool),
+        from_audit=np.r_[np.ones(uniform, bool), np.zeros(top, bool)],
+        item_ids=np.arange(n),
+        from_top_audit=np.r_[np.zeros(uniform, bool), np.ones(top, bool)],
+    )
+    open_conf = rng.uniform(0.5, 1.0, 5000)
+    open_probs = np.column_stack([open_conf, 1 - open_conf])
+    project = Project(pseudo_label_precision=0.95)
+
+    def cuts(held_out):
+        return training.pseudo_label_thresholds(
+            project=project,
+            evidence=held_out,
+            open_probs=open_probs,
+            open_confidence=open_conf,
+            class_ids=np.array([0, 1]),
+        )
+
+    alone = training.HeldOut(**{f: v[:uniform] for f, v in vars(evidence).items()})
+    assert cuts(alone)[0].threshold is None
+    cut = cuts(evidence)[0].threshold
+    assert cut is not None and 0.5 < cut < 1.0
+    assert np.mean(open_conf >= cut) <= np.mean(conf[:uniform] >= cut) + 1e-9

@@ -236,10 +236,12 @@ def test_admin_changes_settings(client):
         "page_size": 24,
         "pseudo_label_precision": "0.98",
         "audit_share": "0.1",
+        "audit_top_share": "0.25",
     }
     client.post(reverse("core:project_settings", args=[project.pk]), data)
     project.refresh_from_db()
     assert (project.labeling_mode, project.page_size, project.audit_share) == ("cards", 24, 0.1)
+    assert project.audit_top_share == 0.25
     assert project.extra_answers == "everywhere"
     assert (project.name, project.strategy, project.annotators_per_item) == ("Renamed", "margin", 2)
     assert (project.cold_start, project.self_training_threshold) == ("typiclust", 0.95)

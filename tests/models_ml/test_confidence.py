@@ -443,3 +443,90 @@ def test_kept_pseudo_labels_on_a_large_pool_are_read_at_a_sample_of_ranks():
     finally:
         conf.CALIBRATION_GRID = grid
     assert 0 < exact < 9000 and abs(sampled - exact) <= 9000 / grid * 2
+
+
+def test_audits_drawn_at_the_top_certify_more_pseudo_labels_for_the_same_audits():
+    """The calibration curve is the chance of being right given the confidence, so audits
+    drawn by confidence do not bias it: for the same 200 audits, half of them drawn among the
+    most confident quarter of the open images certify a cut in every draw and more
+    pseudo-labels than 200 drawn among all, and their pseudo-labels still clear 95 % (by the
+    chance they were drawn with)."""
+    from models_ml.confidence import calibrated_cut
+
+    taken = {"uniform": [], "top": []}
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        confidence = 1 - 0.7 * rng.beta(1, 4, size=20_000)
+        chance = confidence**3  # right less often than the confidence says
+        right = rng.random(len(confidence)) < chance
+        uniform = rng.choice(len(confidence), 200, replace=False)
+        top = np.flatnonzero(confidence >= np.quantile(confidence, 0.75))
+        mixed = np.r_[uniform[:100], rng.choice(top, 100, replace=False)]
+        for name, drawn in (("uniform", uniform), ("top", mixed)):
+            cut = calibrated_cut(confidence[drawn], right[drawn], confidence, target=0.95)
+            above = confidence >= (np.inf if cut is None else cut)
+            taken[name].append(int(above.sum()))
+            assert not above.any() or chance[above].mean() >= 0.95
+    assert all(taken["top"]) and not all(taken["uniform"])
+    assert sum(taken["top"]) > 1.1 * sum(taken["uniform"])
+
+
+def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_random_ones(
+    monkeypatch,
+):
+    """With audits drawn at the top as well (`curve_evidence`), the pooled cut and the
+    classes' checks against it use them all, and a class's own cut counts the random sample
+    only: audits drawn by confidence would overstate its share above a cut. The confused
+    class is still held to its own cut, and the pseudo-labels still clear 95 %."""
+    from models_ml import confidence as confidence_module
+    from models_ml.confidence import certified_class_thresholds, class_thresholds, family_z
+
+    confidence, predicted, correct = _open_pool(300, seed=13)
+    pool_conf, pool_pred, pool_right = _open_pool(200_000, seed=12)
+    rng = np.random.default_rng(1)
+    top = rng.choice(np.flatnonzero(pool_conf >= np.quantile(pool_conf, 0.75)), 300)
+    curve = tuple(
+        np.r_[a, b[top]]
+        for a, b in zip(
+            (confidence, predicted, correct), (pool_conf, pool_pred, pool_right), strict=True
+        )
+    )
+    alone = certified_class_thresholds(
+        confidence, predicted, correct, target=0.95, open_confidence=pool_conf
+    )
+    cuts = certified_class_thresholds(
+        confidence,
+        predicted,
+        correct,
+        target=0.95,
+        open_confidence=pool_conf,
+        curve_evidence=curve,
+    )
+    own = class_thresholds(confidence, predicted, correct, target=0.95, z=family_z(1.645, 10))
+    assert cuts[9] == own[9]  # the confused class: its own cut (none)
+    pooled = {cut.threshold for cls, cut in cuts.items() if cls != 9}
+    assert len(pooled) == 1 and None not in pooled
+    assert alone[9] == own[9] and {c.threshold for c in alone.values()} - {None}
+    seen = []
+    monkeypatch.setattr(
+        confidence_module,
+        "class_thresholds",
+        lambda conf, *args, **kwargs: (
+            seen.append(len(conf)) or class_thresholds(conf, *args, **kwargs)
+        ),
+    )
+    assert (
+        certified_class_thresholds(
+            confidence,
+            predicted,
+            correct,
+            target=0.95,
+            open_confidence=pool_conf,
+            curve_evidence=curve,
+        )
+        == cuts
+    )
+    assert seen == [300]  # the classes' own cuts: the random sample alone
+    cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
+    chosen = pool_conf >= cut_of[pool_pred]
+    assert pool_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4

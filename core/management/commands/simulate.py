@@ -61,6 +61,13 @@ class Command(BaseCommand):
             help="share of cards that audit a random open image (their answers certify the "
             "pseudo-label cuts: with 0, nothing is pseudo-labeled; projects default to 0.2)",
         )
+        parser.add_argument(
+            "--audit-top-share",
+            type=float,
+            default=0.0,
+            help="share of those audits (once the model has settled) drawn among the most "
+            "confident quarter of the open images (projects default to 0.5)",
+        )
         parser.add_argument("--plot", type=Path, help="also draw the learning curve (an SVG file)")
 
     def handle(self, *args, **options):
@@ -75,6 +82,7 @@ class Command(BaseCommand):
                 mode=options["mode"],
                 preselect=not options["no_preselect"],
                 audit_share=options["audit_share"],
+                audit_top_share=options["audit_top_share"],
             )
             simulation = Simulation(
                 options["data"],
