@@ -99,6 +99,7 @@ def session_summary(result: dict) -> dict:
         "verified": sum(r["verified"] for r in rounds),
         "tiles_marked": sum(r["tiles_marked"] for r in rounds),
         "audit_cards": sum(r["audit_cards"] for r in rounds),
+        "audit_top_cards": sum(r.get("audit_top_cards", 0) for r in rounds),
         "preselected_cards": summary.get("preselected_cards"),
         "preselected_precision": summary.get("preselected_precision"),
         # pseudo-labels an export would use (items no person labeled), over the rounds that

@@ -458,6 +458,7 @@ class Simulation:
                     )
                 )
                 counts[card_action(preselected=pre, preselected_right=right)] += 1
+                counts["audit_top"] += lease.audit_of_top
                 labels += 1
             if not frozen:
                 self._drain(project)  # the training runs these labels requested, now
@@ -536,6 +537,7 @@ class Simulation:
             # model had right but not surely enough for a page or a pre-selection.
             "cards_suggestion_right": int(sum(right for right, *_ in shown)),
             "audit_cards": sum(audit for *_, audit in shown),
+            "audit_top_cards": counts["audit_top"],  # of those, drawn among the most confident
             # Verification pages served this round, tiles accepted (labels) and marked wrong.
             "pages": counts["pages"],
             "verified": counts["verified"],

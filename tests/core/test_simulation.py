@@ -341,17 +341,27 @@ def test_simulated_verification_pages_cost_looks_and_marks_and_the_same_seed_giv
     dataset,
 ):
     """Auto mode on the colour pool: once a model exists pages are served (alternating with
-    cards), each costing a look per tile, a mark per wrong tile and one accept; a rerun with
-    the same seed gives the same rounds."""
+    cards), each costing a look per tile, a mark per wrong tile and one accept; audits are
+    counted, those drawn at the top apart; a rerun with the same seed gives the same
+    rounds."""
     with Simulation(dataset, encoder="pixels") as simulation:
         config = RunConfig(
-            strategy="margin", budget=48, batch=6, seed=2, mode="auto", audit_share=0.2
+            strategy="margin",
+            budget=48,
+            batch=6,
+            seed=2,
+            mode="auto",
+            audit_share=0.2,
+            audit_top_share=1.0,
         )
         result = simulation.run(config)
         again = simulation.run(config)
     assert rounds_without_timing(result) == rounds_without_timing(again)
     rounds = result["rounds"]
     assert rounds[0]["pages"] == 0  # no model yet: cards only
+    # audits while the model learns are drawn among all the open images, then at the top
+    top, audits = (sum(r[k] for r in rounds) for k in ("audit_top_cards", "audit_cards"))
+    assert 0 < top < audits
     pages = sum(r["pages"] for r in rounds)
     assert pages >= 1 and sum(r["verified"] for r in rounds) >= 8
     for r in rounds:
