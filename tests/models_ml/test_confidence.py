@@ -494,6 +494,14 @@ def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_ran
     alone = certified_class_thresholds(
         confidence, predicted, correct, target=0.95, open_confidence=pool_conf
     )
+    seen = []  # the length of what the classes' own cuts are computed on
+    monkeypatch.setattr(
+        confidence_module,
+        "class_thresholds",
+        lambda conf, *args, **kwargs: (
+            seen.append(len(conf)) or class_thresholds(conf, *args, **kwargs)
+        ),
+    )
     cuts = certified_class_thresholds(
         confidence,
         predicted,
@@ -502,31 +510,12 @@ def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_ran
         open_confidence=pool_conf,
         curve_evidence=curve,
     )
+    assert seen == [300]  # the random sample alone
     own = class_thresholds(confidence, predicted, correct, target=0.95, z=family_z(1.645, 10))
     assert cuts[9] == own[9]  # the confused class: its own cut (none)
     pooled = {cut.threshold for cls, cut in cuts.items() if cls != 9}
     assert len(pooled) == 1 and None not in pooled
     assert alone[9] == own[9] and {c.threshold for c in alone.values()} - {None}
-    seen = []
-    monkeypatch.setattr(
-        confidence_module,
-        "class_thresholds",
-        lambda conf, *args, **kwargs: (
-            seen.append(len(conf)) or class_thresholds(conf, *args, **kwargs)
-        ),
-    )
-    assert (
-        certified_class_thresholds(
-            confidence,
-            predicted,
-            correct,
-            target=0.95,
-            open_confidence=pool_conf,
-            curve_evidence=curve,
-        )
-        == cuts
-    )
-    assert seen == [300]  # the classes' own cuts: the random sample alone
     cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
     chosen = pool_conf >= cut_of[pool_pred]
     assert pool_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
