@@ -8,7 +8,8 @@ services with an oracle that answers from the labels), two sessions run from scr
   predictions settle, then alternating with verification pages whenever a page costs fewer
   expected seconds per right label; cards are audits (random open images, no suggestion)
   while the model is learning, then the project's default `audit_share` of them (20 %), of
-  which the default `audit_top_share` (half) are drawn among the most confident quarter; the
+  which the default `audit_top_share` (none; `--audit-top-share`) are drawn among the most
+  confident quarter of the open images; the
   dataset counts the model's pseudo-labels under their certified cuts (what an export with
   audited pseudo-labels gives);
 - **baseline**: random order, one image at a time, no pre-selection, human labels only;
@@ -235,6 +236,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="human-effort-"))
     django_setup(work)
+    from core.models import Project
+
+    if args.audit_top_share is None:  # the product's, recorded as the value it ran with
+        args.audit_top_share = Project._meta.get_field("audit_top_share").default
     from core.evaluation.simulation import Simulation
 
     data, name = Path(args.data), Path(args.data).stem

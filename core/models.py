@@ -201,11 +201,13 @@ class Project(models.Model):
         "pseudo-labeled, and measure the pseudo-labels' precision after.",
     )
     audit_top_share = models.FloatField(
-        default=0.5,
+        default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of those audits (once the model has settled) drawn among the most "
         "confident quarter of the open images instead of all of them: more evidence where the "
-        "pseudo-label cuts are, for the calibration curve that certifies them.",
+        "pseudo-label cuts are, for the calibration curve that certifies them. Off by default: "
+        "measured, half of them bought no seconds on 10,000 Fashion-MNIST images and cost 8 % "
+        "on 1,000 CIFAR-10 images.",
     )
     seed = models.PositiveIntegerField(
         default=random_seed,

@@ -19,6 +19,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='project',
             name='audit_top_share',
-            field=models.FloatField(default=0.5, help_text='Share of those audits (once the model has settled) drawn among the most confident quarter of the open images instead of all of them: more evidence where the pseudo-label cuts are, for the calibration curve that certifies them.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            field=models.FloatField(default=0.0, help_text='Share of those audits (once the model has settled) drawn among the most confident quarter of the open images instead of all of them: more evidence where the pseudo-label cuts are, for the calibration curve that certifies them. Off by default: measured, half of them bought no seconds on 10,000 Fashion-MNIST images and cost 8 % on 1,000 CIFAR-10 images.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
     ]

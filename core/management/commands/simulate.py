@@ -66,7 +66,7 @@ class Command(BaseCommand):
             type=float,
             default=0.0,
             help="share of those audits (once the model has settled) drawn among the most "
-            "confident quarter of the open images (projects default to 0.5)",
+            "confident quarter of the open images (projects default to 0)",
         )
         parser.add_argument("--plot", type=Path, help="also draw the learning curve (an SVG file)")
 
