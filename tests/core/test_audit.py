@@ -124,11 +124,13 @@ def test_audits_at_the_top_are_drawn_among_the_most_confident_quarter_of_the_ope
     assert lease.lease.audit_of_open and lease.lease.audit_confidence < 0.8725
 
 
-def test_audits_at_the_top_never_count_in_the_pseudo_labels_precision():
+def test_audits_at_the_top_never_count_in_the_pseudo_labels_precision(client):
     """They are not a random sample of the pseudo-labels: the dashboard and the kept
     pseudo-labels' guard count the audits of the open images only, and report the others
     apart (evidence for the calibration curve)."""
-    project, _, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
+    from django.urls import reverse
+
+    project, admin, ann, cat, dog, items = pseudo_labeled_pool(audit_share=1.0)
     Project.objects.filter(pk=project.pk).update(audit_top_share=1.0)
     project.refresh_from_db()
     for _ in range(5):  # the top quarter here: the pseudo-labeled half (0.95); all wrong
@@ -140,6 +142,10 @@ def test_audits_at_the_top_never_count_in_the_pseudo_labels_precision():
     assert (audit["audited"], audit["open_audits"], audit["top_audits"]) == (0, 0, 5)
     assert audit["curve_audits"] == 5
     assert pseudo_labels_kept(project=project)  # five wrong, but not a random sample
+    client.force_login(admin)
+    page = client.get(reverse("core:project_dashboard", args=[project.pk])).content.decode()
+    assert "no pseudo-label checked yet" in page
+    assert "the 5 answered so far (5 of them drawn among the most confident quarter, 100 %" in page
 
 
 def test_the_same_seed_and_answers_audit_the_same_image():
