@@ -431,9 +431,10 @@ def kept_session(
         if certify_kept and kept:
             conf = dict(zip(record["open_ids"].tolist(), record["open_conf"].tolist(), strict=True))
             only_kept = sorted((i for i in kept if i not in fresh), key=lambda i: -conf[i])
+            curve_conf, _, curve_right = curve_evidence(record)
             keep = kept_within_target(
-                curve_evidence(record)[0],
-                curve_evidence(record)[2],
+                curve_conf,
+                curve_right,
                 np.array([conf[i] for i in fresh]),
                 np.array([conf[i] for i in only_kept]),
                 target=target,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
-from django.db.models import F
+from django.db.models import F, Q
 
 from core.models import (
     Annotation,
@@ -240,9 +240,14 @@ def held_out_evidence(
             item__project=project, is_current=True, source=AnnotationSource.VERIFIED
         ).values_list("item_id", flat=True)
     )
-    answered = Lease.objects.filter(item__project=project, completed_at__isnull=False)
-    audited = set(answered.filter(audit_of_open=True).values_list("item_id", flat=True))
-    audited_top = set(answered.filter(audit_of_top=True).values_list("item_id", flat=True))
+    audits = Lease.objects.filter(
+        Q(audit_of_open=True) | Q(audit_of_top=True),
+        item__project=project,
+        completed_at__isnull=False,
+    ).values_list("item_id", "audit_of_top")
+    audited, audited_top = set(), set()
+    for item_id, of_top in audits:
+        (audited_top if of_top else audited).add(item_id)
     covered_ids = labeled_ids[oof.covered]
     keep = ~np.isin(covered_ids, list(verified)) if len(proba) else np.zeros(0, bool)
     predicted = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, np.int64)
