@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.tasks import task
 from django.urls import reverse
@@ -197,7 +197,12 @@ def _hand_over(project_id: int, kind: str) -> None:
 @contextmanager
 def _heartbeat(job: Job) -> Iterator[None]:
     """Touch the job's heartbeat from a side thread while its body runs (model loading and
-    long numpy calls report no progress of their own)."""
+    long numpy calls report no progress of their own).
+
+    A beat the database refuses (SQLite's "database is locked" while another process writes
+    for longer than its busy timeout, a dropped connection) is logged and the next one
+    tries again on a fresh connection: a thread that died on it would leave a healthy job
+    silent, and `jobs_recover` would fail it after four intervals."""
     stop = threading.Event()
     interval = settings.ANNOTATOR_JOB_HEARTBEAT_S
 
@@ -206,9 +211,13 @@ def _heartbeat(job: Job) -> Iterator[None]:
 
         try:
             while not stop.wait(interval):
-                Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as error:
+                    logger.warning("job %s: heartbeat not written (%s); retrying", job.pk, error)
+                    connection.close()
         finally:
             connection.close()
 

@@ -39,3 +39,44 @@ def test_running_a_task_twice_runs_the_job_once():
     job = Job.objects.get(project=project, kind=Job.Kind.EMBED)
     assert job_execute(job_id=job.pk, runners=job_runners()) == Job.Status.SUCCEEDED
     assert job_execute(job_id=job.pk, runners=job_runners()) is None
+
+
+def test_a_heartbeat_the_database_refuses_is_retried_not_the_end_of_the_heartbeat(
+    settings, monkeypatch, caplog
+):
+    """SQLite answers "database is locked" while another process writes longer than its
+    busy timeout. The heartbeat thread used to die on the first refusal and leave a healthy
+    job silent until recovery failed it; now it logs the refusal and the next beats land."""
+    import threading
+    import time
+
+    from django.db import OperationalError
+
+    from core.services import jobs as jobs_module
+
+    settings.ANNOTATOR_JOB_HEARTBEAT_S = 0.01
+    beats, lock = [], threading.Lock()
+
+    class Refusing:
+        def update(self, **fields):
+            with lock:
+                beats.append(fields["heartbeat_at"])
+                if len(beats) <= 2:
+                    raise OperationalError("database is locked")
+            return 1
+
+    class Manager:
+        def filter(self, **lookups):
+            assert lookups == {"pk": 7, "status": Job.Status.RUNNING}
+            return Refusing()
+
+    monkeypatch.setattr(jobs_module.Job, "objects", Manager())
+    died = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args))
+    with caplog.at_level("WARNING", logger="core.services.jobs"):
+        with jobs_module._heartbeat(Job(pk=7)):
+            deadline = time.monotonic() + 5
+            while len(beats) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert len(beats) >= 5 and not died
+    assert sum("heartbeat not written" in r.getMessage() for r in caplog.records) == 2
