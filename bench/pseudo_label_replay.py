@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
+from models_ml.confidence import CALIBRATION_PRIOR_MEAN  # noqa: E402
 
 
 def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,11 +211,13 @@ def wrong_left_bound(
     }
 
 
-POOLED_CUT_CANDIDATES = {  # name: (prior mean of the curve's (a, b), share of audits fitted)
-    "app": ((0.0, 0.0), 1.0),
-    "calibrated_prior": ((0.0, 1.0), 1.0),
-    "top_half_of_the_audits": ((0.0, 0.0), 0.5),
-    "both": ((0.0, 1.0), 0.5),
+# name: (prior mean of the curve's (a, b), share of audits fitted). Stop 41 replayed a prior
+# centred on a calibrated model, (0, 1), against the flat one the app had; the app's is now
+# that one (stop 43), and the flat one is the candidate it is compared with.
+POOLED_CUT_CANDIDATES = {
+    "app": (CALIBRATION_PRIOR_MEAN, 1.0),
+    "flat_prior": ((0.0, 0.0), 1.0),
+    "top_half_of_the_audits": (CALIBRATION_PRIOR_MEAN, 0.5),
 }
 
 
