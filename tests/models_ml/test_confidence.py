@@ -334,8 +334,8 @@ def test_no_pooled_cut_before_the_minimum_of_audits():
 
 
 def test_the_curve_prior_centre_pulls_a_fit_on_few_audits_towards_it():
-    """The default centre is a calibrated model, (0, 1); centred on a flat curve, (0, 0),
-    the same few audits give a flatter curve that reads lower at the top, and the pooled
+    """The default centre is a flat curve, (0, 0); centred on a calibrated model, (0, 1),
+    the same few audits give a steeper curve that reads higher at the top, and the pooled
     cut with the default centre is the one with it given explicitly."""
     from models_ml.confidence import (
         CALIBRATION_PRIOR_MEAN,
@@ -347,15 +347,15 @@ def test_the_curve_prior_centre_pulls_a_fit_on_few_audits_towards_it():
     rng = np.random.default_rng(6)
     confidence = rng.uniform(0.5, 1.0, 30)
     correct = rng.random(30) < confidence
-    flat, _ = calibration_posterior(confidence, correct, prior_mean=(0.0, 0.0))
-    calibrated, _ = calibration_posterior(confidence, correct)
-    assert CALIBRATION_PRIOR_MEAN == (0.0, 1.0)
+    flat, _ = calibration_posterior(confidence, correct)
+    calibrated, _ = calibration_posterior(confidence, correct, prior_mean=(0.0, 1.0))
+    assert CALIBRATION_PRIOR_MEAN == (0.0, 0.0)
     assert calibrated[1] > flat[1] and curve_chance(calibrated, 0.999) > curve_chance(flat, 0.999)
     audits = rng.uniform(0.8, 1.0, 200)
     right = rng.random(200) < audits**0.5
     pool = rng.uniform(0.8, 1.0, 3000)
     assert calibrated_cut(audits, right, pool, target=0.95) == calibrated_cut(
-        audits, right, pool, target=0.95, prior_mean=(0.0, 1.0)
+        audits, right, pool, target=0.95, prior_mean=(0.0, 0.0)
     )
 
 
@@ -392,16 +392,15 @@ def test_a_run_of_right_audits_at_a_saturated_confidence_bounds_the_chance_high(
 
     confidence = np.ones(60)
     low = np.quantile(curve_chance(calibration_draws(confidence, np.ones(60, bool)), 1.0), 0.05)
-    assert 0.95 < low < 0.997
+    assert 0.93 < low < 0.99
     some_wrong = np.r_[np.ones(55, bool), np.zeros(5, bool)]
-    assert np.quantile(curve_chance(calibration_draws(confidence, some_wrong), 1.0), 0.05) < 0.87
+    assert np.quantile(curve_chance(calibration_draws(confidence, some_wrong), 1.0), 0.05) < 0.85
 
 
 def test_the_curve_likelihood_summed_over_distinct_confidences_is_each_audits_sum():
     """The likelihood is summed once per distinct (clipped) confidence with its counts; it
     must equal the sum over every audit, and the posterior mode must not move."""
     from models_ml.confidence import (
-        CALIBRATION_PRIOR_MEAN,
         _logit,
         calibration_log_likelihood,
         calibration_posterior,
@@ -419,8 +418,7 @@ def test_the_curve_likelihood_summed_over_distinct_confidences_is_each_audits_su
     mode, _ = calibration_posterior(confidence, correct)
     X = np.column_stack([np.ones(len(confidence)), _logit(confidence)])
     p = 1 / (1 + np.exp(-(X @ mode)))
-    gradient = X.T @ (correct - p) - (mode - np.asarray(CALIBRATION_PRIOR_MEAN))
-    assert np.allclose(gradient, 0, atol=1e-6)  # the gradient there, prior N(centre, 1)
+    assert np.allclose(X.T @ (correct - p) - mode, 0, atol=1e-6)  # the gradient there, prior N(0,1)
 
 
 def test_kept_pseudo_labels_stay_only_while_the_whole_set_clears_the_target():
@@ -477,9 +475,7 @@ def test_audits_drawn_at_the_top_certify_more_pseudo_labels_for_the_same_audits(
     drawn by confidence do not bias it: for the same 200 audits, half of them drawn among the
     most confident quarter of the open images certify a cut in every draw and more
     pseudo-labels than 200 drawn among all, and their pseudo-labels still clear 95 % (by the
-    chance they were drawn with). (With the curve's prior centred on a calibrated model the
-    uniform draws certify in 7 of the 8 and the top ones make 6 % more; centred on a flat
-    curve, 6 of 8 and 28 %.)"""
+    chance they were drawn with)."""
     from models_ml.confidence import calibrated_cut
 
     taken = {"uniform": [], "top": []}
@@ -497,7 +493,7 @@ def test_audits_drawn_at_the_top_certify_more_pseudo_labels_for_the_same_audits(
             taken[name].append(int(above.sum()))
             assert not above.any() or chance[above].mean() >= 0.95
     assert all(taken["top"]) and not all(taken["uniform"])
-    assert sum(taken["top"]) > sum(taken["uniform"])
+    assert sum(taken["top"]) > 1.1 * sum(taken["uniform"])
 
 
 def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_random_ones(
@@ -506,9 +502,7 @@ def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_ran
     """With audits drawn at the top as well (`curve_evidence`), the pooled cut and the
     classes' checks against it use them all, and a class's own cut counts the random sample
     only: audits drawn by confidence would overstate its share above a cut. The confused
-    class is held to its own cut, and the pseudo-labels still clear 95 %. (On the random
-    sample alone it is not: 16 of its 18 audits above the pooled cut are right, too few to
-    show it short of the curve's 0.98; with the top audits, 44 of 48.)"""
+    class is still held to its own cut, and the pseudo-labels still clear 95 %."""
     from models_ml import confidence as confidence_module
     from models_ml.confidence import certified_class_thresholds, class_thresholds, family_z
 
@@ -546,7 +540,7 @@ def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_ran
     assert cuts[9] == own[9]  # the confused class: its own cut (none)
     pooled = {cut.threshold for cls, cut in cuts.items() if cls != 9}
     assert len(pooled) == 1 and None not in pooled
-    assert {c.threshold for c in alone.values()} - {None}
+    assert alone[9] == own[9] and {c.threshold for c in alone.values()} - {None}
     cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
     chosen = pool_conf >= cut_of[pool_pred]
     assert pool_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
