@@ -295,10 +295,7 @@ def calibration_posterior(
     prior, centre = np.eye(2) / prior_sd**2, np.asarray(prior_mean, dtype=float)
 
     def log_posterior(w: np.ndarray) -> float:
-        logits = X @ w
-        return float(
-            hits @ logits - n @ np.logaddexp(0, logits) - (w - centre) @ prior @ (w - centre) / 2
-        )
+        return float(_log_likelihood(w, X, n, hits)[0] - (w - centre) @ prior @ (w - centre) / 2)
 
     w = centre.copy()
     current = log_posterior(w)
@@ -325,7 +322,13 @@ def calibration_log_likelihood(
     """The log-likelihood of the audits under each curve (a, b) of `curves`:
     Σ right · logit − Σ log(1 + e^logit), logit = a + b · logit(confidence), summed over the
     distinct confidences (`_calibration_data`), a block of curves at a time."""
-    X, n, hits = _calibration_data(confidence, correct)
+    return _log_likelihood(curves, *_calibration_data(confidence, correct))
+
+
+def _log_likelihood(
+    curves: np.ndarray, X: np.ndarray, n: np.ndarray, hits: np.ndarray
+) -> np.ndarray:
+    """`calibration_log_likelihood` on audits already in `_calibration_data`'s form."""
     curves = np.atleast_2d(curves)
     total = curves @ (X.T @ hits)
     for start in range(0, len(curves), 1000):
