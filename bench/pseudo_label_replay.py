@@ -26,8 +26,11 @@ fresh ones added, earlier ones kept while open and still predicted, the least co
 kept ones dropped where the set in use no longer clears the target on the version's curve),
 under the app's rule, under it without that last step (the app until stop 40), and under the
 rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
-counted), on the same recorded versions: a replay, so what the session would have done
-differently with other pseudo-labels is not in it. What watches the kept ones is recorded
+counted), and under two candidate rules, on their own and together: the curve's prior
+centred on a calibrated model (`calibrated_prior`, stop 43) and each class on the pooled cut
+held to its own partially pooled curve (`class_curves`, `class_curve_cuts`, stop 44); on the
+same recorded versions: a replay, so what the session would have done differently with
+other pseudo-labels is not in it. What watches the kept ones is recorded
 per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
 whether they drop every kept one). And the pooled cut alone under candidate curves
 (`pooled_cut_candidates`: the app's, one with its prior centred on a calibrated model, one
@@ -48,6 +51,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -68,17 +72,73 @@ def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return record["curve_conf"], record["curve_pred"], record["curve_correct"]
 
 
-def app_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
-    """The app's pooled cut and class cuts (before `cuts_within_share`) for one record."""
+def app_cuts(
+    record: dict, *, target: float, prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN
+) -> tuple[float | None, dict]:
+    """The app's pooled cut and class cuts (before `cuts_within_share`) for one record; with
+    another `prior_mean`, the app's rule on a curve with its prior centred there."""
     from models_ml.confidence import calibrated_cut, certified_class_thresholds
 
     conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
     curve = curve_evidence(record)
-    pooled = calibrated_cut(curve[0], curve[2], record["open_conf"], target=target)
+    pooled = calibrated_cut(
+        curve[0], curve[2], record["open_conf"], target=target, prior_mean=prior_mean
+    )
     cuts = certified_class_thresholds(
-        conf, pred, right, target=target, open_confidence=record["open_conf"], curve_evidence=curve
+        conf,
+        pred,
+        right,
+        target=target,
+        open_confidence=record["open_conf"],
+        curve_evidence=curve,
+        prior_mean=prior_mean,
     )
     return pooled, cuts
+
+
+# A candidate class check (stop 44, not the app's): each class's own calibration curve,
+# partially pooled — `calibration_posterior` on the class's audits with its prior centred on
+# the pooled curve, sd CLASS_CURVE_PRIOR_SD on intercept and slope, so a class with few
+# audits stays near the pooled curve and one whose audits disagree moves away as far as they
+# show — read at the class's own open images like `calibrated_cut` reads the pooled one.
+CLASS_CURVE_PRIOR_SD = 1.0
+
+
+def class_curve_cuts(
+    record: dict,
+    *,
+    target: float,
+    prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN,
+    prior_sd: float = CLASS_CURVE_PRIOR_SD,
+    at_cut: bool = True,
+) -> tuple[float | None, dict]:
+    """`app_cuts`, then each class on the pooled cut raised to the lowest confidence at or
+    above which its open images are right at least `target` of the time, and (`at_cut`) the
+    one at the cut too, by its partially pooled curve's mode (no cut where none clears)."""
+    from models_ml.confidence import calibration_posterior, curve_chance
+
+    pooled, cuts = app_cuts(record, target=target, prior_mean=prior_mean)
+    if pooled is None:
+        return pooled, cuts
+    conf, pred, right = (np.asarray(a) for a in curve_evidence(record))
+    curve, _ = calibration_posterior(conf, right, prior_mean=prior_mean)
+    raised = {}
+    for cls, cut in cuts.items():
+        if cut.threshold != pooled:  # held to its own cut, or one lower than the pooled
+            raised[cls] = cut
+            continue
+        mine = pred == cls
+        own, _ = calibration_posterior(
+            conf[mine], right[mine], prior_mean=tuple(curve), prior_sd=prior_sd
+        )
+        ordered = np.sort(record["open_conf"][record["open_pred"] == cls])[::-1]
+        chance = curve_chance(own, ordered)
+        running = np.cumsum(chance) / np.arange(1, len(ordered) + 1)
+        ok = (running >= target) & (ordered >= pooled) & ((chance >= target) | (not at_cut))
+        ok &= np.append(ordered[1:] < ordered[:-1], True)  # equal confidences stay together
+        threshold = float(ordered[np.flatnonzero(ok)[-1]]) if ok.any() else None
+        raised[cls] = dataclasses.replace(cut, threshold=threshold)
+    return pooled, raised
 
 
 def counted_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
@@ -531,6 +591,23 @@ def main() -> None:
         name: kept_session(records, truth, target=target, rule=rule, certify_kept=certify, kept_q=q)
         for name, rule, certify, q in (
             ("app", app_cuts, True, 0.05),
+            # candidates (stop 43, 44): the curve's prior centred on a calibrated model, and
+            # the classes' partially pooled curves, on their own and together
+            ("calibrated_prior", partial(app_cuts, prior_mean=(0.0, 1.0)), True, 0.05),
+            ("class_curves", class_curve_cuts, True, 0.05),
+            (
+                "calibrated_prior_and_class_curves",
+                partial(class_curve_cuts, prior_mean=(0.0, 1.0)),
+                True,
+                0.05,
+            ),
+            # the loosest tried: the class curves nearer the pooled one, no check at the cut
+            (
+                "calibrated_prior_and_loose_class_curves",
+                partial(class_curve_cuts, prior_mean=(0.0, 1.0), prior_sd=0.5, at_cut=False),
+                True,
+                0.05,
+            ),
             # a candidate: the kept ones judged by the curve's posterior median, not its bound
             ("kept_certified_at_the_median", app_cuts, True, 0.5),
             ("kept_uncertified_until_stop_40", app_cuts, False, 0.05),

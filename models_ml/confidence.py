@@ -149,6 +149,7 @@ def certified_class_thresholds(
     min_support: int = DEFAULT_MIN_SUPPORT,
     z: float = DEFAULT_Z,
     curve_evidence: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    prior_mean: tuple[float, float] | None = None,
 ) -> dict[int, PreselectThreshold]:
     """Per predicted class, the pseudo-label cut, from held-out predictions on a random
     sample of the images to be pseudo-labeled (audits of the open images): the lower of the
@@ -183,7 +184,11 @@ def certified_class_thresholds(
     the chance of being right *given* the confidence, which a sample drawn by confidence does
     not bias, and so is a class's shortfall against it at its audits' own confidences). The
     classes' own cuts count the random sample only: they measure a share of the open images
-    above a confidence, which a sample drawn by confidence would overstate."""
+    above a confidence, which a sample drawn by confidence would overstate.
+
+    `prior_mean`: the centre of the curve's prior (`calibration_posterior`; None:
+    CALIBRATION_PRIOR_MEAN), for replays of other centres (bench/pseudo_label_replay.py)."""
+    prior_mean = CALIBRATION_PRIOR_MEAN if prior_mean is None else prior_mean
     confidence = np.asarray(confidence, dtype=float)
     predicted = np.asarray(predicted)
     correct = np.asarray(correct, dtype=bool)
@@ -200,11 +205,16 @@ def certified_class_thresholds(
         confidence, predicted, correct = (np.asarray(a) for a in curve_evidence)
         confidence, correct = confidence.astype(float), correct.astype(bool)
     pooled = calibrated_cut(
-        confidence, correct, open_confidence, target=target, min_support=min_support
+        confidence,
+        correct,
+        open_confidence,
+        target=target,
+        min_support=min_support,
+        prior_mean=prior_mean,
     )
     if pooled is None:
         return own
-    curve, _ = calibration_posterior(confidence, correct)
+    curve, _ = calibration_posterior(confidence, correct, prior_mean=prior_mean)
     cuts = {}
     for cls, own_cut in own.items():
         mine = predicted == cls

@@ -146,6 +146,34 @@ def test_the_replay_keeps_pseudo_labels_as_the_app_does_and_scores_them_per_vers
     assert session["worst_version_precision"] is None  # no version with 20 or more
 
 
+def test_the_class_curve_candidate_holds_back_a_class_its_own_audits_put_below_the_target():
+    """Both classes' audits above the pooled cut (0.99) are all right, so the app's check
+    passes both; but class 1 was right on 6 of its 60 audits at 0.8 where class 0 was right
+    on 57: its own curve, pooled towards the common one, reads about 0.86 at 0.99, and the
+    candidate gives it no cut while class 0 keeps the pooled one."""
+    import numpy as np
+
+    from bench.pseudo_label_replay import app_cuts, class_curve_cuts
+
+    conf = np.r_[np.full(100, 0.99), np.full(60, 0.8), np.full(5, 0.99), np.full(60, 0.8)]
+    pred = np.r_[np.zeros(160, int), np.ones(65, int)]
+    right = np.r_[np.ones(100, bool), np.arange(60) < 57, np.ones(5, bool), np.arange(60) < 6]
+    record = {
+        "audit_conf": conf,
+        "audit_pred": pred,
+        "audit_correct": right,
+        "open_ids": np.arange(1000, 1040),
+        "open_conf": np.full(40, 0.99),
+        "open_pred": np.r_[np.zeros(20, int), np.ones(20, int)],
+    }
+    pooled, cuts = app_cuts(record, target=0.95)
+    assert pooled == 0.99 and cuts[0].threshold == cuts[1].threshold == 0.99
+    pooled, cuts = class_curve_cuts(record, target=0.95)
+    assert pooled == 0.99 and cuts[0].threshold == 0.99 and cuts[1].threshold is None
+    # with the prior centred on a calibrated model the same class is held back
+    assert class_curve_cuts(record, target=0.95, prior_mean=(0.0, 1.0))[1][1].threshold is None
+
+
 def test_the_replay_scores_each_candidate_pooled_cut_on_the_versions_with_enough_audits():
     """The pooled cut alone per candidate curve: version 1 (100 audits, the 60 at 0.99 right)
     certifies 0.99 under the app's curve and pseudo-labels the 6 open images there (4
