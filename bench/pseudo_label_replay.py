@@ -62,6 +62,10 @@ sys.path.insert(0, str(ROOT))
 from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E402
 from models_ml.confidence import CALIBRATION_PRIOR_MEAN  # noqa: E402
 
+# The curve prior's centre on a calibrated model (chance = confidence until the audits say
+# otherwise), the candidate of stops 41-44; the app's is CALIBRATION_PRIOR_MEAN.
+CALIBRATED_MODEL = (0.0, 1.0)
+
 
 def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the version's calibration curve was fitted to (`HeldOut.curve_audits`): the
@@ -276,9 +280,9 @@ def wrong_left_bound(
 # here at stop 41 and run in the benchmark at stop 43 (not adopted).
 POOLED_CUT_CANDIDATES = {
     "app": (CALIBRATION_PRIOR_MEAN, 1.0),
-    "calibrated_prior": ((0.0, 1.0), 1.0),
+    "calibrated_prior": (CALIBRATED_MODEL, 1.0),
     "top_half_of_the_audits": (CALIBRATION_PRIOR_MEAN, 0.5),
-    "both": ((0.0, 1.0), 0.5),
+    "both": (CALIBRATED_MODEL, 0.5),
 }
 
 
@@ -472,13 +476,15 @@ def kept_session(
     rule,
     certify_kept: bool = True,
     kept_q: float = 0.05,
+    prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN,
 ) -> dict:
     """The session's pseudo-labels under `rule` as the app keeps them (`pseudo_labels_kept`):
     each version adds the fresh ones its cuts make and keeps the earlier ones still open whose
     class it still predicts, less (`certify_kept`, the app since stop 40) the least confident
     of those the set in use no longer clears the target with on the version's curve
     (`kept_within_target` at its `kept_q` quantile, as `pseudo_labels_kept_certified`;
-    another `kept_q` is a candidate rule, not the app's). Replayed on the recorded
+    another `kept_q` is a candidate rule, not the app's; the curve's prior centred on
+    `prior_mean`, the app's unless a candidate's). Replayed on the recorded
     versions (what the session would have done differently with other pseudo-labels is not),
     without the audit guard that drops them all. Per version: labels, pseudo-labels, right;
     and the first version that made any, the most at once, the precision pooled over versions
@@ -503,6 +509,7 @@ def kept_session(
                 np.array([conf[i] for i in only_kept]),
                 target=target,
                 q=kept_q,
+                prior_mean=prior_mean,
             )
             if keep is not None:
                 kept = {i: c for i, c in kept.items() if i not in set(only_kept[keep:])}
@@ -587,31 +594,28 @@ def main() -> None:
             )
             row.pop("pseudo_label_ids")
             versions.append(row)
+    calibrated = {"prior_mean": CALIBRATED_MODEL}
     sessions = {
-        name: kept_session(records, truth, target=target, rule=rule, certify_kept=certify, kept_q=q)
-        for name, rule, certify, q in (
-            ("app", app_cuts, True, 0.05),
-            # candidates (stop 43, 44): the curve's prior centred on a calibrated model, and
-            # the classes' partially pooled curves, on their own and together
-            ("calibrated_prior", partial(app_cuts, prior_mean=(0.0, 1.0)), True, 0.05),
-            ("class_curves", class_curve_cuts, True, 0.05),
-            (
-                "calibrated_prior_and_class_curves",
-                partial(class_curve_cuts, prior_mean=(0.0, 1.0)),
-                True,
-                0.05,
-            ),
+        name: kept_session(records, truth, target=target, rule=partial(rule, **cut), **kept)
+        for name, rule, cut, kept in (
+            ("app", app_cuts, {}, {}),
+            # candidates (stops 43, 44): the curve's prior centred on a calibrated model (for
+            # the cuts and the check on the kept ones alike), and the classes' partially
+            # pooled curves, on their own and together
+            ("calibrated_prior", app_cuts, calibrated, calibrated),
+            ("class_curves", class_curve_cuts, {}, {}),
+            ("calibrated_prior_and_class_curves", class_curve_cuts, calibrated, calibrated),
             # the loosest tried: the class curves nearer the pooled one, no check at the cut
             (
                 "calibrated_prior_and_loose_class_curves",
-                partial(class_curve_cuts, prior_mean=(0.0, 1.0), prior_sd=0.5, at_cut=False),
-                True,
-                0.05,
+                class_curve_cuts,
+                {**calibrated, "prior_sd": 0.5, "at_cut": False},
+                calibrated,
             ),
             # a candidate: the kept ones judged by the curve's posterior median, not its bound
-            ("kept_certified_at_the_median", app_cuts, True, 0.5),
-            ("kept_uncertified_until_stop_40", app_cuts, False, 0.05),
-            ("counted_until_stop_38", counted_cuts, False, 0.05),
+            ("kept_certified_at_the_median", app_cuts, {}, {"kept_q": 0.5}),
+            ("kept_uncertified_until_stop_40", app_cuts, {}, {"certify_kept": False}),
+            ("counted_until_stop_38", counted_cuts, {}, {"certify_kept": False}),
         )
     }
     used, right = pseudo_labels_summed(versions)

@@ -468,6 +468,7 @@ def kept_within_target(
     q: float = 0.05,
     draws: int = CALIBRATION_DRAWS,
     seed: int = 0,
+    prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN,
 ) -> int | None:
     """How many of the kept pseudo-labels (`kept_confidence`: earlier versions' pseudo-labels
     this version's cuts do not make, at this version's confidence) may stay, the most
@@ -491,7 +492,7 @@ def kept_within_target(
         return None
     if not len(kept):
         return 0
-    curves = calibration_draws(confidence, correct, draws=draws, seed=seed)
+    curves = calibration_draws(confidence, correct, draws=draws, seed=seed, prior_mean=prior_mean)
     fresh, fresh_weight = _rank_sample(np.sort(np.asarray(fresh_confidence, dtype=float))[::-1])
     fresh_sum = curve_chance(curves, fresh[None, :]) @ fresh_weight
     ranks, weight = _rank_sample(kept)

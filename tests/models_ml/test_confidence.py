@@ -449,6 +449,26 @@ def test_kept_pseudo_labels_stay_only_while_the_whole_set_clears_the_target():
     assert kept_within_target(audits, right, fresh, np.zeros(0), target=0.95) == 0
 
 
+def test_the_check_on_kept_pseudo_labels_reads_the_curve_under_the_prior_it_is_given():
+    """Few audits at the top (20 right at 0.999, 100 calibrated below 0.9): the curve there
+    leans on its prior, so one centred on a calibrated model keeps more of the kept
+    pseudo-labels than the app's flat centre does, and the default is the app's (a replay of
+    another centre, bench/pseudo_label_replay.py, checks the kept ones under it too)."""
+    from models_ml.confidence import CALIBRATION_PRIOR_MEAN, kept_within_target
+
+    rng = np.random.default_rng(2)
+    audits = np.r_[rng.uniform(0.5, 0.9, 100), np.full(20, 0.999)]
+    right = np.r_[rng.random(100) < audits[:100], np.ones(20, bool)]
+    fresh, kept = np.full(50, 0.999), np.sort(rng.uniform(0.9, 0.999, 300))[::-1]
+    flat = kept_within_target(audits, right, fresh, kept, target=0.95, prior_mean=(0.0, 0.0))
+    calibrated = kept_within_target(audits, right, fresh, kept, target=0.95, prior_mean=(0.0, 1.0))
+    assert 0 < flat < calibrated < 300
+    app = kept_within_target(audits, right, fresh, kept, target=0.95)
+    assert app == kept_within_target(
+        audits, right, fresh, kept, target=0.95, prior_mean=CALIBRATION_PRIOR_MEAN
+    )
+
+
 def test_kept_pseudo_labels_on_a_large_pool_are_read_at_a_sample_of_ranks():
     """Past CALIBRATION_GRID kept or fresh pseudo-labels the chances are read at a sample of
     ranks, each standing for its neighbours: the count kept is within a few ranks of the
