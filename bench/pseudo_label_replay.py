@@ -119,7 +119,7 @@ def class_curve_cuts(
     """`app_cuts`, then each class on the pooled cut raised to the lowest confidence at or
     above which its open images are right at least `target` of the time, and (`at_cut`) the
     one at the cut too, by its partially pooled curve's mode (no cut where none clears)."""
-    from models_ml.confidence import calibration_posterior, curve_chance
+    from models_ml.confidence import calibration_posterior, curve_chance, lowest_cut
 
     pooled, cuts = app_cuts(record, target=target, prior_mean=prior_mean)
     if pooled is None:
@@ -139,9 +139,7 @@ def class_curve_cuts(
         chance = curve_chance(own, ordered)
         running = np.cumsum(chance) / np.arange(1, len(ordered) + 1)
         ok = (running >= target) & (ordered >= pooled) & ((chance >= target) | (not at_cut))
-        ok &= np.append(ordered[1:] < ordered[:-1], True)  # equal confidences stay together
-        threshold = float(ordered[np.flatnonzero(ok)[-1]]) if ok.any() else None
-        raised[cls] = dataclasses.replace(cut, threshold=threshold)
+        raised[cls] = dataclasses.replace(cut, threshold=lowest_cut(ordered, ok))
     return pooled, raised
 
 

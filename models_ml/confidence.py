@@ -453,8 +453,14 @@ def calibrated_cut(
     fits = ~shown_below(hits, audits_above, share)
     at_cut = curve_chance(mean, ordered)
     ok = (low >= target) & (at_cut >= target) & (audits_above >= min_support) & fits
-    # only cut where the next open image is less confident: equal confidences stay together
-    ok &= np.append(ordered[1:] < ordered[:-1], True)
+    return lowest_cut(ordered, ok)
+
+
+def lowest_cut(ordered: np.ndarray, ok: np.ndarray) -> float | None:
+    """The lowest of the confidences `ordered` (descending) where `ok` holds, cutting only
+    where the next one is less confident (equal confidences stay together); None where
+    none."""
+    ok = ok & np.append(ordered[1:] < ordered[:-1], True)
     return float(ordered[np.flatnonzero(ok)[-1]]) if ok.any() else None
 
 
