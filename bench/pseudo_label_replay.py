@@ -26,9 +26,10 @@ fresh ones added, earlier ones kept while open and still predicted, the least co
 kept ones dropped where the set in use no longer clears the target on the version's curve),
 under the app's rule, under it without that last step (the app until stop 40), and under the
 rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
-counted), and under two candidate rules, on their own and together: the curve's prior
-centred on a calibrated model (`calibrated_prior`, stop 43) and each class on the pooled cut
-held to its own partially pooled curve (`class_curves`, `class_curve_cuts`, stop 44); on the
+counted), and under the rules replayed at stops 43-45, each named by its parts: the curve's
+prior centred on a flat curve (`flat_prior`, the app until stop 45) or on a calibrated model
+(`calibrated_prior`), and each class on the pooled cut held to its own partially pooled
+curve (`class_curves`, `class_curve_cut` in models_ml/confidence.py) or not; on the
 same recorded versions: a replay, so what the session would have done differently with
 other pseudo-labels is not in it. What watches the kept ones is recorded
 per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
@@ -65,6 +66,11 @@ from models_ml.confidence import CALIBRATION_PRIOR_MEAN  # noqa: E402
 # The curve prior's centre on a calibrated model (chance = confidence until the audits say
 # otherwise), the candidate of stops 41-44; the app's is CALIBRATION_PRIOR_MEAN.
 CALIBRATED_MODEL = (0.0, 1.0)
+FLAT_CURVE = (0.0, 0.0)  # chance 0.5 at every confidence until the audits say otherwise
+# The class curves replayed at stop 44 (`class_curve_cut`): the class prior's sd around the
+# pooled curve, and whether the image at the class's cut must clear the target too.
+STRICT_CLASS_CURVES = {"class_curve_sd": 1.0, "class_curve_at_cut": True}
+LOOSE_CLASS_CURVES = {"class_curve_sd": 0.5, "class_curve_at_cut": False}
 
 
 def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,10 +83,16 @@ def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def app_cuts(
-    record: dict, *, target: float, prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN
+    record: dict,
+    *,
+    target: float,
+    prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN,
+    **class_curves,
 ) -> tuple[float | None, dict]:
     """The app's pooled cut and class cuts (before `cuts_within_share`) for one record; with
-    another `prior_mean`, the app's rule on a curve with its prior centred there."""
+    another `prior_mean`, the app's rule on a curve with its prior centred there, and with
+    `class_curve_sd` (and `class_curve_at_cut`), each class on the pooled cut held to its
+    own partially pooled curve (`class_curve_cut`) with that prior sd."""
     from models_ml.confidence import calibrated_cut, certified_class_thresholds
 
     conf, pred, right = record["audit_conf"], record["audit_pred"], record["audit_correct"]
@@ -96,51 +108,10 @@ def app_cuts(
         open_confidence=record["open_conf"],
         curve_evidence=curve,
         prior_mean=prior_mean,
+        open_predicted=record["open_pred"],
+        **class_curves,
     )
     return pooled, cuts
-
-
-# A candidate class check (stop 44, not the app's): each class's own calibration curve,
-# partially pooled — `calibration_posterior` on the class's audits with its prior centred on
-# the pooled curve, sd CLASS_CURVE_PRIOR_SD on intercept and slope, so a class with few
-# audits stays near the pooled curve and one whose audits disagree moves away as far as they
-# show — read at the class's own open images like `calibrated_cut` reads the pooled one.
-CLASS_CURVE_PRIOR_SD = 1.0
-
-
-def class_curve_cuts(
-    record: dict,
-    *,
-    target: float,
-    prior_mean: tuple[float, float] = CALIBRATION_PRIOR_MEAN,
-    prior_sd: float = CLASS_CURVE_PRIOR_SD,
-    at_cut: bool = True,
-) -> tuple[float | None, dict]:
-    """`app_cuts`, then each class on the pooled cut raised to the lowest confidence at or
-    above which its open images are right at least `target` of the time, and (`at_cut`) the
-    one at the cut too, by its partially pooled curve's mode (no cut where none clears)."""
-    from models_ml.confidence import calibration_posterior, curve_chance, lowest_cut
-
-    pooled, cuts = app_cuts(record, target=target, prior_mean=prior_mean)
-    if pooled is None:
-        return pooled, cuts
-    conf, pred, right = (np.asarray(a) for a in curve_evidence(record))
-    curve, _ = calibration_posterior(conf, right, prior_mean=prior_mean)
-    raised = {}
-    for cls, cut in cuts.items():
-        if cut.threshold != pooled:  # held to its own cut, or one lower than the pooled
-            raised[cls] = cut
-            continue
-        mine = pred == cls
-        own, _ = calibration_posterior(
-            conf[mine], right[mine], prior_mean=tuple(curve), prior_sd=prior_sd
-        )
-        ordered = np.sort(record["open_conf"][record["open_pred"] == cls])[::-1]
-        chance = curve_chance(own, ordered)
-        running = np.cumsum(chance) / np.arange(1, len(ordered) + 1)
-        ok = (running >= target) & (ordered >= pooled) & ((chance >= target) | (not at_cut))
-        raised[cls] = dataclasses.replace(cut, threshold=lowest_cut(ordered, ok))
-    return pooled, raised
 
 
 def counted_cuts(record: dict, *, target: float) -> tuple[float | None, dict]:
@@ -592,22 +563,28 @@ def main() -> None:
             )
             row.pop("pseudo_label_ids")
             versions.append(row)
-    calibrated = {"prior_mean": CALIBRATED_MODEL}
+    flat, calibrated = {"prior_mean": FLAT_CURVE}, {"prior_mean": CALIBRATED_MODEL}
     sessions = {
         name: kept_session(records, truth, target=target, rule=partial(rule, **cut), **kept)
         for name, rule, cut, kept in (
             ("app", app_cuts, {}, {}),
-            # candidates (stops 43, 44): the curve's prior centred on a calibrated model (for
-            # the cuts and the check on the kept ones alike), and the classes' partially
-            # pooled curves, on their own and together
-            ("calibrated_prior", app_cuts, calibrated, calibrated),
-            ("class_curves", class_curve_cuts, {}, {}),
-            ("calibrated_prior_and_class_curves", class_curve_cuts, calibrated, calibrated),
-            # the loosest tried: the class curves nearer the pooled one, no check at the cut
+            # the rules replayed at stops 43-45, each named by its parts: the curve's prior
+            # centred on a flat curve or on a calibrated model (for the cuts and the check on
+            # the kept ones alike), and the classes on the pooled cut held to their own
+            # partially pooled curves or not
+            ("flat_prior", app_cuts, {**flat, "class_curve_sd": None}, flat),
+            ("calibrated_prior", app_cuts, {**calibrated, "class_curve_sd": None}, calibrated),
+            ("class_curves", app_cuts, {**flat, **STRICT_CLASS_CURVES}, flat),
+            (
+                "calibrated_prior_and_class_curves",
+                app_cuts,
+                {**calibrated, **STRICT_CLASS_CURVES},
+                calibrated,
+            ),
             (
                 "calibrated_prior_and_loose_class_curves",
-                class_curve_cuts,
-                {**calibrated, "prior_sd": 0.5, "at_cut": False},
+                app_cuts,
+                {**calibrated, **LOOSE_CLASS_CURVES},
                 calibrated,
             ),
             # a candidate: the kept ones judged by the curve's posterior median, not its bound

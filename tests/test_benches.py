@@ -153,7 +153,12 @@ def test_the_class_curve_candidate_holds_back_a_class_its_own_audits_put_below_t
     candidate gives it no cut while class 0 keeps the pooled one."""
     import numpy as np
 
-    from bench.pseudo_label_replay import app_cuts, class_curve_cuts
+    from bench.pseudo_label_replay import (
+        FLAT_CURVE,
+        LOOSE_CLASS_CURVES,
+        STRICT_CLASS_CURVES,
+        app_cuts,
+    )
 
     conf = np.r_[np.full(100, 0.99), np.full(60, 0.8), np.full(5, 0.99), np.full(60, 0.8)]
     pred = np.r_[np.zeros(160, int), np.ones(65, int)]
@@ -166,12 +171,16 @@ def test_the_class_curve_candidate_holds_back_a_class_its_own_audits_put_below_t
         "open_conf": np.full(40, 0.99),
         "open_pred": np.r_[np.zeros(20, int), np.ones(20, int)],
     }
-    pooled, cuts = app_cuts(record, target=0.95)
+    flat = {"prior_mean": FLAT_CURVE}
+    pooled, cuts = app_cuts(record, target=0.95, **flat, class_curve_sd=None)
     assert pooled == 0.99 and cuts[0].threshold == cuts[1].threshold == 0.99
-    pooled, cuts = class_curve_cuts(record, target=0.95)
+    pooled, cuts = app_cuts(record, target=0.95, **flat, **STRICT_CLASS_CURVES)
     assert pooled == 0.99 and cuts[0].threshold == 0.99 and cuts[1].threshold is None
-    # with the prior centred on a calibrated model the same class is held back
-    assert class_curve_cuts(record, target=0.95, prior_mean=(0.0, 1.0))[1][1].threshold is None
+    # with the prior centred on a calibrated model, and with the looser class curves, the
+    # same class is held back
+    for candidate in (STRICT_CLASS_CURVES, LOOSE_CLASS_CURVES):
+        cuts = app_cuts(record, target=0.95, prior_mean=(0.0, 1.0), **candidate)[1]
+        assert cuts[0].threshold == 0.99 and cuts[1].threshold is None
 
 
 def test_the_replay_scores_each_candidate_pooled_cut_on_the_versions_with_enough_audits():

@@ -320,6 +320,9 @@ def pseudo_label_thresholds(
     audits, curve = evidence.audits_only(), evidence.curve_audits()
     if not len(audits.confidence):
         return {}
+    open_classes = (
+        class_ids[open_probs.argmax(axis=1)] if len(open_probs) else np.zeros(0, np.int64)
+    )
     cuts = certified_class_thresholds(
         audits.confidence,
         audits.predicted,
@@ -327,13 +330,14 @@ def pseudo_label_thresholds(
         target=project.pseudo_label_precision,
         open_confidence=open_confidence,
         curve_evidence=(curve.confidence, curve.predicted, curve.correct),
+        open_predicted=open_classes,
     )
     return cuts_within_share(
         cuts,
         audits.confidence,
         audits.predicted,
         open_probs.max(axis=1) if len(open_probs) else np.zeros(0),
-        class_ids[open_probs.argmax(axis=1)] if len(open_probs) else np.zeros(0, np.int64),
+        open_classes,
     )
 
 

@@ -564,3 +564,36 @@ def test_classes_are_checked_against_the_curve_on_every_audit_and_cut_on_the_ran
     cut_of = np.array([cuts[c].threshold or np.inf for c in range(10)])
     chosen = pool_conf >= cut_of[pool_pred]
     assert pool_right[chosen].mean() >= 0.95 and chosen.mean() > 0.4
+
+
+def test_a_class_curve_cut_is_where_the_class_open_images_clear_the_target_on_its_own_curve():
+    """A class's audits agree with the pooled curve (a calibrated model): 90 of 100 right at
+    0.9, 50 of 50 at 0.99. Its open images are 50 at 0.999, 50 at 0.96, 50 at 0.5: the mean
+    chance down to 0.96 is about 0.98, so the cut is 0.96 for a target of 0.95 or 0.97; with
+    the image at the cut checked as well (0.965 there) 0.97 takes 0.999 only; the cut is
+    never below the pooled one. Where its 50 audits at 0.99 are 40 right, its own curve
+    falls and no cut clears; held close to the pooled curve (sd 0.05) it barely moves."""
+    from models_ml.confidence import class_curve_cut
+
+    conf = np.r_[np.full(100, 0.9), np.full(50, 0.99)]
+    right = np.r_[np.arange(100) < 90, np.ones(50, bool)]
+    open_conf = np.r_[np.full(50, 0.999), np.full(50, 0.96), np.full(50, 0.5)]
+
+    def cut(correct, *, target=0.95, pooled_cut=0.9, prior_sd=0.5, at_cut=False):
+        return class_curve_cut(
+            conf,
+            correct,
+            open_conf,
+            pooled_curve=np.array([0.0, 1.0]),
+            pooled_cut=pooled_cut,
+            target=target,
+            prior_sd=prior_sd,
+            at_cut=at_cut,
+        )
+
+    assert cut(right) == cut(right, target=0.97) == 0.96
+    assert cut(right, target=0.97, at_cut=True) == 0.999
+    assert cut(right, pooled_cut=0.99) == 0.999
+    wrong_at_top = np.r_[np.arange(100) < 90, np.arange(50) < 40]
+    assert cut(wrong_at_top) is None
+    assert cut(wrong_at_top, prior_sd=0.05) == 0.96
