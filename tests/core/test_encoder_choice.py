@@ -112,13 +112,21 @@ def test_without_the_hub_auto_starts_with_the_installed_encoder_within_seconds(m
     monkeypatch.setattr(encoders, "HUB_PROBE_TIMEOUT_S", 1.0)
     monkeypatch.setattr(encoders.socket, "create_connection", lambda *a, **k: time.sleep(30))
     encoders.hub_probe_forget()
+    probes, probe = [], encoders.hub_unreachable_reason
+
+    def timed_probe(*args, **kwargs):
+        started = time.monotonic()
+        try:
+            return probe(*args, **kwargs)
+        finally:
+            probes.append(time.monotonic() - started)
+
+    monkeypatch.setattr(encoders, "hub_unreachable_reason", timed_probe)
     sent = []
     monkeypatch.setattr("core.services.embeddings.project_event_send", lambda **kw: sent.append(kw))
     project, *_ = loop_project(images_per_class=3, encoder_name=AUTO_ENCODER)
 
-    started = time.monotonic()
     (job,) = run_jobs(project, Job.Kind.EMBED)
-    seconds = time.monotonic() - started
     encoders.hub_probe_forget()
 
     project.refresh_from_db()
@@ -127,7 +135,10 @@ def test_without_the_hub_auto_starts_with_the_installed_encoder_within_seconds(m
     notice = project.encoder_notice
     assert notice["model"] == "vit_small_patch14_dinov2.lvd142m" and notice["auto"] is True
     assert any("cannot be reached" in place for place in notice["tried"])
-    assert seconds < 15  # the hub client alone used to spend ~48 s per model here
+    # What waits on the hub is the probe, given up after its timeout (the hub client alone
+    # used to spend ~48 s per model here); timed by itself, not the whole job, which also
+    # loads and runs the encoder and took 25 s on a machine busy with benchmarks (stop 45).
+    assert probes and sum(probes) < 5
     # Open pages learn which encoder is in use without a reload.
     assert [(e["event"], e["payload"]["encoder"]) for e in sent] == [
         ("encoder", "tf_efficientnet_lite0.in1k")
