@@ -26,19 +26,22 @@ fresh ones added, earlier ones kept while open and still predicted, the least co
 kept ones dropped where the set in use no longer clears the target on the version's curve),
 under the app's rule, under it without that last step (the app until stop 40), and under the
 rule until stop 38 (`counted_until_stop_38`: the audits above the pooled cut
-counted), and under the rules replayed at stops 43-45, each named by its parts: the curve's
+counted), and under the rules replayed at stops 43-46, each named by its parts: the curve's
 prior centred on a flat curve (`flat_prior`, the app until stop 45) or on a calibrated model
 (`calibrated_prior`), and each class on the pooled cut held to its own partially pooled
-curve (`class_curves`, `class_curve_cut` in models_ml/confidence.py) or not; on the
+curve (`class_curves`, `class_curve_cut` in models_ml/confidence.py; loose: a wider prior
+around the pooled curve; checked at the cut: the image at the cut too, the app since stop
+46) or not; on the
 same recorded versions: a replay, so what the session would have done differently with
 other pseudo-labels is not in it. What watches the kept ones is recorded
 per version (`kept_guard`: the audits that landed on pseudo-labels, how many were right, and
 whether they drop every kept one). And the pooled cut alone under candidate curves
-(`pooled_cut_candidates`: the app's, one with its prior centred on a calibrated model, one
-fitted to the top half of the audits by confidence, and both), the fresh pseudo-labels each makes
-summed over the versions. Prints one JSON. `--record FILE` writes the recorded session to
-FILE (a pickle) or, where FILE exists, replays it without running a session; `--budget N`
-records the session's first N labels only (the first versions, in minutes).
+(`pooled_cut_candidates`: the app's, its prior centred on a flat curve or on a calibrated
+model, and the app's fitted to the top half of the audits by confidence), the fresh
+pseudo-labels each makes summed over the versions. Prints one JSON. `--record FILE` writes
+the recorded session to FILE (a pickle) or, where FILE exists, replays it without running a
+session; `--budget N` records the session's first N labels only (the first versions, in
+minutes).
 
     .venv/bin/python bench/pseudo_label_replay.py --data fashion-mnist
     .venv/bin/python bench/pseudo_label_replay.py --data ../shared/data/cifar10-jpg.zip
@@ -64,13 +67,16 @@ from bench.label_efficiency import django_setup, fashion_mnist_tree  # noqa: E40
 from models_ml.confidence import CALIBRATION_PRIOR_MEAN  # noqa: E402
 
 # The curve prior's centre on a calibrated model (chance = confidence until the audits say
-# otherwise), the candidate of stops 41-44; the app's is CALIBRATION_PRIOR_MEAN.
+# otherwise), replayed since stop 41; the app's is CALIBRATION_PRIOR_MEAN.
 CALIBRATED_MODEL = (0.0, 1.0)
 FLAT_CURVE = (0.0, 0.0)  # chance 0.5 at every confidence until the audits say otherwise
 # The class curves replayed at stop 44 (`class_curve_cut`): the class prior's sd around the
 # pooled curve, and whether the image at the class's cut must clear the target too.
 STRICT_CLASS_CURVES = {"class_curve_sd": 1.0, "class_curve_at_cut": True}
 LOOSE_CLASS_CURVES = {"class_curve_sd": 0.5, "class_curve_at_cut": False}
+# the loose prior with the image at the cut checked (stop 46): what held the toy pool's
+# confused class back in tests/models_ml/test_confidence.py where the mean alone did not
+LOOSE_CLASS_CURVES_CHECKED_AT_CUT = {"class_curve_sd": 0.5, "class_curve_at_cut": True}
 
 
 def curve_evidence(record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -245,13 +251,13 @@ def wrong_left_bound(
 
 
 # name: (prior mean of the curve's (a, b), share of audits fitted). The app's prior is
-# CALIBRATION_PRIOR_MEAN, a flat curve; centred on a calibrated model, (0, 1), was replayed
-# here at stop 41 and run in the benchmark at stop 43 (not adopted).
+# CALIBRATION_PRIOR_MEAN: centred on a flat curve until stop 46, on a calibrated model, (0,
+# 1), since (replayed here at stop 41, run in the benchmark at stops 43-46).
 POOLED_CUT_CANDIDATES = {
     "app": (CALIBRATION_PRIOR_MEAN, 1.0),
+    "flat_prior": (FLAT_CURVE, 1.0),
     "calibrated_prior": (CALIBRATED_MODEL, 1.0),
     "top_half_of_the_audits": (CALIBRATION_PRIOR_MEAN, 0.5),
-    "both": (CALIBRATED_MODEL, 0.5),
 }
 
 
@@ -585,6 +591,12 @@ def main() -> None:
                 "calibrated_prior_and_loose_class_curves",
                 app_cuts,
                 {**calibrated, **LOOSE_CLASS_CURVES},
+                calibrated,
+            ),
+            (
+                "calibrated_prior_and_loose_class_curves_checked_at_cut",
+                app_cuts,
+                {**calibrated, **LOOSE_CLASS_CURVES_CHECKED_AT_CUT},
                 calibrated,
             ),
             # a candidate: the kept ones judged by the curve's posterior median, not its bound

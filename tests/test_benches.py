@@ -156,6 +156,7 @@ def test_the_class_curve_candidate_holds_back_a_class_its_own_audits_put_below_t
     from bench.pseudo_label_replay import (
         FLAT_CURVE,
         LOOSE_CLASS_CURVES,
+        LOOSE_CLASS_CURVES_CHECKED_AT_CUT,
         STRICT_CLASS_CURVES,
         app_cuts,
     )
@@ -178,7 +179,7 @@ def test_the_class_curve_candidate_holds_back_a_class_its_own_audits_put_below_t
     assert pooled == 0.99 and cuts[0].threshold == 0.99 and cuts[1].threshold is None
     # with the prior centred on a calibrated model, and with the looser class curves, the
     # same class is held back
-    for candidate in (STRICT_CLASS_CURVES, LOOSE_CLASS_CURVES):
+    for candidate in (STRICT_CLASS_CURVES, LOOSE_CLASS_CURVES, LOOSE_CLASS_CURVES_CHECKED_AT_CUT):
         cuts = app_cuts(record, target=0.95, prior_mean=(0.0, 1.0), **candidate)[1]
         assert cuts[0].threshold == 0.99 and cuts[1].threshold is None
 
