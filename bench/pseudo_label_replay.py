@@ -574,7 +574,7 @@ def main() -> None:
         name: kept_session(records, truth, target=target, rule=partial(rule, **cut), **kept)
         for name, rule, cut, kept in (
             ("app", app_cuts, {}, {}),
-            # the rules replayed at stops 43-45, each named by its parts: the curve's prior
+            # the rules replayed at stops 43-46, each named by its parts: the curve's prior
             # centred on a flat curve or on a calibrated model (for the cuts and the check on
             # the kept ones alike), and the classes on the pooled cut held to their own
             # partially pooled curves or not

@@ -236,6 +236,9 @@ def certified_class_thresholds(
     if pooled is None:
         return own
     curve, _ = calibration_posterior(confidence, correct, prior_mean=prior_mean)
+    if open_predicted is not None:
+        open_confidence = np.asarray(open_confidence, dtype=float)
+        open_predicted = np.asarray(open_predicted)
     cuts = {}
     for cls, own_cut in own.items():
         mine = predicted == cls
@@ -257,7 +260,7 @@ def certified_class_thresholds(
             raised = class_curve_cut(
                 confidence[mine],
                 correct[mine],
-                np.asarray(open_confidence, dtype=float)[np.asarray(open_predicted) == cls],
+                open_confidence[open_predicted == cls],
                 pooled_curve=curve,
                 pooled_cut=pooled,
                 target=target,
