@@ -51,6 +51,15 @@ MIN_PAGE_TILES = 8  # fewer is not worth a page: single cards are as quick
 # A tile goes on a page only where held-out predictions that confident were right at least
 # this often: a page is a stream of "yes" with the odd "no", not a coin toss to correct.
 MIN_TILE_PRECISION = 0.75
+# Once no page clears MIN_TILE_PRECISION (pages and pseudo-labels have taken the model's
+# confident band, and every image left would be a card), a page still pays down to this: a
+# tile right 60 % of the time costs, with its mark and the card a wrong one still needs,
+# 1.0 + 1.55 / 8 + 0.4 (1.3 + 2.9) = 2.87 s an image at 1.0 s a look on a page of 8, under a
+# card's 2.9 s (2.2 s at the model's 0.5 s a look on a page of 36). On 10,000 CIFAR-10
+# images the seconds to a 95 % right pool went from x0.571 to x0.514 of one-by-one labeling
+# (Fashion-MNIST: x0.336 either way; stop 47 in docs/benchmarks/human-effort.md). None: no
+# such pages.
+LAST_BAND_TILE_PRECISION: float | None = 0.6
 CANDIDATES_PER_TILE = 6  # candidates read per tile of a page, to group by class
 
 
@@ -67,7 +76,8 @@ class PagePlan:
 
 def page_plan(*, project: Project, user: AbstractBaseUser, now=None) -> PagePlan | None:
     """The cheapest page per right label among the classes of the current version's most
-    confident open predictions (at least MIN_PAGE_TILES tiles), or None.
+    confident open predictions (at least MIN_PAGE_TILES tiles right MIN_TILE_PRECISION of the
+    time, else, where set, LAST_BAND_TILE_PRECISION), or None.
 
     A tile's chance of being right is its confidence read through the version's reliability
     table (isotonic regression of held-out hits on confidence): a version without one (too
@@ -83,16 +93,21 @@ def page_plan(*, project: Project, user: AbstractBaseUser, now=None) -> PagePlan
         project=project, user=user, now=now, limit=CANDIDATES_PER_TILE * project.page_size
     )
     precision = calibrated(reliability, [c for *_, c in candidates]) if candidates else []
-    by_class: dict[int, list[tuple[int, float, float]]] = {}
-    for (item_id, class_id, confidence), p in zip(candidates, precision, strict=True):
-        if p >= MIN_TILE_PRECISION and len(by_class.get(class_id, [])) < project.page_size:
-            by_class.setdefault(class_id, []).append((item_id, confidence, float(p)))
-    plans = [
-        PagePlan(cls, tiles, COSTS.page_seconds_per_label([p for *_, p in tiles]))
-        for cls, tiles in by_class.items()
-        if len(tiles) >= MIN_PAGE_TILES
-    ]
-    return min(plans, key=lambda plan: (plan.seconds_per_label, plan.label_class_id), default=None)
+    for floor in (MIN_TILE_PRECISION, LAST_BAND_TILE_PRECISION):
+        if floor is None:
+            break
+        by_class: dict[int, list[tuple[int, float, float]]] = {}
+        for (item_id, class_id, confidence), p in zip(candidates, precision, strict=True):
+            if p >= floor and len(by_class.get(class_id, [])) < project.page_size:
+                by_class.setdefault(class_id, []).append((item_id, confidence, float(p)))
+        plans = [
+            PagePlan(cls, tiles, COSTS.page_seconds_per_label([p for *_, p in tiles]))
+            for cls, tiles in by_class.items()
+            if len(tiles) >= MIN_PAGE_TILES
+        ]
+        if plans:
+            return min(plans, key=lambda plan: (plan.seconds_per_label, plan.label_class_id))
+    return None
 
 
 def page_held(*, project: Project, user: AbstractBaseUser) -> VerificationPage | None:

@@ -175,7 +175,36 @@ def test_only_the_annotator_of_a_page_can_answer_it():
 def test_no_page_without_enough_tiles_that_are_right_often_enough():
     project, (ann,), *_ = confident_pool(n=MIN_PAGE_TILES - 1)
     assert page_plan(project=project, user=ann) is None
-    project, (ann,), *_ = confident_pool(n=20, confidence=0.7)  # right 70 % of the time
+    project, (ann,), *_ = confident_pool(n=20, confidence=0.55)  # right 55 % of the time
+    assert page_plan(project=project, user=ann) is None
+
+
+def test_once_the_confident_band_is_used_up_a_page_goes_down_to_the_last_band_floor(
+    monkeypatch,
+):
+    from core.services import verification
+
+    monkeypatch.setattr(verification, "LAST_BAND_TILE_PRECISION", 0.6)
+    project, (ann,), cat, dog, items = confident_pool(n=10, confidence=0.7)
+    plan = page_plan(project=project, user=ann)  # nothing at 0.75: a page of the 0.7 band
+    assert plan is not None and {i for i, *_ in plan.tiles} == {i.pk for i in items}
+    # 10 looks, 3 expected marks, one accept for 7 right labels: under a card's 2.9 s
+    assert plan.seconds_per_label == pytest.approx((10 * 0.5 + 3 * 1.3 + 1.55) / 7, abs=0.01)
+    # While the confident band lasts, its page comes first, and the 0.7 tiles stay off it.
+    version = project.current_model_version
+    confident = ItemFactory.create_batch(MIN_PAGE_TILES, project=project)
+    for item in confident:
+        PredictionFactory(
+            item=item, model_version=version, predicted_class=cat, confidence=0.9,
+            probabilities=[0.9, 0.1], acquisition_score=0,
+        )  # fmt: skip
+    plan = page_plan(project=project, user=ann)
+    assert {i for i, *_ in plan.tiles} == {i.pk for i in confident}
+    # Below the last band's floor: cards.
+    project, (ann,), *_ = confident_pool(n=20, confidence=0.55)
+    assert page_plan(project=project, user=ann) is None
+    monkeypatch.setattr(verification, "LAST_BAND_TILE_PRECISION", None)
+    project, (ann,), *_ = confident_pool(n=20, confidence=0.7)
     assert page_plan(project=project, user=ann) is None
 
 
